@@ -1,0 +1,46 @@
+/* Small helpers used everywhere: cleanup attributes, strings, files. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+
+void cleanup_freep(void *p);
+void cleanup_closep(int *fd);
+void cleanup_fclosep(FILE **f);
+void cleanup_strvp(char ***v);
+#define cleanup_free __attribute__((cleanup(cleanup_freep)))
+#define cleanup_close __attribute__((cleanup(cleanup_closep)))
+#define cleanup_fclose __attribute__((cleanup(cleanup_fclosep)))
+#define cleanup_strv __attribute__((cleanup(cleanup_strvp)))
+
+/* Hand ownership out of a cleanup variable. */
+#define steal_pointer(pp) ({ __typeof__(*(pp)) _p = *(pp); *(pp) = NULL; _p; })
+#define steal_fd(fdp) ({ int _fd = *(fdp); *(fdp) = -1; _fd; })
+
+/* asprintf that aborts on out-of-memory. */
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *xstrdup(const char *s);
+void *xcalloc(size_t n, size_t size);
+
+size_t strv_len(char *const *v);
+void strv_free(char **v);
+
+/* Read a whole file (NUL-terminated; *len without the NUL, if len is not NULL). */
+int file_read(const char *path, char **out, size_t *len, struct ferry_error **err);
+/* Write a file atomically (temp file + rename), with mode. */
+int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode, struct ferry_error **err);
+/* Write a short string to an existing file (sysfs, cgroupfs, /proc). */
+int file_write_string(const char *path, const char *value, struct ferry_error **err);
+/* mkdir -p with mode for the directories it creates. */
+int mkdir_p(const char *path, mode_t mode, struct ferry_error **err);
+/* rm -rf that does not cross mount points. */
+int rm_rf(const char *path, struct ferry_error **err);
+
+/* Monotonic clock in milliseconds. */
+long long now_ms(void);
+/* RFC 3339 UTC time with nanoseconds as LXD prints it ("2026-11-22T10:15:00.123456789Z"). */
+char *time_rfc3339(const struct timespec *ts);

@@ -1,0 +1,1 @@
+/* WebSocket framing over wslay: see ws.h. */

@@ -1,0 +1,33 @@
+/* ferryd's shared context: what every endpoint and operation can reach. */
+#pragma once
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "common/error.h"
+
+struct db;
+
+struct daemon {
+	char *root;          /* --root: /var/lib/ferry */
+	char *log_dir;       /* /var/log/ferry, or ROOT/logs with --root */
+	char *socket_path;   /* ROOT/unix.socket */
+	char *images_dir;    /* ROOT/images */
+	char *containers_dir;/* ROOT/containers */
+	char *cache_dir;     /* ROOT/cache (debootstrap trees) */
+	char *exe;           /* /proc/self/exe resolved: to re-exec as monitor */
+	char *bridge;        /* "ferrybr0" (--bridge) */
+	char *bridge_cidr;   /* gateway address with prefix, "10.166.0.1/24" */
+	bool nat;
+	char *server_name;   /* hostname */
+	struct db *db;
+	volatile bool stopping;
+};
+
+/* The one daemon of this process. */
+extern struct daemon *daemon_ctx;
+
+/* Serialise actions on one instance; different instances run in parallel.
+ * instance_lock blocks; instance_trylock returns < 0 (409 "busy") when held. */
+void instance_lock(const char *name);
+void instance_unlock(const char *name);

@@ -1,0 +1,1 @@
+int image_stub_;

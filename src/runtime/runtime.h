@@ -1,0 +1,127 @@
+/* The container runtime: namespaces, mounts, cgroups, console, monitor, exec.
+ *
+ * ferry's own runtime (no liblxc), built so that CRIU can checkpoint what it
+ * builds (../shared/docs/design.md, Facts): init is pid 1 and a session
+ * leader, no fd of init points outside the container, the console is a pty
+ * of the container's own devpts, and there is one monitor process per
+ * container that is init's parent and a child subreaper.
+ *
+ * Per-container state directory (spec->dir, DIR/containers/NAME):
+ *   spec.json      the runtime_spec the monitor was started with
+ *   monitor.pid    the monitor's pid (with its start time, to survive pid reuse)
+ *   init.pid       init's host pid while it runs
+ *   monitor.sock   the monitor's unix socket (console attach)
+ *   console.log    what the console printed (last 1 MiB)
+ *   exit.status    init's last wait status
+ *   rootfs/        the root filesystem, owned by the idmap range on disk
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+
+struct runtime_nic {
+	char *name;         /* name inside the container: "eth0" */
+	char *bridge;       /* host bridge the host end joins */
+	char *hwaddr;       /* "00:16:3e:12:34:56" */
+	char *ipv4_cidr;    /* "10.166.0.23/24", or NULL for none */
+	char *ipv4_gateway; /* "10.166.0.1": default route, or NULL */
+	char *host_name;    /* host-side veth name; NULL: the runtime picks a fresh one */
+	unsigned mtu;       /* 0: 1500 */
+};
+
+struct runtime_mount {
+	char *source;  /* host path */
+	char *target;  /* absolute path in the container */
+	bool readonly;
+};
+
+struct runtime_spec {
+	char *name;      /* container name, also its hostname */
+	char *dir;       /* the state directory described above */
+	char *rootfs;    /* usually DIR/containers/NAME/rootfs */
+	char *log_dir;   /* this container's log directory (LOGDIR/NAME) */
+	char *init;      /* NULL: "/sbin/init" */
+	char *cgroup;    /* cgroup path below each hierarchy's root, unique per daemon: "ferry-1a2b3c4d/c1" */
+	bool privileged; /* true: no user namespace */
+	unsigned idmap_hostid; /* host uid/gid of container id 0 (unprivileged) */
+	unsigned idmap_range;  /* number of ids mapped (65536) */
+	long long limits_memory;    /* bytes; 0: no limit */
+	char *limits_cpu;           /* cpuset list ("0-1", "0,2"); NULL: no limit */
+	long long limits_processes; /* 0: no limit */
+	char **environment;         /* NULL-terminated "KEY=VALUE" for init */
+	struct runtime_nic *nics;
+	size_t n_nics;
+	struct runtime_mount *mounts;
+	size_t n_mounts;
+};
+
+void runtime_spec_free(struct runtime_spec *spec);
+/* The spec as JSON text and back (spec.json, read by the monitor). */
+char *runtime_spec_to_json(const struct runtime_spec *spec);
+int runtime_spec_from_json(const char *text, struct runtime_spec **spec, struct ferry_error **err);
+
+/* Start the container: spawn its monitor (a new process, not a child of the
+ * caller once started), which builds the namespaces, cgroups and network and
+ * execs init. Returns once init runs, or with the monitor's error (what
+ * failed, e.g. "mount /proc: Permission denied"). The container survives the
+ * caller's exit. Safe to call from a multi-threaded process. */
+int runtime_start(const struct runtime_spec *spec, struct ferry_error **err);
+
+enum runtime_status { RUNTIME_STOPPED, RUNTIME_RUNNING, RUNTIME_FROZEN };
+
+struct runtime_state {
+	enum runtime_status status;
+	pid_t monitor_pid;
+	pid_t init_pid;          /* host pid of init; 0 when stopped */
+	long long processes;     /* number of processes in the container; -1 unknown */
+	long long memory_usage;  /* bytes, from the memory cgroup; -1 unknown */
+	long long memory_peak;   /* bytes; -1 unknown */
+	long long cpu_usage_ns;  /* from cpuacct; -1 unknown */
+	int last_exit_status;    /* wait status of the last init exit; -1 none */
+};
+
+/* Find the container's monitor again (also after a ferryd restart) and read
+ * its state. A container with no live monitor is RUNTIME_STOPPED. */
+int runtime_get_state(const char *name, const char *dir, struct runtime_state *st, struct ferry_error **err);
+
+/* Stop: send init its shutdown signal (SIGRTMIN+4 to systemd, SIGUSR2 to
+ * busybox init, else SIGPWR), wait up to timeout_s seconds (-1: forever),
+ * then SIGKILL. force: SIGKILL at once. Returns once the monitor has exited
+ * and the cgroups and host veths are gone. */
+int runtime_stop(const char *name, const char *dir, int timeout_s, bool force, struct ferry_error **err);
+
+/* Freeze and thaw every process through the freezer cgroup. */
+int runtime_freeze(const char *dir, struct ferry_error **err);
+int runtime_unfreeze(const char *dir, struct ferry_error **err);
+
+struct runtime_exec {
+	char **argv;     /* argv[0] resolved with PATH inside the container */
+	char **env;      /* full environment; NULL: a default PATH/HOME/TERM */
+	char *cwd;       /* NULL: "/root" or "/" */
+	uid_t uid;       /* inside the container */
+	gid_t gid;
+	int stdio[3];    /* fds in the caller for the process's stdin/out/err */
+	bool tty;        /* stdio[0] is a pty slave from runtime_open_pty: make it the controlling tty */
+};
+
+/* Run a process in the running container: joins its cgroups and every
+ * namespace, becomes a session leader inside (so the container stays
+ * dumpable), and execs. *pid is a host process, a child of the caller, whose
+ * exit status is the command's (exit code, or 128+signal); *inner_pid is the
+ * command's own host pid, for forwarding signals. */
+int runtime_exec(const char *name, const char *dir, const struct runtime_exec *ex, pid_t *pid, pid_t *inner_pid,
+		 struct ferry_error **err);
+
+/* Open a pty pair in the container's own devpts (for interactive exec). */
+int runtime_open_pty(const char *dir, int *master, int *slave, struct ferry_error **err);
+
+/* Connect to the console: returns a socket whose reads are console output
+ * and whose writes are console input, relayed by the monitor. */
+int runtime_console_attach(const char *dir, int *fd, struct ferry_error **err);
+
+/* Entry point of the monitor: ferryd re-executes itself as
+ * "ferryd __monitor DIR" and main() calls this. Never returns. */
+_Noreturn void runtime_monitor_main(const char *dir);

@@ -1,0 +1,99 @@
+# Shared by every integration test: TAP-style results, and a private ferryd
+# (own root directory, own bridge) that is torn down with everything it made.
+#
+# A test file is a bash script that sources this file, calls ferry_setup, and
+# reports with check/pass/fail. tests/run counts the "ok"/"not ok" lines.
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${FERRY_BUILD:-$top/build}
+FERRYD=$BUILD/src/daemon/ferryd
+FERRY=$BUILD/src/cli/ferry
+TEST_NAME=$(basename "$0" .sh)
+
+pass() { echo "ok - $TEST_NAME: $1"; }
+fail() {
+	echo "not ok - $TEST_NAME: $1"
+	[ $# -lt 2 ] || printf '#   %s\n' "${@:2}"
+}
+
+# check DESCRIPTION COMMAND...: passes when the command succeeds.
+check() {
+	local desc=$1 out
+	shift
+	if out=$("$@" 2>&1); then pass "$desc"; else fail "$desc" "command: $*" "$out"; fi
+}
+
+# check_fails DESCRIPTION COMMAND...: passes when the command fails.
+check_fails() {
+	local desc=$1 out
+	shift
+	if out=$("$@" 2>&1); then fail "$desc" "command succeeded: $*" "$out"; else pass "$desc"; fi
+}
+
+# expect_eq DESCRIPTION ACTUAL EXPECTED
+expect_eq() {
+	if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "expected: $3" "actual:   $2"; fi
+}
+
+# expect_match DESCRIPTION ACTUAL REGEX (extended)
+expect_match() {
+	if printf '%s' "$2" | grep -Eq -- "$3"; then pass "$1"; else fail "$1" "expected to match: $3" "actual: $2"; fi
+}
+
+ferry() { "$FERRY" "$@"; }
+
+# The ferryd of this test: call once; torn down on exit.
+ferry_setup() {
+	TEST_DIR=$(mktemp -d /tmp/ferry-test.XXXXXX)
+	export FERRY_DIR=$TEST_DIR/root
+	# Interface names are at most 15 characters.
+	FERRY_BRIDGE=fbr$(printf '%05d' $(($$ % 100000)))
+	trap ferry_teardown EXIT
+	ferryd_start
+}
+
+ferryd_start() {
+	"$FERRYD" --root "$FERRY_DIR" --bridge "$FERRY_BRIDGE" >>"$TEST_DIR/ferryd.out" 2>&1 &
+	FERRYD_PID=$!
+	local i
+	for i in $(seq 200); do
+		[ -S "$FERRY_DIR/unix.socket" ] && "$FERRY" info >/dev/null 2>&1 && return 0
+		kill -0 "$FERRYD_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	echo "Bail out! ferryd did not start" >&2
+	tail -20 "$TEST_DIR/ferryd.out" >&2
+	return 1
+}
+
+ferryd_stop() {
+	[ -n "${FERRYD_PID:-}" ] || return 0
+	kill -TERM "$FERRYD_PID" 2>/dev/null
+	wait "$FERRYD_PID" 2>/dev/null
+	FERRYD_PID=
+}
+
+# The busybox image, built once per test file.
+ferry_busybox_image() {
+	"$FERRY" image info busybox >/dev/null 2>&1 || "$FERRY" image build busybox --alias busybox >/dev/null
+}
+
+ferry_teardown() {
+	local c pid
+	if [ -n "${FERRYD_PID:-}" ] && kill -0 "$FERRYD_PID" 2>/dev/null; then
+		for c in $("$FERRY" list --format csv -c n 2>/dev/null); do
+			"$FERRY" delete --force "$c" >/dev/null 2>&1
+		done
+	fi
+	ferryd_stop
+	# Monitors that outlived a crashed ferryd: only the ones this test's daemon started.
+	for pid in $(cat "$FERRY_DIR"/containers/*/monitor.pid 2>/dev/null | awk '{print $1}'); do
+		kill -KILL "$pid" 2>/dev/null
+	done
+	"$FERRYD" --root "$FERRY_DIR" --bridge "$FERRY_BRIDGE" --purge-network >/dev/null 2>&1
+	ip link del "$FERRY_BRIDGE" 2>/dev/null
+	if [ -n "${TEST_DIR:-}" ] && [ -d "$TEST_DIR" ]; then
+		grep -qs " $TEST_DIR" /proc/mounts && awk -v d="$TEST_DIR" '$2 ~ "^"d {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l
+		[ -n "${KEEP_TEST_DIR:-}" ] || rm -rf "$TEST_DIR"
+	fi
+}
