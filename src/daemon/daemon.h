@@ -31,3 +31,8 @@ extern struct daemon *daemon_ctx;
  * instance_lock blocks; instance_trylock returns < 0 (409 "busy") when held. */
 void instance_lock(const char *name);
 void instance_unlock(const char *name);
+
+/* At start-up, after the API is ready: find the monitors of running
+ * instances again, mark the others stopped, start those with
+ * boot.autostart. Implemented with the instances (instance.c). */
+int instances_startup(struct ferry_error **err);

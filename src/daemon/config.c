@@ -1,0 +1,1 @@
+/* The declared table of configuration keys, and their validation. */

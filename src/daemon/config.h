@@ -1,0 +1,2 @@
+/* The declared table of configuration keys, and their validation. */
+#pragma once

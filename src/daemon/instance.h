@@ -1,0 +1,2 @@
+/* Instances: the glue between the database, images, network and runtime. */
+#pragma once

@@ -1,0 +1,1 @@
+/* Host networking: see network.h. */
