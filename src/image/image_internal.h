@@ -1,0 +1,78 @@
+/* What the files of src/image share and nothing outside needs: metadata.yaml,
+ * tarball paths, the tar writer, the store, and running host tools. */
+#pragma once
+
+#include <archive.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "common/error.h"
+#include "image/image.h"
+
+/* A container inside the container: the ids a shifted rootfs may use. */
+#define IMAGE_ID_RANGE 65536
+#define IMAGE_ID_NOBODY 65534
+
+/* metadata.yaml, as LXD writes it. */
+struct image_metadata {
+	char *architecture;
+	long long creation_date;
+	char **property_keys;   /* NULL-terminated, same length as values */
+	char **property_values;
+};
+void image_metadata_clear(struct image_metadata *md);
+void image_metadata_set_property(struct image_metadata *md, const char *key, const char *value);
+const char *image_metadata_property(const struct image_metadata *md, const char *key);
+/* Parse metadata.yaml; 400 on anything that is not LXD's shape. */
+int image_metadata_parse(const char *text, size_t len, struct image_metadata *out, struct ferry_error **err);
+/* Render metadata.yaml (malloc'd, NUL-terminated). */
+int image_metadata_format(const struct image_metadata *md, char **out, size_t *len, struct ferry_error **err);
+/* The host's architecture as LXD names it ("x86_64"). */
+char *image_host_architecture(void);
+
+/* A path from a tarball without "./", "//" or a trailing "/": NULL when it is
+ * absolute or has a ".." component, "" for the archive's top. */
+char *image_path_normalize(const char *path);
+/* The rest of path below top ("" for top itself), or NULL if not under it. */
+const char *image_path_under(const char *path, const char *top);
+
+/* Check that fd holds a unified tarball (any compression libarchive reads):
+ * metadata.yaml that parses, rootfs/, only safe paths, hard links inside
+ * rootfs/, nothing going through a symlink. Fills md. Errors are 400. */
+int image_tarball_check(int fd, const char *name, struct image_metadata *md, struct ferry_error **err);
+
+/* The tar writer every image is made with: gzip, pax where needed, a gzip
+ * header without a timestamp so equal content gives an equal file. */
+int image_tar_open(struct archive **out, const char *path, struct ferry_error **err);
+int image_tar_close(struct archive *tar, const char *path, struct ferry_error **err);
+int image_tar_add_dir(struct archive *tar, const char *path, mode_t mode, uid_t uid, gid_t gid, time_t mtime,
+		      struct ferry_error **err);
+int image_tar_add_data(struct archive *tar, const char *path, mode_t mode, uid_t uid, gid_t gid, time_t mtime,
+		       const void *data, size_t len, struct ferry_error **err);
+int image_tar_add_symlink(struct archive *tar, const char *path, const char *target, time_t mtime,
+			  struct ferry_error **err);
+/* A host file's content under path in the tarball (owner root). */
+int image_tar_add_host_file(struct archive *tar, const char *path, const char *host_path, mode_t mode,
+			    time_t mtime, struct ferry_error **err);
+/* Everything under rootfs_dir as rootfs/..., owners less the shift. */
+int image_tar_add_tree(struct archive *tar, const char *rootfs_dir, uid_t uid_shift, gid_t gid_shift,
+		       struct ferry_error **err);
+
+/* A new temporary file in the store for a tarball being made (path malloc'd). */
+int image_store_tmpfile(const char *store_dir, char **path, struct ferry_error **err);
+/* Check the finished tarball at tmp_path, name it by its sha256 in the store,
+ * record its info beside it. tmp_path is gone afterwards, in every case. An
+ * image already in the store is not an error: its info is returned. */
+int image_store_add(const char *store_dir, const char *tmp_path, struct image_info *out, struct ferry_error **err);
+
+/* Run argv (absolute path) with stdin /dev/null. stdout is captured into
+ * *out when out is not NULL; otherwise stdout and stderr go to log_path
+ * (appended), or /dev/null. Fails unless it exits 0. */
+int image_run(char *const argv[], char **out, const char *log_path, struct ferry_error **err);
+
+/* The mirror URI apt uses for suite ("bookworm"), from a deb822 .sources
+ * file or a one-line sources.list; NULL if none (malloc'd). */
+char *image_apt_mirror_deb822(const char *text, const char *suite);
+char *image_apt_mirror_list(const char *text, const char *suite);

@@ -1,0 +1,259 @@
+/* Writing unified tarballs: metadata.yaml, then rootfs/ with owners as the
+ * container sees them (0 = root), gzip-compressed. */
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "image/image_internal.h"
+
+int image_tar_open(struct archive **out, const char *path, struct ferry_error **err)
+{
+	struct archive *tar = archive_write_new();
+	if (archive_write_add_filter_gzip(tar) != ARCHIVE_OK ||
+	    archive_write_set_format_pax_restricted(tar) != ARCHIVE_OK ||
+	    archive_write_set_filter_option(tar, "gzip", "timestamp", NULL) < ARCHIVE_WARN) {
+		error_set(err, 500, 0, "tar writer: %s", archive_error_string(tar));
+		archive_write_free(tar);
+		return -1;
+	}
+	if (archive_write_open_filename(tar, path) != ARCHIVE_OK) {
+		error_set(err, 500, archive_errno(tar), "create %s: %s", path, archive_error_string(tar));
+		archive_write_free(tar);
+		return -1;
+	}
+	*out = tar;
+	return 0;
+}
+
+int image_tar_close(struct archive *tar, const char *path, struct ferry_error **err)
+{
+	int r = archive_write_close(tar);
+	int ret = 0;
+	if (r != ARCHIVE_OK)
+		ret = error_set(err, 500, archive_errno(tar), "write %s: %s", path, archive_error_string(tar));
+	archive_write_free(tar);
+	return ret;
+}
+
+static int write_header(struct archive *tar, struct archive_entry *entry, struct ferry_error **err)
+{
+	int r = archive_write_header(tar, entry);
+	if (r < ARCHIVE_WARN)
+		return error_set(err, 500, archive_errno(tar), "add %s to the tarball: %s",
+				 archive_entry_pathname(entry), archive_error_string(tar));
+	return 0;
+}
+
+static struct archive_entry *new_entry(const char *path, mode_t type, mode_t mode, uid_t uid, gid_t gid,
+				       time_t mtime)
+{
+	struct archive_entry *entry = archive_entry_new();
+	archive_entry_set_pathname(entry, path);
+	archive_entry_set_filetype(entry, type);
+	archive_entry_set_perm(entry, mode);
+	archive_entry_set_uid(entry, uid);
+	archive_entry_set_gid(entry, gid);
+	archive_entry_set_mtime(entry, mtime, 0);
+	return entry;
+}
+
+int image_tar_add_dir(struct archive *tar, const char *path, mode_t mode, uid_t uid, gid_t gid, time_t mtime,
+		      struct ferry_error **err)
+{
+	struct archive_entry *entry = new_entry(path, AE_IFDIR, mode, uid, gid, mtime);
+	int ret = write_header(tar, entry, err);
+	archive_entry_free(entry);
+	return ret;
+}
+
+int image_tar_add_data(struct archive *tar, const char *path, mode_t mode, uid_t uid, gid_t gid, time_t mtime,
+		       const void *data, size_t len, struct ferry_error **err)
+{
+	struct archive_entry *entry = new_entry(path, AE_IFREG, mode, uid, gid, mtime);
+	archive_entry_set_size(entry, len);
+	int ret = write_header(tar, entry, err);
+	archive_entry_free(entry);
+	if (ret == 0 && len > 0 && archive_write_data(tar, data, len) != (la_ssize_t)len)
+		ret = error_set(err, 500, archive_errno(tar), "add %s to the tarball: %s", path,
+				archive_error_string(tar));
+	return ret;
+}
+
+int image_tar_add_symlink(struct archive *tar, const char *path, const char *target, time_t mtime,
+			  struct ferry_error **err)
+{
+	struct archive_entry *entry = new_entry(path, AE_IFLNK, 0777, 0, 0, mtime);
+	archive_entry_set_symlink(entry, target);
+	int ret = write_header(tar, entry, err);
+	archive_entry_free(entry);
+	return ret;
+}
+
+int image_tar_add_host_file(struct archive *tar, const char *path, const char *host_path, mode_t mode,
+			    time_t mtime, struct ferry_error **err)
+{
+	cleanup_free char *data = NULL;
+	size_t len = 0;
+	if (file_read(host_path, &data, &len, err) < 0)
+		return -1;
+	return image_tar_add_data(tar, path, mode, 0, 0, mtime, data, len, err);
+}
+
+/* Owners as the container sees them. An id outside the container's range
+ * shows up there as the overflow id (nobody), so that is what it becomes. */
+static unsigned long unshift_id(unsigned long id, unsigned long shift)
+{
+	if (shift == 0)
+		return id;
+	if (id < shift || id - shift >= IMAGE_ID_RANGE)
+		return IMAGE_ID_NOBODY;
+	return id - shift;
+}
+
+static int copy_file_data(struct archive *disk, struct archive *tar, const char *path, struct ferry_error **err)
+{
+	char buf[64 * 1024];
+	for (;;) {
+		la_ssize_t n = archive_read_data(disk, buf, sizeof(buf));
+		if (n < 0)
+			return error_set(err, 500, archive_errno(disk), "read %s: %s", path,
+					 archive_error_string(disk));
+		if (n == 0)
+			return 0;
+		if (archive_write_data(tar, buf, n) != n)
+			return error_set(err, 500, archive_errno(tar), "write %s: %s", path, archive_error_string(tar));
+	}
+}
+
+static int add_tree_entry(struct archive *disk, struct archive *tar, struct archive_entry_linkresolver *links,
+			  struct archive_entry *entry, size_t prefix_len, uid_t uid_shift, gid_t gid_shift,
+			  struct ferry_error **err)
+{
+	const char *source = archive_entry_sourcepath(entry);
+	if (source == NULL)
+		source = archive_entry_pathname(entry);
+	/* Sockets belong to running processes; tar cannot hold them. */
+	if (archive_entry_filetype(entry) == AE_IFSOCK)
+		return 0;
+	const char *rel = source + prefix_len;
+	while (*rel == '/')
+		rel++;
+	cleanup_free char *path = *rel ? xasprintf("rootfs/%s", rel) : xstrdup("rootfs");
+	archive_entry_set_pathname(entry, path);
+	archive_entry_set_uid(entry, unshift_id(archive_entry_uid(entry), uid_shift));
+	archive_entry_set_gid(entry, unshift_id(archive_entry_gid(entry), gid_shift));
+	archive_entry_set_uname(entry, NULL);
+	archive_entry_set_gname(entry, NULL);
+
+	struct archive_entry *spare = NULL;
+	archive_entry_linkify(links, &entry, &spare);
+	/* With tar's strategy linkify hands each entry straight back: the
+	 * first of a set of hard links with its data, the others as links. */
+	if (entry == NULL)
+		return 0;
+	if (write_header(tar, entry, err) < 0)
+		return error_wrap(err, "pack %s", source);
+	if (archive_entry_filetype(entry) == AE_IFREG && archive_entry_hardlink(entry) == NULL &&
+	    archive_entry_size(entry) > 0)
+		return copy_file_data(disk, tar, source, err);
+	return 0;
+}
+
+int image_tar_add_tree(struct archive *tar, const char *rootfs_dir, uid_t uid_shift, gid_t gid_shift,
+		       struct ferry_error **err)
+{
+	cleanup_free char *top = xstrdup(rootfs_dir);
+	for (size_t n = strlen(top); n > 1 && top[n - 1] == '/'; n--)
+		top[n - 1] = '\0';
+	struct stat st;
+	if (stat(top, &st) < 0)
+		return error_sys(err, errno, "%s", top);
+	if (!S_ISDIR(st.st_mode))
+		return error_set(err, 400, ENOTDIR, "%s is not a directory", top);
+
+	struct archive *disk = archive_read_disk_new();
+	archive_read_disk_set_symlink_physical(disk);
+	/* Mounts inside the tree (a running container's /proc) are not its content. */
+	archive_read_disk_set_behavior(disk, ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS | ARCHIVE_READDISK_NO_FFLAGS);
+	struct archive_entry_linkresolver *links = archive_entry_linkresolver_new();
+	archive_entry_linkresolver_set_strategy(links, archive_format(tar));
+	struct archive_entry *entry = archive_entry_new();
+	int ret = 0;
+	if (archive_read_disk_open(disk, top) != ARCHIVE_OK) {
+		ret = error_set(err, 500, archive_errno(disk), "read %s: %s", top, archive_error_string(disk));
+		goto out;
+	}
+	for (;;) {
+		archive_entry_clear(entry);
+		int r = archive_read_next_header2(disk, entry);
+		if (r == ARCHIVE_EOF)
+			break;
+		if (r == ARCHIVE_WARN)
+			log_warn("packing %s: %s", top, archive_error_string(disk));
+		if (r < ARCHIVE_WARN) {
+			ret = error_set(err, 500, archive_errno(disk), "read %s: %s", top, archive_error_string(disk));
+			goto out;
+		}
+		archive_read_disk_descend(disk);
+		ret = add_tree_entry(disk, tar, links, entry, strlen(top), uid_shift, gid_shift, err);
+		if (ret < 0)
+			goto out;
+	}
+out:
+	archive_entry_free(entry);
+	archive_entry_linkresolver_free(links);
+	archive_read_close(disk);
+	archive_read_free(disk);
+	return ret;
+}
+
+int image_pack_rootfs(const char *rootfs_dir, const char *out_tarball, uid_t uid_shift, gid_t gid_shift,
+		      char **property_keys, char **property_values, struct ferry_error **err)
+{
+	struct image_metadata md = {0};
+	for (size_t i = 0; property_keys != NULL && property_keys[i] != NULL; i++)
+		image_metadata_set_property(&md, property_keys[i], property_values[i] ? property_values[i] : "");
+	const char *architecture = image_metadata_property(&md, "architecture");
+	md.architecture = architecture ? xstrdup(architecture) : image_host_architecture();
+	md.creation_date = time(NULL);
+
+	cleanup_free char *yaml = NULL;
+	size_t yaml_len = 0;
+	cleanup_free char *tmp = xasprintf("%s.tmp-XXXXXX", out_tarball);
+	struct archive *tar = NULL;
+	int fd = mkostemp(tmp, O_CLOEXEC);
+	int ret = -1;
+	if (fd < 0) {
+		error_sys(err, errno, "create %s", tmp);
+		goto out;
+	}
+	close(fd);
+	if (image_metadata_format(&md, &yaml, &yaml_len, err) < 0 || image_tar_open(&tar, tmp, err) < 0)
+		goto out;
+	if (image_tar_add_data(tar, "metadata.yaml", 0644, 0, 0, md.creation_date, yaml, yaml_len, err) < 0 ||
+	    image_tar_add_tree(tar, rootfs_dir, uid_shift, gid_shift, err) < 0) {
+		archive_write_free(tar);
+		goto out;
+	}
+	if (image_tar_close(tar, tmp, err) < 0)
+		goto out;
+	if (rename(tmp, out_tarball) < 0) {
+		error_sys(err, errno, "rename %s to %s", tmp, out_tarball);
+		goto out;
+	}
+	ret = 0;
+out:
+	if (ret < 0) {
+		unlink(tmp);
+		error_wrap(err, "pack %s", rootfs_dir);
+	}
+	image_metadata_clear(&md);
+	return ret;
+}

@@ -1,1 +1,0 @@
-int image_stub_;
