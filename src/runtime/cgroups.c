@@ -1,0 +1,291 @@
+/* The container's cgroups on this machine's hybrid layout: one cgroup per v1
+ * hierarchy at /sys/fs/cgroup/<controller>/<spec->cgroup>, and one in the
+ * controller-less cgroup2 tree at /sys/fs/cgroup/unified. A cgroup in every
+ * mounted hierarchy makes the container's cgroup namespace root its own
+ * cgroup everywhere. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "runtime/internal.h"
+
+#define CGROUP_ROOT "/sys/fs/cgroup"
+
+/* The hierarchies the container gets a cgroup in, when mounted. */
+static const char *const hierarchies[] = {
+	"cpu", "cpuacct", "cpuset", "memory", "pids", "freezer", "devices", "blkio", "systemd", "unified",
+};
+#define N_HIERARCHIES (sizeof(hierarchies) / sizeof(hierarchies[0]))
+/* Without these, limits and freezing would silently do nothing (e.g. in a
+ * mount namespace from `ip netns exec`, which has no cgroup mounts). */
+static const char *const required[] = { "memory", "cpuset", "pids", "freezer" };
+
+static bool hierarchy_mounted(const char *name)
+{
+	cleanup_free char *path = xasprintf(CGROUP_ROOT "/%s/cgroup.procs", name);
+	return access(path, F_OK) == 0;
+}
+
+static char *cgroup_dir(const char *controller, const char *cgroup)
+{
+	return xasprintf(CGROUP_ROOT "/%s/%s", controller, cgroup);
+}
+
+/* A new cpuset cgroup starts with empty cpus and mems, and no task can join it
+ * until both are set: copy them from the parent at every level we create. */
+static int cpuset_create(const char *cgroup, struct ferry_error **err)
+{
+	cleanup_free char *rel = xstrdup(cgroup);
+	cleanup_free char *parent = xstrdup(CGROUP_ROOT "/cpuset");
+	for (char *part = strtok(rel, "/"); part != NULL; part = strtok(NULL, "/")) {
+		cleanup_free char *dir = xasprintf("%s/%s", parent, part);
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+			return error_sys(err, errno, "mkdir %s", dir);
+		static const char *const files[] = { "cpuset.cpus", "cpuset.mems" };
+		for (size_t i = 0; i < 2; i++) {
+			cleanup_free char *own_path = xasprintf("%s/%s", dir, files[i]);
+			cleanup_free char *parent_path = xasprintf("%s/%s", parent, files[i]);
+			cleanup_free char *own = NULL, *inherited = NULL;
+			if (file_read(own_path, &own, NULL, err) < 0)
+				return -1;
+			if (own[0] != '\n' && own[0] != '\0')
+				continue;
+			if (file_read(parent_path, &inherited, NULL, err) < 0)
+				return -1;
+			if (file_write_string(own_path, inherited, err) < 0)
+				return -1;
+		}
+		free(parent);
+		parent = steal_pointer(&dir);
+	}
+	return 0;
+}
+
+static int write_limit(const char *controller, const char *cgroup, const char *file, const char *value,
+		       struct ferry_error **err)
+{
+	cleanup_free char *path = xasprintf(CGROUP_ROOT "/%s/%s/%s", controller, cgroup, file);
+	if (file_write_string(path, value, err) < 0)
+		return error_wrap(err, "set %s", file);
+	return 0;
+}
+
+int cgroup_create(const struct runtime_spec *spec, struct ferry_error **err)
+{
+	for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++)
+		if (!hierarchy_mounted(required[i]))
+			return error_set(err, 500, ENOENT, "the %s cgroup hierarchy is not mounted at " CGROUP_ROOT "/%s",
+					 required[i], required[i]);
+	for (size_t i = 0; i < N_HIERARCHIES; i++) {
+		if (!hierarchy_mounted(hierarchies[i]))
+			continue;
+		if (strcmp(hierarchies[i], "cpuset") == 0) {
+			if (cpuset_create(spec->cgroup, err) < 0)
+				return error_wrap(err, "create cpuset cgroup %s", spec->cgroup);
+			continue;
+		}
+		cleanup_free char *dir = cgroup_dir(hierarchies[i], spec->cgroup);
+		if (mkdir_p(dir, 0755, err) < 0)
+			return error_wrap(err, "create cgroup");
+	}
+
+	char value[64];
+	if (spec->limits_memory > 0) {
+		snprintf(value, sizeof(value), "%lld", spec->limits_memory);
+		if (write_limit("memory", spec->cgroup, "memory.limit_in_bytes", value, err) < 0)
+			return error_wrap(err, "limits.memory");
+	}
+	if (spec->limits_cpu != NULL && spec->limits_cpu[0] != '\0') {
+		if (write_limit("cpuset", spec->cgroup, "cpuset.cpus", spec->limits_cpu, err) < 0)
+			return error_wrap(err, "limits.cpu");
+	}
+	if (spec->limits_processes > 0) {
+		snprintf(value, sizeof(value), "%lld", spec->limits_processes);
+		if (write_limit("pids", spec->cgroup, "pids.max", value, err) < 0)
+			return error_wrap(err, "limits.processes");
+	}
+	return 0;
+}
+
+int cgroup_attach(const char *cgroup, pid_t pid, struct ferry_error **err)
+{
+	char value[32];
+	snprintf(value, sizeof(value), "%d", (int)pid);
+	for (size_t i = 0; i < N_HIERARCHIES; i++) {
+		if (!hierarchy_mounted(hierarchies[i]))
+			continue;
+		cleanup_free char *path = xasprintf(CGROUP_ROOT "/%s/%s/cgroup.procs", hierarchies[i], cgroup);
+		if (file_write_string(path, value, err) < 0)
+			return error_wrap(err, "join cgroup");
+	}
+	return 0;
+}
+
+int cgroup_open_procs(const char *cgroup, int *fds, int max_fds, struct ferry_error **err)
+{
+	int n = 0;
+	for (size_t i = 0; i < N_HIERARCHIES && n < max_fds; i++) {
+		if (!hierarchy_mounted(hierarchies[i]))
+			continue;
+		cleanup_free char *path = xasprintf(CGROUP_ROOT "/%s/%s/cgroup.procs", hierarchies[i], cgroup);
+		int fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0) {
+			int e = errno;
+			while (n > 0)
+				close(fds[--n]);
+			return error_sys(err, e, "open %s", path);
+		}
+		fds[n++] = fd;
+	}
+	return n;
+}
+
+/* Visit every pid listed in dir/cgroup.procs and below. */
+static void for_each_pid(const char *dir, void (*fn)(pid_t pid, void *data), void *data)
+{
+	cleanup_free char *procs = xasprintf("%s/cgroup.procs", dir);
+	cleanup_fclose FILE *f = fopen(procs, "re");
+	if (f != NULL) {
+		int pid;
+		while (fscanf(f, "%d", &pid) == 1)
+			fn(pid, data);
+	}
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_type != DT_DIR || de->d_name[0] == '.')
+			continue;
+		cleanup_free char *sub = xasprintf("%s/%s", dir, de->d_name);
+		for_each_pid(sub, fn, data);
+	}
+	closedir(d);
+}
+
+static void count_pid(pid_t pid, void *data)
+{
+	(*(long long *)data)++;
+}
+
+static void kill_pid(pid_t pid, void *data)
+{
+	kill(pid, SIGKILL);
+}
+
+long long cgroup_count_processes(const char *cgroup)
+{
+	cleanup_free char *dir = cgroup_dir("pids", cgroup);
+	if (access(dir, F_OK) < 0)
+		return -1;
+	long long n = 0;
+	for_each_pid(dir, count_pid, &n);
+	return n;
+}
+
+void cgroup_kill_all(const char *cgroup)
+{
+	for (size_t i = 0; i < N_HIERARCHIES; i++) {
+		cleanup_free char *dir = cgroup_dir(hierarchies[i], cgroup);
+		for_each_pid(dir, kill_pid, NULL);
+	}
+}
+
+/* rmdir a cgroup and the cgroups below it (the container may have made some). */
+static int cgroup_remove_tree(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return errno == ENOENT ? 0 : -1;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_type != DT_DIR || de->d_name[0] == '.')
+			continue;
+		cleanup_free char *sub = xasprintf("%s/%s", dir, de->d_name);
+		cgroup_remove_tree(sub);
+	}
+	closedir(d);
+	if (rmdir(dir) < 0 && errno != ENOENT)
+		return -1;
+	return 0;
+}
+
+int cgroup_destroy(const char *cgroup, struct ferry_error **err)
+{
+	/* A frozen process can't die: thaw before killing. */
+	cleanup_free char *freezer = xasprintf(CGROUP_ROOT "/freezer/%s/freezer.state", cgroup);
+	if (access(freezer, F_OK) == 0)
+		file_write_string(freezer, "THAWED", NULL);
+	long long deadline = now_ms() + 5000;
+	for (size_t i = 0; i < N_HIERARCHIES; i++) {
+		cleanup_free char *dir = cgroup_dir(hierarchies[i], cgroup);
+		/* Dying processes leave their cgroup a little after SIGKILL: retry. */
+		while (cgroup_remove_tree(dir) < 0) {
+			int e = errno;
+			if (e != EBUSY || now_ms() > deadline)
+				return error_sys(err, e, "remove cgroup %s", dir);
+			cgroup_kill_all(cgroup);
+			struct timespec ts = { 0, 2 * 1000 * 1000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+	return 0;
+}
+
+bool cgroup_is_frozen(const char *cgroup)
+{
+	cleanup_free char *path = xasprintf(CGROUP_ROOT "/freezer/%s/freezer.state", cgroup);
+	cleanup_free char *state = NULL;
+	if (file_read(path, &state, NULL, NULL) < 0)
+		return false;
+	return strncmp(state, "FROZEN", 6) == 0 || strncmp(state, "FREEZING", 8) == 0;
+}
+
+int cgroup_freeze(const char *cgroup, bool frozen, struct ferry_error **err)
+{
+	cleanup_free char *path = xasprintf(CGROUP_ROOT "/freezer/%s/freezer.state", cgroup);
+	const char *want = frozen ? "FROZEN" : "THAWED";
+	/* Poll briefly and often: the v1 freezer settles within milliseconds, and a
+	 * coarse poll interval (LXC's) costs a checkpoint 100 ms. Writing FROZEN
+	 * again on each round retries tasks that were busy in the kernel. */
+	long long deadline = now_ms() + 10000;
+	long sleep_us = 100;
+	for (;;) {
+		if (file_write_string(path, want, err) < 0)
+			return error_wrap(err, frozen ? "freeze" : "thaw");
+		cleanup_free char *state = NULL;
+		if (file_read(path, &state, NULL, err) < 0)
+			return error_wrap(err, frozen ? "freeze" : "thaw");
+		if (strncmp(state, want, strlen(want)) == 0)
+			return 0;
+		if (now_ms() > deadline)
+			return error_set(err, 500, ETIMEDOUT, "%s: still %.*s after 10 s", frozen ? "freeze" : "thaw",
+					 (int)strcspn(state, "\n"), state);
+		struct timespec ts = { 0, sleep_us * 1000 };
+		nanosleep(&ts, NULL);
+		if (sleep_us < 5000)
+			sleep_us *= 2;
+	}
+}
+
+long long cgroup_read_number(const char *controller, const char *cgroup, const char *file)
+{
+	cleanup_free char *path = xasprintf(CGROUP_ROOT "/%s/%s/%s", controller, cgroup, file);
+	cleanup_free char *text = NULL;
+	if (file_read(path, &text, NULL, NULL) < 0)
+		return -1;
+	char *end;
+	errno = 0;
+	long long v = strtoll(text, &end, 10);
+	if (errno != 0 || end == text)
+		return -1;
+	return v;
+}

@@ -1,0 +1,80 @@
+/* Shared between the runtime's files; not part of its interface (runtime.h). */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+#include "runtime/runtime.h"
+
+/* File names inside the state directory. */
+#define RUNTIME_SPEC_FILE "spec.json"
+#define RUNTIME_MONITOR_PID_FILE "monitor.pid"
+#define RUNTIME_INIT_PID_FILE "init.pid"
+#define RUNTIME_MONITOR_SOCK "monitor.sock"
+#define RUNTIME_CONSOLE_LOG "console.log"
+#define RUNTIME_EXIT_STATUS "exit.status"
+
+/* Environment variable through which runtime_start hands the monitor the
+ * write end of its status pipe. */
+#define RUNTIME_STATUS_FD_ENV "FERRY_MONITOR_STATUS_FD"
+
+/* --- cgroups.c: the container's cgroups on the hybrid v1 + unified layout --- */
+
+/* Create spec->cgroup in every v1 hierarchy ferry uses and in the unified one,
+ * and apply the spec's limits. */
+int cgroup_create(const struct runtime_spec *spec, struct ferry_error **err);
+/* Move pid into the container's cgroups. */
+int cgroup_attach(const char *cgroup, pid_t pid, struct ferry_error **err);
+/* Kill whatever is left in the cgroups and remove them. */
+int cgroup_destroy(const char *cgroup, struct ferry_error **err);
+/* Open every cgroup.procs of the container for writing (for runtime_exec, which
+ * joins by writing "0" after fork). Returns the number of fds, or < 0. */
+int cgroup_open_procs(const char *cgroup, int *fds, int max_fds, struct ferry_error **err);
+/* Freeze or thaw through the v1 freezer; returns once the state is reached. */
+int cgroup_freeze(const char *cgroup, bool frozen, struct ferry_error **err);
+/* True if the freezer reports FROZEN or FREEZING. */
+bool cgroup_is_frozen(const char *cgroup);
+/* Number of processes in the container (the pids hierarchy, recursively); -1 unknown. */
+long long cgroup_count_processes(const char *cgroup);
+/* A number from a cgroup file ("memory", "memory.usage_in_bytes"); -1 unknown. */
+long long cgroup_read_number(const char *controller, const char *cgroup, const char *file);
+/* SIGKILL every process in the container's cgroups. */
+void cgroup_kill_all(const char *cgroup);
+
+/* --- container.c: runs in the cloned child, inside the new namespaces --- */
+
+struct container_setup {
+	const struct runtime_spec *spec;
+	int sync_fd; /* the child's end of the monitor's socketpair */
+};
+/* Entry point of the clone()d child. Waits for the monitor's go, builds the
+ * container's filesystem and console, and execs init. Returns only on error
+ * (after reporting it on sync_fd). */
+int container_init_main(void *arg);
+
+/* Messages on the monitor/child socketpair. */
+enum container_sync_msg {
+	SYNC_GO = 'G',       /* monitor -> child: maps, cgroups and network are ready */
+	SYNC_CONSOLE = 'C',  /* child -> monitor: console master (SCM_RIGHTS) */
+	SYNC_ERROR = 'E',    /* child -> monitor: followed by the error message */
+};
+
+/* --- state.c: finding a container's processes again --- */
+
+/* Start time of pid (field 22 of /proc/PID/stat); 0 if pid is gone or a zombie. */
+unsigned long long proc_start_time(pid_t pid);
+/* The monitor's pid if it still runs (pid and start time match monitor.pid), else 0. */
+pid_t monitor_find(const char *dir);
+/* Init's pid from init.pid if the monitor runs, else 0. */
+pid_t init_find(const char *dir);
+/* spec.json of the state directory. */
+int spec_load(const char *dir, struct runtime_spec **spec, struct ferry_error **err);
+/* dir/name, for the fixed file names above. */
+char *state_path(const char *dir, const char *name);
+/* Connect to or bind a unix socket at a path that may be longer than sun_path
+ * (through /proc/self/fd of the directory). */
+int unix_socket_at(const char *dir, const char *name, bool listen_on, int *out, struct ferry_error **err);
+/* Send/receive one byte message with an optional fd (SCM_RIGHTS). */
+int sync_send(int sock, char msg, int fd, const char *text);
+ssize_t sync_recv(int sock, char *msg, int *fd, char *text, size_t text_size);

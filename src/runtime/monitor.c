@@ -1,0 +1,554 @@
+/* The per-container monitor: started by runtime_start() as a re-exec of the
+ * caller ("PROGRAM __monitor DIR"), detached from it, it creates the cgroups,
+ * clone()s init into new namespaces, wires the network, then stays as init's
+ * parent (and child subreaper) holding the console until init exits. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "runtime/internal.h"
+#include "runtime/network.h"
+
+extern char **environ;
+
+#define CONSOLE_LOG_MAX (1024 * 1024)
+#define CONSOLE_LOG_KEEP (512 * 1024)
+#define MAX_CONSOLE_CLIENTS 16
+#define CHILD_STACK_SIZE (256 * 1024)
+
+/* ---- runtime_start: the caller's side ---- */
+
+/* The container's root (a host uid of the idmap) must be able to walk to its
+ * rootfs: say so plainly instead of failing later with EACCES from a mount. */
+static int check_rootfs_reachable(const struct runtime_spec *spec, struct ferry_error **err)
+{
+	if (spec->privileged)
+		return 0;
+	cleanup_free char *path = xstrdup(spec->rootfs);
+	for (;;) {
+		struct stat st;
+		if (stat(path, &st) < 0)
+			return error_sys(err, errno, "rootfs %s", path);
+		if (!(st.st_mode & S_IXOTH) && st.st_uid != spec->idmap_hostid)
+			return error_set(err, 500, EACCES,
+					 "%s is not searchable by the container's root (uid %u): it needs o+x", path,
+					 spec->idmap_hostid);
+		char *slash = strrchr(path, '/');
+		if (slash == NULL || slash == path)
+			return 0;
+		*slash = '\0';
+	}
+}
+
+int runtime_start(const struct runtime_spec *spec, struct ferry_error **err)
+{
+	if (monitor_find(spec->dir) > 0)
+		return error_conflict(err, "container %s is already running", spec->name);
+	if (mkdir_p(spec->dir, 0711, err) < 0 || (spec->log_dir != NULL && mkdir_p(spec->log_dir, 0700, err) < 0))
+		return error_wrap(err, "start %s", spec->name);
+
+	if (check_rootfs_reachable(spec, err) < 0)
+		return error_wrap(err, "start %s", spec->name);
+
+	cleanup_free char *json = runtime_spec_to_json(spec);
+	cleanup_free char *spec_path = state_path(spec->dir, RUNTIME_SPEC_FILE);
+	if (file_write_atomic(spec_path, json, strlen(json), 0600, err) < 0)
+		return error_wrap(err, "start %s", spec->name);
+
+	int status_pipe[2];
+	if (pipe2(status_pipe, O_CLOEXEC) < 0)
+		return error_sys(err, errno, "start %s: pipe", spec->name);
+	cleanup_close int status_read = status_pipe[0];
+	cleanup_close int status_write = status_pipe[1];
+
+	/* Everything the child needs is prepared before fork: in a multi-threaded
+	 * caller the child may only make async-signal-safe calls. */
+	cleanup_free char *fd_env = xasprintf(RUNTIME_STATUS_FD_ENV "=%d", status_write);
+	size_t n_env = strv_len(environ);
+	cleanup_free char **envp = xcalloc(n_env + 2, sizeof(char *));
+	size_t k = 0;
+	for (size_t i = 0; i < n_env; i++)
+		if (strncmp(environ[i], RUNTIME_STATUS_FD_ENV "=", strlen(RUNTIME_STATUS_FD_ENV) + 1) != 0)
+			envp[k++] = environ[i];
+	envp[k++] = fd_env;
+	envp[k] = NULL;
+	char *argv[] = { "ferry-monitor", "__monitor", spec->dir, NULL };
+	cleanup_close int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (devnull < 0)
+		return error_sys(err, errno, "start %s: open /dev/null", spec->name);
+
+	pid_t child = fork();
+	if (child < 0)
+		return error_sys(err, errno, "start %s: fork", spec->name);
+	if (child == 0) {
+		/* A new session, and a second fork: the monitor is nobody's child
+		 * and gets no signal meant for the caller's process group. */
+		setsid();
+		pid_t monitor = fork();
+		if (monitor != 0)
+			_exit(monitor < 0 ? 1 : 0);
+		dup2(devnull, 0);
+		dup2(devnull, 1);
+		dup2(devnull, 2);
+		fcntl(status_write, F_SETFD, 0);
+		execve("/proc/self/exe", argv, envp);
+		const char msg[] = "exec /proc/self/exe failed";
+		ssize_t w = write(status_write, msg, sizeof(msg) - 1);
+		(void)w;
+		_exit(127);
+	}
+	close(steal_fd(&status_write));
+	int wstatus;
+	while (waitpid(child, &wstatus, 0) < 0 && errno == EINTR)
+		;
+
+	char report[1024];
+	size_t len = 0;
+	for (;;) {
+		ssize_t r = read(status_read, report + len, sizeof(report) - 1 - len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		len += r;
+		if (len == sizeof(report) - 1)
+			break;
+	}
+	report[len] = '\0';
+	if (strcmp(report, "ok") == 0)
+		return 0;
+	if (len == 0)
+		return error_set(err, 500, EIO, "start %s: the monitor exited without a report (log: %s/monitor.log)",
+				 spec->name, spec->log_dir ? spec->log_dir : spec->dir);
+	return error_set(err, 500, 0, "start %s: %s (log: %s/monitor.log)", spec->name, report,
+			 spec->log_dir ? spec->log_dir : spec->dir);
+}
+
+/* ---- the monitor ---- */
+
+struct monitor {
+	struct runtime_spec *spec;
+	int status_fd;   /* runtime_start's pipe, until the start is reported */
+	pid_t init_pid;
+	int console;     /* pty master of the container's console */
+	int console_log;
+	long long console_log_size;
+	int listen_fd;
+	int clients[MAX_CONSOLE_CLIENTS];
+	int signal_fd;
+	char **host_veths; /* host-side veth names, deleted after init exits */
+};
+
+static void report_start(struct monitor *m, const char *text)
+{
+	if (m->status_fd < 0)
+		return;
+	ssize_t w = write(m->status_fd, text, strlen(text));
+	(void)w;
+	close(m->status_fd);
+	m->status_fd = -1;
+}
+
+static int write_pid_file(const char *dir, const char *name, pid_t pid, bool with_start_time,
+			  struct ferry_error **err)
+{
+	cleanup_free char *path = state_path(dir, name);
+	cleanup_free char *text = with_start_time ? xasprintf("%d %llu\n", (int)pid, proc_start_time(pid))
+						  : xasprintf("%d\n", (int)pid);
+	return file_write_atomic(path, text, strlen(text), 0644, err);
+}
+
+static void write_id_map(pid_t pid, const char *file, const struct runtime_spec *spec, struct ferry_error **err,
+			 int *ret)
+{
+	if (*ret < 0)
+		return;
+	cleanup_free char *path = xasprintf("/proc/%d/%s", (int)pid, file);
+	cleanup_free char *map = xasprintf("0 %u %u\n", spec->idmap_hostid, spec->idmap_range);
+	if (file_write_string(path, map, err) < 0)
+		*ret = error_wrap(err, "write %s", file);
+}
+
+/* Plug each nic in: a veth pair whose container end moves into init's network
+ * namespace under a temporary name and is configured there. */
+static int monitor_network(struct monitor *m, pid_t child, struct ferry_error **err)
+{
+	struct runtime_spec *spec = m->spec;
+	m->host_veths = xcalloc(spec->n_nics + 1, sizeof(char *));
+	for (size_t i = 0; i < spec->n_nics; i++) {
+		struct runtime_nic *nic = &spec->nics[i];
+		if (nic->host_name == NULL)
+			nic->host_name = network_new_host_name();
+		m->host_veths[i] = xstrdup(nic->host_name);
+		cleanup_free char *peer = xasprintf("fp%d_%zu", (int)child, i);
+		if (network_veth_create(nic, peer, child, err) < 0 ||
+		    network_configure_inside(child, peer, nic, err) < 0)
+			return error_wrap(err, "nic %s", nic->name);
+	}
+	if (spec->n_nics == 0)
+		return 0;
+	/* Record the host-side names picked here, for whoever reads spec.json. */
+	cleanup_free char *json = runtime_spec_to_json(spec);
+	cleanup_free char *path = state_path(spec->dir, RUNTIME_SPEC_FILE);
+	return file_write_atomic(path, json, strlen(json), 0600, err);
+}
+
+static int monitor_spawn_init(struct monitor *m, struct ferry_error **err)
+{
+	struct runtime_spec *spec = m->spec;
+	int sync_pair[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sync_pair) < 0)
+		return error_sys(err, errno, "socketpair");
+	cleanup_close int sync_fd = sync_pair[0];
+	struct container_setup setup = { .spec = spec, .sync_fd = sync_pair[1] };
+
+	int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | SIGCHLD;
+	if (!spec->privileged)
+		flags |= CLONE_NEWUSER;
+	void *stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
+			   -1, 0);
+	if (stack == MAP_FAILED)
+		return error_sys(err, errno, "mmap");
+	pid_t child = clone(container_init_main, (char *)stack + CHILD_STACK_SIZE, flags, &setup);
+	int clone_errno = errno;
+	munmap(stack, CHILD_STACK_SIZE);
+	close(sync_pair[1]);
+	if (child < 0)
+		return error_sys(err, clone_errno, "clone the container's init");
+	m->init_pid = child;
+	log_info("container %s: init is pid %d", spec->name, (int)child);
+
+	int ret = 0;
+	if (!spec->privileged) {
+		write_id_map(child, "uid_map", spec, err, &ret);
+		write_id_map(child, "gid_map", spec, err, &ret);
+	}
+	if (ret == 0 && cgroup_attach(spec->cgroup, child, err) < 0)
+		ret = -1;
+	if (ret == 0 && monitor_network(m, child, err) < 0)
+		ret = -1;
+	if (ret == 0 && sync_send(sync_fd, SYNC_GO, -1, NULL) < 0)
+		ret = error_sys(err, errno, "signal the container's init");
+	if (ret < 0) {
+		kill(child, SIGKILL);
+		return -1;
+	}
+
+	/* The child sends the console, then either an error or nothing: the
+	 * socket closes on its successful exec. */
+	for (;;) {
+		char msg, text[1024];
+		int fd;
+		ssize_t r = sync_recv(sync_fd, &msg, &fd, text, sizeof(text));
+		if (r < 0)
+			return error_sys(err, errno, "read from the container's init");
+		if (r == 0)
+			break;
+		if (msg == SYNC_CONSOLE && fd >= 0) {
+			m->console = fd;
+		} else if (msg == SYNC_ERROR) {
+			kill(child, SIGKILL);
+			return error_set(err, 500, 0, "%s", text);
+		} else if (fd >= 0) {
+			close(fd);
+		}
+	}
+	if (m->console < 0) {
+		kill(child, SIGKILL);
+		return error_set(err, 500, EPROTO, "init exec'd without a console");
+	}
+	return 0;
+}
+
+/* Keep console.log at most CONSOLE_LOG_MAX: when it grows past, keep its tail. */
+static void console_log_append(struct monitor *m, const char *data, size_t len)
+{
+	if (m->console_log < 0)
+		return;
+	ssize_t w = write(m->console_log, data, len);
+	if (w > 0)
+		m->console_log_size += w;
+	if (m->console_log_size <= CONSOLE_LOG_MAX)
+		return;
+	cleanup_free char *tail = malloc(CONSOLE_LOG_KEEP);
+	if (tail == NULL)
+		return;
+	ssize_t n = pread(m->console_log, tail, CONSOLE_LOG_KEEP, m->console_log_size - CONSOLE_LOG_KEEP);
+	if (n < 0)
+		return;
+	if (ftruncate(m->console_log, 0) == 0 && write(m->console_log, tail, n) == n)
+		m->console_log_size = n;
+}
+
+static void console_relay_output(struct monitor *m, bool *console_hup)
+{
+	char buf[16384];
+	ssize_t n = read(m->console, buf, sizeof(buf));
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		/* EIO: no process holds the console's slave right now. */
+		*console_hup = true;
+		return;
+	}
+	console_log_append(m, buf, n);
+	for (int i = 0; i < MAX_CONSOLE_CLIENTS; i++) {
+		if (m->clients[i] < 0)
+			continue;
+		/* A client that doesn't keep up loses output; the container never waits. */
+		if (send(m->clients[i], buf, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno != EAGAIN) {
+			close(m->clients[i]);
+			m->clients[i] = -1;
+		}
+	}
+}
+
+static void console_accept(struct monitor *m)
+{
+	int fd = accept4(m->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd < 0)
+		return;
+	for (int i = 0; i < MAX_CONSOLE_CLIENTS; i++) {
+		if (m->clients[i] < 0) {
+			m->clients[i] = fd;
+			return;
+		}
+	}
+	log_warn("container %s: too many console clients", m->spec->name);
+	close(fd);
+}
+
+static void console_relay_input(struct monitor *m, int slot)
+{
+	char buf[4096];
+	ssize_t n = read(m->clients[slot], buf, sizeof(buf));
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		close(m->clients[slot]);
+		m->clients[slot] = -1;
+		return;
+	}
+	ssize_t w = write(m->console, buf, n);
+	(void)w;
+}
+
+/* Reap children (init, and orphans we adopt as subreaper); true once init is gone. */
+static bool monitor_reap(struct monitor *m, int *init_status)
+{
+	struct signalfd_siginfo si;
+	while (read(m->signal_fd, &si, sizeof(si)) > 0)
+		;
+	bool init_exited = false;
+	for (;;) {
+		int wstatus;
+		pid_t pid = waitpid(-1, &wstatus, WNOHANG);
+		if (pid <= 0)
+			break;
+		if (pid == m->init_pid) {
+			*init_status = wstatus;
+			init_exited = true;
+		}
+	}
+	return init_exited;
+}
+
+static int monitor_loop(struct monitor *m)
+{
+	bool console_hup = false;
+	int init_status = 0;
+	for (;;) {
+		struct pollfd fds[3 + MAX_CONSOLE_CLIENTS];
+		int slots[MAX_CONSOLE_CLIENTS];
+		nfds_t n = 0;
+		fds[n++] = (struct pollfd){ .fd = m->signal_fd, .events = POLLIN };
+		fds[n++] = (struct pollfd){ .fd = m->listen_fd, .events = POLLIN };
+		/* A console with no slave open polls as HUP forever: look again later. */
+		fds[n++] = (struct pollfd){ .fd = console_hup ? -1 : m->console, .events = POLLIN };
+		int n_clients = 0;
+		for (int i = 0; i < MAX_CONSOLE_CLIENTS; i++) {
+			if (m->clients[i] < 0)
+				continue;
+			slots[n_clients++] = i;
+			fds[n++] = (struct pollfd){ .fd = m->clients[i], .events = POLLIN };
+		}
+		int r = poll(fds, n, console_hup ? 200 : -1);
+		if (r < 0 && errno != EINTR) {
+			log_error("container %s: poll: %s", m->spec->name, strerror(errno));
+			return -1;
+		}
+		console_hup = false;
+		if (r <= 0)
+			continue;
+		if (fds[2].revents & (POLLIN | POLLHUP | POLLERR))
+			console_relay_output(m, &console_hup);
+		if (fds[1].revents & POLLIN)
+			console_accept(m);
+		for (int i = 0; i < n_clients; i++)
+			if (fds[3 + i].revents & (POLLIN | POLLHUP | POLLERR))
+				console_relay_input(m, slots[i]);
+		if ((fds[0].revents & POLLIN) && monitor_reap(m, &init_status))
+			return init_status;
+	}
+}
+
+static void monitor_cleanup(struct monitor *m)
+{
+	struct ferry_error *err = NULL;
+	/* Init's death tears down its pid namespace; anything that escaped into
+	 * the cgroups some other way dies here. */
+	if (cgroup_destroy(m->spec->cgroup, &err) < 0) {
+		log_error("container %s: %s", m->spec->name, err->msg);
+		error_free(&err);
+	}
+	for (size_t i = 0; m->host_veths != NULL && m->host_veths[i] != NULL; i++) {
+		if (network_link_delete(m->host_veths[i], &err) < 0) {
+			log_warn("container %s: %s", m->spec->name, err->msg);
+			error_free(&err);
+		}
+	}
+	strv_free(m->host_veths);
+	m->host_veths = NULL;
+	cleanup_free char *init_pid = state_path(m->spec->dir, RUNTIME_INIT_PID_FILE);
+	cleanup_free char *sock = state_path(m->spec->dir, RUNTIME_MONITOR_SOCK);
+	unlink(init_pid);
+	unlink(sock);
+}
+
+static _Noreturn void monitor_exit(struct monitor *m, int code)
+{
+	cleanup_free char *pid_file = state_path(m->spec->dir, RUNTIME_MONITOR_PID_FILE);
+	/* Last: once monitor.pid is gone, runtime_stop considers the container stopped. */
+	unlink(pid_file);
+	_exit(code);
+}
+
+static int monitor_start(struct monitor *m, struct ferry_error **err)
+{
+	struct runtime_spec *spec = m->spec;
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		return error_sys(err, errno, "PR_SET_CHILD_SUBREAPER");
+	if (write_pid_file(spec->dir, RUNTIME_MONITOR_PID_FILE, getpid(), true, err) < 0)
+		return -1;
+	cleanup_free char *exit_status = state_path(spec->dir, RUNTIME_EXIT_STATUS);
+	unlink(exit_status);
+
+	cleanup_free char *console_log = state_path(spec->dir, RUNTIME_CONSOLE_LOG);
+	m->console_log = open(console_log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+	if (m->console_log < 0)
+		return error_sys(err, errno, "open %s", console_log);
+	if (unix_socket_at(spec->dir, RUNTIME_MONITOR_SOCK, true, &m->listen_fd, err) < 0)
+		return -1;
+
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	m->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (m->signal_fd < 0)
+		return error_sys(err, errno, "signalfd");
+
+	if (cgroup_create(spec, err) < 0)
+		return -1;
+	if (monitor_spawn_init(m, err) < 0)
+		return error_wrap(err, "init");
+	int flags = fcntl(m->console, F_GETFL);
+	fcntl(m->console, F_SETFL, flags | O_NONBLOCK);
+	if (write_pid_file(spec->dir, RUNTIME_INIT_PID_FILE, m->init_pid, false, err) < 0)
+		return -1;
+	return 0;
+}
+
+/* Take what the caller left us: its signal mask and dispositions, fds. */
+static int monitor_detach(void)
+{
+	int status_fd = -1;
+	const char *fd_env = getenv(RUNTIME_STATUS_FD_ENV);
+	if (fd_env != NULL) {
+		status_fd = atoi(fd_env);
+		fcntl(status_fd, F_SETFD, FD_CLOEXEC);
+		unsetenv(RUNTIME_STATUS_FD_ENV);
+	}
+	/* Fds the caller's other threads leaked into us must not reach init. */
+	if (status_fd > 3)
+		close_range(3, status_fd - 1, 0);
+	close_range(status_fd >= 3 ? status_fd + 1 : 3, ~0U, 0);
+
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	for (int sig = 1; sig < NSIG; sig++)
+		signal(sig, SIG_DFL);
+	/* The monitor outlives ferryd and its terminal; it ends when init ends. */
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	if (chdir("/") < 0)
+		return status_fd;
+	umask(022);
+	return status_fd;
+}
+
+_Noreturn void runtime_monitor_main(const char *dir)
+{
+	struct monitor m = { .status_fd = -1, .console = -1, .console_log = -1, .listen_fd = -1, .signal_fd = -1 };
+	for (int i = 0; i < MAX_CONSOLE_CLIENTS; i++)
+		m.clients[i] = -1;
+	m.status_fd = monitor_detach();
+	prctl(PR_SET_NAME, "ferry-monitor");
+
+	struct ferry_error *err = NULL;
+	if (spec_load(dir, &m.spec, &err) < 0) {
+		report_start(&m, err->msg);
+		_exit(1);
+	}
+	cleanup_free char *log_path = xasprintf("%s/monitor.log", m.spec->log_dir ? m.spec->log_dir : m.spec->dir);
+	log_open(log_path);
+	log_info("container %s: monitor starting", m.spec->name);
+
+	if (monitor_start(&m, &err) < 0) {
+		log_error("container %s: start failed: %s", m.spec->name, err->msg);
+		if (m.init_pid > 0)
+			while (waitpid(m.init_pid, NULL, 0) < 0 && errno == EINTR)
+				;
+		/* Clean up before reporting, so that a retried start finds nothing in its way. */
+		monitor_cleanup(&m);
+		cleanup_free char *pid_file = state_path(m.spec->dir, RUNTIME_MONITOR_PID_FILE);
+		unlink(pid_file);
+		report_start(&m, err->msg);
+		_exit(1);
+	}
+	report_start(&m, "ok");
+	log_info("container %s: running", m.spec->name);
+
+	int init_status = monitor_loop(&m);
+	log_info("container %s: init exited (wait status %d)", m.spec->name, init_status);
+	/* Whatever the console still holds. */
+	bool hup = false;
+	for (int i = 0; i < 64 && !hup; i++)
+		console_relay_output(&m, &hup);
+	cleanup_free char *status_path = state_path(m.spec->dir, RUNTIME_EXIT_STATUS);
+	cleanup_free char *status_text = xasprintf("%d\n", init_status);
+	if (file_write_atomic(status_path, status_text, strlen(status_text), 0644, &err) < 0) {
+		log_error("container %s: %s", m.spec->name, err->msg);
+		error_free(&err);
+	}
+	monitor_cleanup(&m);
+	log_info("container %s: monitor exiting", m.spec->name);
+	monitor_exit(&m, 0);
+}

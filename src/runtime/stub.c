@@ -1,1 +1,0 @@
-int runtime_stub_;
