@@ -45,6 +45,8 @@ ferry() { "$FERRY" "$@"; }
 # The ferryd of this test: call once; torn down on exit.
 ferry_setup() {
 	TEST_DIR=$(mktemp -d /tmp/ferry-test.XXXXXX)
+	# Container root (uid 1000000 on the host) must get through to its rootfs.
+	chmod 711 "$TEST_DIR"
 	export FERRY_DIR=$TEST_DIR/root
 	# Interface names are at most 15 characters.
 	FERRY_BRIDGE=fbr$(printf '%05d' $(($$ % 100000)))

@@ -1,6 +1,1204 @@
+/* Instances: the glue between the database, images, network and runtime. */
+#include "daemon/instance.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "daemon/config.h"
 #include "daemon/daemon.h"
+#include "daemon/events.h"
+#include "daemon/operations.h"
+#include "daemon/request.h"
+#include "image/image.h"
+#include "runtime/network.h"
+
+/* Address assignment reads every instance's addresses and writes one: it
+ * runs under this lock so two creations never pick the same address. */
+static pthread_mutex_t address_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+/* ---- names and paths --------------------------------------------------- */
+
+int instance_name_validate(const char *name, struct ferry_error **err)
+{
+	if (name == NULL || name[0] == '\0' || strlen(name) > 63)
+		return error_bad_request(err, "Invalid instance name \"%s\": Name must be 1-63 characters long",
+					 name ? name : "");
+	if (name[0] == '-')
+		return error_bad_request(err, "Invalid instance name \"%s\": Name must not start with \"-\" character", name);
+	if (isdigit((unsigned char)name[0]))
+		return error_bad_request(err, "Invalid instance name \"%s\": Name must not start with a digit", name);
+	if (name[strlen(name) - 1] == '-')
+		return error_bad_request(err, "Invalid instance name \"%s\": Name must not end with \"-\" character", name);
+	for (const char *p = name; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-')
+			return error_bad_request(err,
+						 "Invalid instance name \"%s\": Name can only contain alphanumeric and hyphen characters",
+						 name);
+	return 0;
+}
+
+char *instance_dir(const char *name)
+{
+	return xasprintf("%s/%s", daemon_ctx->containers_dir, name);
+}
+
+char *instance_rootfs(const char *name)
+{
+	return xasprintf("%s/%s/rootfs", daemon_ctx->containers_dir, name);
+}
+
+char *instance_logs_dir(const char *name)
+{
+	return xasprintf("%s/%s/logs", daemon_ctx->containers_dir, name);
+}
+
+char *instance_log_dir(const char *name)
+{
+	return xasprintf("%s/%s", daemon_ctx->log_dir, name);
+}
+
+char *instance_url(const char *name)
+{
+	return xasprintf("/1.0/instances/%s", name);
+}
+
+json_t *instance_resources(const char *name)
+{
+	cleanup_free char *url = instance_url(name);
+	return json_pack("{s:[s]}", "instances", url);
+}
+
+static char *now_rfc3339(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return time_rfc3339(&ts);
+}
+
+static void lifecycle(const char *action, const char *name)
+{
+	cleanup_free char *url = instance_url(name);
+	events_lifecycle(action, url, NULL);
+}
+
+/* cgroup names include a hash of the daemon's root, so two ferryds (tests,
+ * the multi-host bed) never share a cgroup. */
+static char *instance_cgroup(const char *name)
+{
+	unsigned hash = 2166136261u; /* FNV-1a */
+	for (const char *p = daemon_ctx->root; *p; p++) {
+		hash ^= (unsigned char)*p;
+		hash *= 16777619u;
+	}
+	return xasprintf("ferry-%08x/%s", hash, name);
+}
+
+/* ---- devices and config ------------------------------------------------ */
+
+static json_t *default_profile_devices(void)
+{
+	return json_pack("{s:{s:s,s:s,s:s},s:{s:s,s:s,s:s}}",
+			 "eth0", "name", "eth0", "network", daemon_ctx->bridge, "type", "nic",
+			 "root", "path", "/", "pool", "default", "type", "disk");
+}
+
+static bool has_default_profile(json_t *profiles)
+{
+	size_t i;
+	json_t *p;
+	json_array_foreach(profiles, i, p) {
+		if (json_is_string(p) && strcmp(json_string_value(p), "default") == 0)
+			return true;
+	}
+	return false;
+}
+
+static json_t *expand_devices(json_t *devices, json_t *profiles)
+{
+	json_t *out = has_default_profile(profiles) ? default_profile_devices() : json_object();
+	if (json_is_object(devices))
+		json_object_update(out, devices);
+	/* A device of type "none" hides a profile's device of that name. */
+	const char *dev;
+	json_t *d;
+	void *tmp;
+	json_object_foreach_safe(out, tmp, dev, d) {
+		const char *type = json_string_value(json_object_get(d, "type"));
+		if (type != NULL && strcmp(type, "none") == 0)
+			json_object_del(out, dev);
+	}
+	return out;
+}
+
+json_t *instance_expanded_devices(const struct db_instance *inst)
+{
+	return expand_devices(inst->devices, inst->profiles);
+}
+
+json_t *instance_expanded_config(const struct db_instance *inst)
+{
+	/* ferry's only profile carries no config. */
+	return json_deep_copy(inst->config ? inst->config : json_object());
+}
+
+static bool is_nic(json_t *d)
+{
+	const char *type = json_string_value(json_object_get(d, "type"));
+	return type != NULL && strcmp(type, "nic") == 0;
+}
+
+static void config_set(json_t *config, const char *key, const char *value)
+{
+	if (value == NULL)
+		json_object_del(config, key);
+	else
+		json_object_set_new(config, key, json_string(value));
+}
+
+/* Addresses held by every instance but skip_name: {"10.0.0.2": "c1", ...}. */
+static int addresses_in_use(const char *skip_name, json_t **out, struct ferry_error **err)
+{
+	json_t *names = NULL;
+	if (db_instance_list(daemon_ctx->db, &names, err) < 0)
+		return error_wrap(err, "list instances");
+	json_t *used = json_object();
+	size_t i;
+	json_t *n;
+	json_array_foreach(names, i, n) {
+		const char *name = json_string_value(n);
+		if (skip_name != NULL && strcmp(name, skip_name) == 0)
+			continue;
+		struct db_instance inst = { 0 };
+		cleanup_error struct ferry_error *ignored = NULL;
+		if (db_instance_get(daemon_ctx->db, name, &inst, &ignored) < 0)
+			continue; /* deleted meanwhile */
+		json_t *devices = instance_expanded_devices(&inst);
+		const char *dev;
+		json_t *d;
+		json_object_foreach(devices, dev, d) {
+			if (!is_nic(d))
+				continue;
+			const char *addr = json_string_value(json_object_get(d, "ipv4.address"));
+			cleanup_free char *vkey = xasprintf("volatile.%s.ipv4.address", dev);
+			if (addr == NULL)
+				addr = json_string_value(json_object_get(inst.config, vkey));
+			if (addr != NULL)
+				json_object_set_new(used, addr, json_string(name));
+		}
+		json_decref(devices);
+		db_instance_clear(&inst);
+	}
+	json_decref(names);
+	*out = used;
+	return 0;
+}
+
+static bool address_in_subnet(const char *addr, uint32_t gw, int prefix)
+{
+	unsigned a;
+	if (config_parse_ipv4(addr, &a) < 0)
+		return false;
+	uint32_t mask = prefix == 0 ? 0 : ~0u << (32 - prefix);
+	return (a & mask) == (gw & mask) && a != gw && a != (gw & mask) && a != ((gw & mask) | ~mask);
+}
+
+/* Give each nic of inst its MAC and address (volatile.DEV.hwaddr,
+ * volatile.DEV.ipv4.address): keep what it has while still valid, else the
+ * lowest free host address. A fixed ipv4.address must be free. Call with
+ * address_mutex held, and write inst to the DB before releasing it. */
+static int assign_nics(struct db_instance *inst, struct ferry_error **err)
+{
+	uint32_t gw;
+	int prefix;
+	if (network_cidr_parse(daemon_ctx->bridge_cidr, &gw, &prefix, err) < 0)
+		return error_wrap(err, "bridge address %s", daemon_ctx->bridge_cidr);
+	json_t *used = NULL;
+	if (addresses_in_use(inst->name, &used, err) < 0)
+		return -1;
+	json_t *devices = instance_expanded_devices(inst);
+	int ret = 0;
+	const char *dev;
+	json_t *d;
+
+	/* Fixed addresses first, so a free pick never takes one of them. */
+	json_object_foreach(devices, dev, d) {
+		const char *fixed = json_string_value(json_object_get(d, "ipv4.address"));
+		if (!is_nic(d) || fixed == NULL)
+			continue;
+		const char *owner = json_string_value(json_object_get(used, fixed));
+		if (owner != NULL) {
+			ret = error_bad_request(err, "Device \"%s\": ipv4.address %s is already used by instance \"%s\"",
+						dev, fixed, owner);
+			goto out;
+		}
+		json_object_set_new(used, fixed, json_string(inst->name));
+	}
+	json_object_foreach(devices, dev, d) {
+		if (!is_nic(d))
+			continue;
+		cleanup_free char *hw_key = xasprintf("volatile.%s.hwaddr", dev);
+		cleanup_free char *ip_key = xasprintf("volatile.%s.ipv4.address", dev);
+		if (json_object_get(d, "hwaddr") == NULL && json_string_value(json_object_get(inst->config, hw_key)) == NULL) {
+			cleanup_free char *mac = network_new_hwaddr();
+			config_set(inst->config, hw_key, mac);
+		}
+		if (json_object_get(d, "ipv4.address") != NULL) {
+			config_set(inst->config, ip_key, NULL);
+			continue;
+		}
+		const char *cur = json_string_value(json_object_get(inst->config, ip_key));
+		if (cur != NULL && address_in_subnet(cur, gw, prefix) && json_object_get(used, cur) == NULL) {
+			json_object_set_new(used, cur, json_string(inst->name));
+			continue;
+		}
+		char *picked = NULL;
+		for (uint32_t n = 2; (picked = network_ipv4_nth(daemon_ctx->bridge_cidr, n)) != NULL; n++) {
+			unsigned a;
+			if (config_parse_ipv4(picked, &a) == 0 && a != gw && json_object_get(used, picked) == NULL)
+				break;
+			free(picked);
+		}
+		if (picked == NULL) {
+			ret = error_set(err, 507, ENOSPC, "Device \"%s\": no free address left in %s", dev,
+					daemon_ctx->bridge_cidr);
+			goto out;
+		}
+		config_set(inst->config, ip_key, picked);
+		json_object_set_new(used, picked, json_string(inst->name));
+		free(picked);
+	}
+out:
+	json_decref(devices);
+	json_decref(used);
+	return ret;
+}
+
+/* ---- images ------------------------------------------------------------ */
+
+static int resolve_image(const char *alias, const char *fingerprint, struct image_info *info, struct ferry_error **err)
+{
+	cleanup_free char *fp = NULL;
+	if (alias != NULL && alias[0] != '\0') {
+		cleanup_free char *description = NULL;
+		if (db_alias_get(daemon_ctx->db, alias, &fp, &description, err) < 0) {
+			if ((*err)->status == 404) {
+				error_free(err);
+				return error_not_found(err, "Image \"%s\" not found", alias);
+			}
+			return error_wrap(err, "image alias \"%s\"", alias);
+		}
+	} else if (fingerprint != NULL && fingerprint[0] != '\0') {
+		struct db_image img = { 0 };
+		if (db_image_get(daemon_ctx->db, fingerprint, &img, err) < 0) {
+			if ((*err)->status == 404) {
+				error_free(err);
+				return error_not_found(err, "Image \"%s\" not found", fingerprint);
+			}
+			return error_wrap(err, "image \"%s\"", fingerprint);
+		}
+		fp = xstrdup(img.fingerprint);
+		db_image_clear(&img);
+	} else {
+		return error_bad_request(err, "Image source needs an \"alias\" or a \"fingerprint\"");
+	}
+	if (image_stat(daemon_ctx->images_dir, fp, info, err) < 0)
+		return error_wrap(err, "image %s", fp);
+	return 0;
+}
+
+static char *host_architecture(void)
+{
+	struct utsname u;
+	if (uname(&u) < 0)
+		return xstrdup("x86_64");
+	return xstrdup(u.machine);
+}
+
+/* ---- create and delete ------------------------------------------------- */
+
+static int check_config_and_devices(json_t *config, json_t *old_config, json_t *devices, json_t *profiles,
+				    struct ferry_error **err)
+{
+	if (config_validate_user(config, old_config, err) < 0)
+		return -1;
+	if (config_validate_devices(devices, daemon_ctx->bridge, daemon_ctx->bridge_cidr, err) < 0)
+		return -1;
+	if (profiles != NULL && !json_is_null(profiles)) {
+		if (!json_is_array(profiles))
+			return error_bad_request(err, "Invalid profiles: expected a list of names");
+		size_t i;
+		json_t *p;
+		json_array_foreach(profiles, i, p) {
+			if (!json_is_string(p))
+				return error_bad_request(err, "Invalid profiles: expected a list of names");
+			if (strcmp(json_string_value(p), "default") != 0)
+				return error_bad_request(err, "Requested profile \"%s\" doesn't exist", json_string_value(p));
+		}
+	}
+	/* Every instance needs a root disk: from the default profile or its own. */
+	json_t *default_profiles = json_pack("[s]", "default");
+	json_t *expanded = expand_devices(devices, profiles && !json_is_null(profiles) ? profiles : default_profiles);
+	json_decref(default_profiles);
+	bool has_root = false;
+	const char *dev;
+	json_t *d;
+	json_object_foreach(expanded, dev, d) {
+		const char *type = json_string_value(json_object_get(d, "type"));
+		const char *path = json_string_value(json_object_get(d, "path"));
+		if (type && strcmp(type, "disk") == 0 && path && strcmp(path, "/") == 0)
+			has_root = true;
+	}
+	json_decref(expanded);
+	if (!has_root)
+		return error_bad_request(err, "The instance has no root disk device");
+	return 0;
+}
+
+static bool instance_exists(const char *name)
+{
+	struct db_instance inst = { 0 };
+	cleanup_error struct ferry_error *e = NULL;
+	if (db_instance_get(daemon_ctx->db, name, &inst, &e) < 0)
+		return false;
+	db_instance_clear(&inst);
+	return true;
+}
+
+int instance_create_check(const struct instance_create_args *args, struct ferry_error **err)
+{
+	if (instance_name_validate(args->name, err) < 0)
+		return -1;
+	if (check_config_and_devices(args->config, NULL, args->devices, args->profiles, err) < 0)
+		return -1;
+	if (strcmp(args->source_type, "image") == 0) {
+		struct image_info info = { 0 };
+		if (resolve_image(args->alias, args->fingerprint, &info, err) < 0)
+			return -1;
+		image_info_free(&info);
+	} else if (strcmp(args->source_type, "none") != 0) {
+		return error_bad_request(err, "Unknown source type %s", args->source_type);
+	}
+	if (instance_exists(args->name))
+		return error_conflict(err, "Instance \"%s\" already exists", args->name);
+	/* A fixed address another instance holds: refuse now, not in the operation. */
+	struct db_instance probe = {
+		.name = (char *)args->name,
+		.config = json_is_object(args->config) ? json_deep_copy(args->config) : json_object(),
+		.devices = json_is_object(args->devices) ? args->devices : NULL,
+		.profiles = json_is_array(args->profiles) ? json_incref(args->profiles) : json_pack("[s]", "default"),
+	};
+	pthread_mutex_lock(&address_mutex);
+	int r = assign_nics(&probe, err);
+	pthread_mutex_unlock(&address_mutex);
+	json_decref(probe.config);
+	json_decref(probe.profiles);
+	return r;
+}
+
+int instance_create(const struct instance_create_args *args, struct ferry_error **err)
+{
+	struct image_info image = { 0 };
+	struct db_instance inst = { 0 };
+	cleanup_free char *dir = NULL;
+	cleanup_free char *rootfs = NULL;
+	cleanup_free char *logs = NULL;
+	bool db_created = false, dir_created = false;
+	int ret = -1;
+
+	if (instance_create_check(args, err) < 0)
+		return -1;
+	bool is_image = strcmp(args->source_type, "image") == 0;
+	if (is_image && resolve_image(args->alias, args->fingerprint, &image, err) < 0)
+		return -1;
+
+	inst.name = xstrdup(args->name);
+	inst.type = xstrdup("container");
+	inst.architecture = xstrdup(is_image && image.architecture ? image.architecture : NULL);
+	if (inst.architecture == NULL)
+		inst.architecture = host_architecture();
+	inst.description = xstrdup(args->description ? args->description : "");
+	inst.ephemeral = args->ephemeral;
+	inst.created_at = now_rfc3339();
+	inst.last_used_at = xstrdup("1970-01-01T00:00:00Z");
+	inst.config = json_is_object(args->config) ? json_deep_copy(args->config) : json_object();
+	inst.devices = json_is_object(args->devices) ? json_deep_copy(args->devices) : json_object();
+	inst.profiles = json_is_array(args->profiles) ? json_deep_copy(args->profiles) : json_pack("[s]", "default");
+
+	if (is_image) {
+		for (size_t i = 0; image.property_keys != NULL && image.property_keys[i] != NULL; i++) {
+			cleanup_free char *key = xasprintf("image.%s", image.property_keys[i]);
+			if (json_object_get(inst.config, key) == NULL)
+				config_set(inst.config, key, image.property_values[i]);
+		}
+		config_set(inst.config, "volatile.base_image", image.fingerprint);
+	}
+	bool privileged = config_get_bool(inst.config, "security.privileged");
+	cleanup_free char *idmap_base = xasprintf("%u", privileged ? 0 : INSTANCE_IDMAP_BASE_DEFAULT);
+	config_set(inst.config, "volatile.idmap.base", idmap_base);
+	config_set(inst.config, "volatile.last_state.power", "STOPPED");
+
+	pthread_mutex_lock(&address_mutex);
+	if (instance_exists(args->name)) {
+		pthread_mutex_unlock(&address_mutex);
+		error_conflict(err, "Instance \"%s\" already exists", args->name);
+		goto out;
+	}
+	if (assign_nics(&inst, err) < 0 || db_instance_create(daemon_ctx->db, &inst, err) < 0) {
+		pthread_mutex_unlock(&address_mutex);
+		goto out;
+	}
+	pthread_mutex_unlock(&address_mutex);
+	db_created = true;
+
+	dir = instance_dir(args->name);
+	rootfs = instance_rootfs(args->name);
+	struct stat st;
+	if (lstat(dir, &st) == 0) {
+		/* Left over from a crash: not ours to reuse or remove blindly. */
+		error_conflict(err, "Directory %s already exists", dir);
+		goto out;
+	}
+	if (mkdir_p(daemon_ctx->containers_dir, 0711, err) < 0)
+		goto out;
+	if (mkdir(dir, 0711) < 0) {
+		error_sys(err, errno, "mkdir %s", dir);
+		goto out;
+	}
+	dir_created = true;
+	logs = instance_logs_dir(args->name);
+	if (mkdir(logs, 0700) < 0) {
+		error_sys(err, errno, "mkdir %s", logs);
+		goto out;
+	}
+	if (is_image) {
+		uid_t shift = privileged ? 0 : INSTANCE_IDMAP_BASE_DEFAULT;
+		if (image_unpack_rootfs(image.path, rootfs, shift, shift, err) < 0) {
+			error_wrap(err, "unpack image %.12s", image.fingerprint);
+			goto out;
+		}
+	} else {
+		if (mkdir(rootfs, 0755) < 0) {
+			error_sys(err, errno, "mkdir %s", rootfs);
+			goto out;
+		}
+		unsigned id = privileged ? 0 : INSTANCE_IDMAP_BASE_DEFAULT;
+		if (chown(rootfs, id, id) < 0) {
+			error_sys(err, errno, "chown %s", rootfs);
+			goto out;
+		}
+	}
+	ret = 0;
+	log_info("instance %s: created%s%.12s", args->name, is_image ? " from image " : "",
+		 is_image ? image.fingerprint : "");
+	lifecycle("instance-created", args->name);
+out:
+	if (ret < 0) {
+		cleanup_error struct ferry_error *cleanup_err = NULL;
+		if (dir_created && rm_rf(dir, &cleanup_err) < 0)
+			log_error("instance %s: cleaning up %s: %s", args->name, dir, cleanup_err->msg);
+		error_free(&cleanup_err);
+		if (db_created && db_instance_delete(daemon_ctx->db, args->name, &cleanup_err) < 0)
+			log_error("instance %s: cleaning up the DB row: %s", args->name, cleanup_err->msg);
+		error_wrap(err, "create instance \"%s\"", args->name);
+	}
+	image_info_free(&image);
+	db_instance_clear(&inst);
+	return ret;
+}
+
+static int instance_get(const char *name, struct db_instance *inst, struct ferry_error **err)
+{
+	if (db_instance_get(daemon_ctx->db, name, inst, err) < 0) {
+		if ((*err)->status == 404) {
+			error_free(err);
+			return error_not_found(err, "Instance \"%s\" not found", name);
+		}
+		return error_wrap(err, "instance \"%s\"", name);
+	}
+	return 0;
+}
+
+int instance_runtime_state(const char *name, struct runtime_state *st, struct ferry_error **err)
+{
+	cleanup_free char *dir = instance_dir(name);
+	memset(st, 0, sizeof(*st));
+	if (runtime_get_state(name, dir, st, err) < 0)
+		return error_wrap(err, "state of instance \"%s\"", name);
+	return 0;
+}
+
+bool instance_is_running(const char *name)
+{
+	struct runtime_state st;
+	cleanup_error struct ferry_error *e = NULL;
+	if (instance_runtime_state(name, &st, &e) < 0)
+		return false;
+	return st.status != RUNTIME_STOPPED;
+}
+
+int instance_delete(const char *name, struct ferry_error **err)
+{
+	struct db_instance inst = { 0 };
+	if (instance_get(name, &inst, err) < 0)
+		return -1;
+	db_instance_clear(&inst);
+	if (instance_is_running(name))
+		return error_bad_request(err, "Instance is running");
+	cleanup_free char *dir = instance_dir(name);
+	cleanup_free char *log_dir = instance_log_dir(name);
+	if (rm_rf(dir, err) < 0)
+		return error_wrap(err, "delete instance \"%s\"", name);
+	if (rm_rf(log_dir, err) < 0)
+		return error_wrap(err, "delete instance \"%s\"", name);
+	if (db_instance_delete(daemon_ctx->db, name, err) < 0)
+		return error_wrap(err, "delete instance \"%s\"", name);
+	log_info("instance %s: deleted", name);
+	lifecycle("instance-deleted", name);
+	return 0;
+}
+
+static int rename_if_exists(const char *from, const char *to, struct ferry_error **err)
+{
+	if (rename(from, to) < 0 && errno != ENOENT)
+		return error_sys(err, errno, "rename %s to %s", from, to);
+	return 0;
+}
+
+int instance_rename(const char *name, const char *new_name, struct ferry_error **err)
+{
+	struct db_instance inst = { 0 };
+	if (instance_name_validate(new_name, err) < 0)
+		return -1;
+	if (instance_get(name, &inst, err) < 0)
+		return -1;
+	db_instance_clear(&inst);
+	if (instance_is_running(name))
+		return error_bad_request(err, "Renaming of running instance not allowed");
+	if (instance_exists(new_name))
+		return error_conflict(err, "Instance \"%s\" already exists", new_name);
+	cleanup_free char *dir = instance_dir(name), *new_dir = instance_dir(new_name);
+	cleanup_free char *log_dir = instance_log_dir(name), *new_log_dir = instance_log_dir(new_name);
+	if (db_instance_rename(daemon_ctx->db, name, new_name, err) < 0)
+		return error_wrap(err, "rename instance \"%s\"", name);
+	if (rename_if_exists(dir, new_dir, err) < 0 || rename_if_exists(log_dir, new_log_dir, err) < 0) {
+		cleanup_error struct ferry_error *undo = NULL;
+		rename_if_exists(new_log_dir, log_dir, &undo);
+		db_instance_rename(daemon_ctx->db, new_name, name, &undo);
+		return error_wrap(err, "rename instance \"%s\"", name);
+	}
+	log_info("instance %s: renamed to %s", name, new_name);
+	cleanup_free char *old_url = instance_url(name);
+	cleanup_free char *new_url = instance_url(new_name);
+	events_lifecycle("instance-renamed", new_url, json_pack("{s:s}", "old_name", name));
+	return 0;
+}
+
+int instance_update(const char *name, json_t *body, bool merge, bool dry_run, struct ferry_error **err)
+{
+	struct db_instance inst = { 0 };
+	json_t *config = json_object_get(body, "config");
+	json_t *devices = json_object_get(body, "devices");
+	json_t *profiles = json_object_get(body, "profiles");
+	json_t *description = json_object_get(body, "description");
+	json_t *ephemeral = json_object_get(body, "ephemeral");
+	int ret = -1;
+
+	if (!json_is_object(body))
+		return error_bad_request(err, "Invalid request: expected a JSON object");
+	if (description != NULL && !json_is_null(description) && !json_is_string(description))
+		return error_bad_request(err, "Invalid description: expected a string");
+	if (ephemeral != NULL && !json_is_null(ephemeral) && !json_is_boolean(ephemeral))
+		return error_bad_request(err, "Invalid ephemeral: expected a boolean");
+	if (instance_get(name, &inst, err) < 0)
+		return -1;
+	if (config_validate_user(config, inst.config, err) < 0)
+		goto out;
+
+	json_t *new_config;
+	if (merge) {
+		new_config = json_deep_copy(inst.config);
+		if (json_is_object(config))
+			json_object_update(new_config, config);
+	} else {
+		new_config = json_is_object(config) ? json_deep_copy(config) : json_object();
+		/* ferry's own keys stay, whether the client sent them back or not. */
+		const char *key;
+		json_t *v;
+		json_object_foreach(inst.config, key, v) {
+			const struct config_key *ck = config_key_find(key);
+			if (ck != NULL && ck->ferry_owned)
+				json_object_set(new_config, key, v);
+		}
+	}
+	json_t *new_devices;
+	if (merge) {
+		new_devices = json_deep_copy(inst.devices);
+		if (json_is_object(devices))
+			json_object_update(new_devices, devices);
+	} else {
+		new_devices = json_is_object(devices) ? json_deep_copy(devices) : json_object();
+	}
+	json_t *new_profiles = json_is_array(profiles) ? json_deep_copy(profiles) : json_deep_copy(inst.profiles);
+
+	/* The rootfs was shifted on disk at creation: the mapping can't change. */
+	bool was_privileged = config_get_bool(inst.config, "security.privileged");
+	bool privileged = false;
+	const char *priv_value = json_string_value(json_object_get(new_config, "security.privileged"));
+	if (priv_value != NULL)
+		config_parse_bool(priv_value, &privileged);
+	if (privileged != was_privileged) {
+		error_bad_request(err, "security.privileged can only be set when the instance is created");
+		json_decref(new_config);
+		json_decref(new_devices);
+		json_decref(new_profiles);
+		goto out;
+	}
+	if (check_config_and_devices(NULL, NULL, new_devices, new_profiles, err) < 0) {
+		json_decref(new_config);
+		json_decref(new_devices);
+		json_decref(new_profiles);
+		goto out;
+	}
+	json_decref(inst.config);
+	json_decref(inst.devices);
+	json_decref(inst.profiles);
+	inst.config = new_config;
+	inst.devices = new_devices;
+	inst.profiles = new_profiles;
+	if (json_is_string(description)) {
+		free(inst.description);
+		inst.description = xstrdup(json_string_value(description));
+	}
+	if (json_is_boolean(ephemeral))
+		inst.ephemeral = json_is_true(ephemeral);
+
+	pthread_mutex_lock(&address_mutex);
+	ret = assign_nics(&inst, err);
+	if (ret == 0 && !dry_run)
+		ret = db_instance_update(daemon_ctx->db, &inst, err);
+	pthread_mutex_unlock(&address_mutex);
+	if (ret == 0 && !dry_run)
+		lifecycle("instance-updated", name);
+out:
+	if (ret < 0)
+		error_wrap(err, "update instance \"%s\"", name);
+	db_instance_clear(&inst);
+	return ret;
+}
+
+/* ---- runtime ----------------------------------------------------------- */
+
+static unsigned idmap_base_of(json_t *config)
+{
+	const char *v = json_string_value(json_object_get(config, "volatile.idmap.base"));
+	if (v == NULL)
+		return config_get_bool(config, "security.privileged") ? 0 : INSTANCE_IDMAP_BASE_DEFAULT;
+	return (unsigned)strtoul(v, NULL, 10);
+}
+
+/* The runtime_spec for inst, from its expanded config and devices. Picks
+ * fresh host-side veth names and records them in inst->config. */
+static int build_spec(struct db_instance *inst, struct runtime_spec **out, struct ferry_error **err)
+{
+	struct runtime_spec *spec = xcalloc(1, sizeof(*spec));
+	json_t *config = inst->config;
+	json_t *devices = instance_expanded_devices(inst);
+	int ret = -1;
+	uint32_t gw;
+	int prefix;
+	const char *v;
+	cleanup_free char *gateway = NULL;
+
+	spec->name = xstrdup(inst->name);
+	spec->dir = instance_dir(inst->name);
+	spec->rootfs = instance_rootfs(inst->name);
+	spec->log_dir = instance_log_dir(inst->name);
+	spec->cgroup = instance_cgroup(inst->name);
+	spec->idmap_hostid = idmap_base_of(config);
+	spec->privileged = spec->idmap_hostid == 0;
+	spec->idmap_range = INSTANCE_IDMAP_RANGE;
+
+	if ((v = config_get(config, "limits.memory")) != NULL && v[0] != '\0' &&
+	    config_parse_bytes(v, &spec->limits_memory, err) < 0)
+		goto out;
+	if ((v = config_get(config, "limits.cpu")) != NULL && v[0] != '\0' &&
+	    config_parse_cpuset(v, &spec->limits_cpu, err) < 0)
+		goto out;
+	if ((v = config_get(config, "limits.processes")) != NULL && v[0] != '\0')
+		spec->limits_processes = strtoll(v, NULL, 10);
+
+	size_t n_env = 0;
+	const char *key;
+	json_t *value;
+	spec->environment = xcalloc(json_object_size(config) + 1, sizeof(char *));
+	json_object_foreach(config, key, value) {
+		if (strncmp(key, "environment.", 12) == 0 && json_is_string(value))
+			spec->environment[n_env++] = xasprintf("%s=%s", key + 12, json_string_value(value));
+	}
+
+	if (network_cidr_parse(daemon_ctx->bridge_cidr, &gw, &prefix, err) < 0) {
+		error_wrap(err, "bridge address");
+		goto out;
+	}
+	gateway = config_format_ipv4(gw);
+	size_t n_dev = json_object_size(devices);
+	spec->nics = xcalloc(n_dev, sizeof(*spec->nics));
+	spec->mounts = xcalloc(n_dev, sizeof(*spec->mounts));
+	const char *dev;
+	json_t *d;
+	json_object_foreach(devices, dev, d) {
+		const char *type = json_string_value(json_object_get(d, "type"));
+		if (strcmp(type, "nic") == 0) {
+			struct runtime_nic *nic = &spec->nics[spec->n_nics++];
+			cleanup_free char *hw_key = xasprintf("volatile.%s.hwaddr", dev);
+			cleanup_free char *ip_key = xasprintf("volatile.%s.ipv4.address", dev);
+			cleanup_free char *host_key = xasprintf("volatile.%s.host_name", dev);
+			const char *name = json_string_value(json_object_get(d, "name"));
+			const char *hwaddr = json_string_value(json_object_get(d, "hwaddr"));
+			const char *addr = json_string_value(json_object_get(d, "ipv4.address"));
+			const char *mtu = json_string_value(json_object_get(d, "mtu"));
+			nic->name = xstrdup(name ? name : dev);
+			nic->bridge = xstrdup(daemon_ctx->bridge);
+			nic->hwaddr = xstrdup(hwaddr ? hwaddr : json_string_value(json_object_get(config, hw_key)));
+			if (addr == NULL)
+				addr = json_string_value(json_object_get(config, ip_key));
+			if (addr != NULL) {
+				nic->ipv4_cidr = xasprintf("%s/%d", addr, prefix);
+				nic->ipv4_gateway = xstrdup(gateway);
+			}
+			nic->host_name = network_new_host_name();
+			nic->mtu = mtu ? (unsigned)strtoul(mtu, NULL, 10) : 0;
+			config_set(config, host_key, nic->host_name);
+		} else if (strcmp(type, "disk") == 0) {
+			const char *path = json_string_value(json_object_get(d, "path"));
+			if (strcmp(path, "/") == 0)
+				continue; /* the rootfs itself */
+			struct runtime_mount *m = &spec->mounts[spec->n_mounts++];
+			bool ro = false;
+			const char *readonly = json_string_value(json_object_get(d, "readonly"));
+			if (readonly != NULL)
+				config_parse_bool(readonly, &ro);
+			m->source = xstrdup(json_string_value(json_object_get(d, "source")));
+			m->target = xstrdup(path);
+			m->readonly = ro;
+		}
+		/* unix-char devices are validated, not yet passed through. */
+	}
+	*out = spec;
+	spec = NULL;
+	ret = 0;
+out:
+	runtime_spec_free(spec);
+	json_decref(devices);
+	return ret;
+}
+
+static void forget_host_names(json_t *config)
+{
+	const char *key;
+	json_t *v;
+	void *tmp;
+	json_object_foreach_safe(config, tmp, key, v) {
+		size_t n = strlen(key);
+		if (strncmp(key, "volatile.", 9) == 0 && n > 10 && strcmp(key + n - 10, ".host_name") == 0)
+			json_object_del(config, key);
+	}
+}
+
+static int save_power_state(const char *name, const char *power, struct ferry_error **err)
+{
+	struct db_instance inst = { 0 };
+	if (instance_get(name, &inst, err) < 0)
+		return -1;
+	config_set(inst.config, "volatile.last_state.power", power);
+	if (strcmp(power, "STOPPED") == 0)
+		forget_host_names(inst.config);
+	int r = db_instance_update(daemon_ctx->db, &inst, err);
+	db_instance_clear(&inst);
+	return r;
+}
+
+int instance_start(const char *name, struct ferry_error **err)
+{
+	struct db_instance inst = { 0 };
+	struct runtime_spec *spec = NULL;
+	struct runtime_state st;
+	int ret = -1;
+
+	if (instance_get(name, &inst, err) < 0)
+		return -1;
+	if (instance_runtime_state(name, &st, err) < 0)
+		goto out;
+	if (st.status != RUNTIME_STOPPED) {
+		error_bad_request(err, "The instance is already running");
+		goto out;
+	}
+	pthread_mutex_lock(&address_mutex);
+	ret = assign_nics(&inst, err);
+	if (ret == 0)
+		ret = build_spec(&inst, &spec, err);
+	if (ret == 0) {
+		config_set(inst.config, "volatile.last_state.power", "RUNNING");
+		free(inst.last_used_at);
+		inst.last_used_at = now_rfc3339();
+		ret = db_instance_update(daemon_ctx->db, &inst, err);
+	}
+	pthread_mutex_unlock(&address_mutex);
+	if (ret < 0)
+		goto out;
+	ret = -1;
+	if (mkdir_p(spec->log_dir, 0700, err) < 0)
+		goto out;
+	if (runtime_start(spec, err) < 0) {
+		cleanup_error struct ferry_error *ignored = NULL;
+		save_power_state(name, "STOPPED", &ignored);
+		goto out;
+	}
+	ret = 0;
+	log_info("instance %s: started", name);
+	lifecycle("instance-started", name);
+out:
+	if (ret < 0)
+		error_wrap(err, "start instance \"%s\"", name);
+	runtime_spec_free(spec);
+	db_instance_clear(&inst);
+	return ret;
+}
+
+/* Stop without the ephemeral deletion and event (shared by stop and restart). */
+static int stop_runtime(const char *name, int timeout_s, bool force, struct ferry_error **err)
+{
+	struct runtime_state st;
+	cleanup_free char *dir = instance_dir(name);
+	if (instance_runtime_state(name, &st, err) < 0)
+		return -1;
+	if (st.status == RUNTIME_STOPPED)
+		return error_bad_request(err, "The instance is already stopped");
+	/* A frozen init can't act on its shutdown signal, and with cgroup v1
+	 * even SIGKILL waits for the thaw. */
+	if (st.status == RUNTIME_FROZEN && runtime_unfreeze(dir, err) < 0)
+		return -1;
+	if (runtime_stop(name, dir, timeout_s, force, err) < 0)
+		return -1;
+	return save_power_state(name, "STOPPED", err);
+}
+
+int instance_stop(const char *name, int timeout_s, bool force, struct ferry_error **err)
+{
+	struct db_instance inst = { 0 };
+	if (instance_get(name, &inst, err) < 0)
+		return -1;
+	bool ephemeral = inst.ephemeral;
+	db_instance_clear(&inst);
+	if (stop_runtime(name, timeout_s, force, err) < 0)
+		return error_wrap(err, "stop instance \"%s\"", name);
+	log_info("instance %s: stopped", name);
+	lifecycle(force ? "instance-stopped" : "instance-shutdown", name);
+	if (ephemeral && instance_delete(name, err) < 0)
+		return error_wrap(err, "delete ephemeral instance \"%s\"", name);
+	return 0;
+}
+
+int instance_restart(const char *name, int timeout_s, bool force, struct ferry_error **err)
+{
+	struct db_instance inst = { 0 };
+	if (instance_get(name, &inst, err) < 0)
+		return -1;
+	db_instance_clear(&inst);
+	if (stop_runtime(name, timeout_s, force, err) < 0)
+		return error_wrap(err, "restart instance \"%s\"", name);
+	if (instance_start(name, err) < 0)
+		return error_wrap(err, "restart");
+	lifecycle("instance-restarted", name);
+	return 0;
+}
+
+int instance_freeze(const char *name, struct ferry_error **err)
+{
+	struct runtime_state st;
+	cleanup_free char *dir = instance_dir(name);
+	struct db_instance inst = { 0 };
+	if (instance_get(name, &inst, err) < 0)
+		return -1;
+	db_instance_clear(&inst);
+	if (instance_runtime_state(name, &st, err) < 0)
+		return -1;
+	if (st.status == RUNTIME_STOPPED)
+		return error_bad_request(err, "The instance isn't running");
+	if (st.status == RUNTIME_FROZEN)
+		return error_bad_request(err, "The instance is already frozen");
+	if (runtime_freeze(dir, err) < 0)
+		return error_wrap(err, "freeze instance \"%s\"", name);
+	lifecycle("instance-paused", name);
+	return 0;
+}
+
+int instance_unfreeze(const char *name, struct ferry_error **err)
+{
+	struct runtime_state st;
+	cleanup_free char *dir = instance_dir(name);
+	struct db_instance inst = { 0 };
+	if (instance_get(name, &inst, err) < 0)
+		return -1;
+	db_instance_clear(&inst);
+	if (instance_runtime_state(name, &st, err) < 0)
+		return -1;
+	if (st.status == RUNTIME_STOPPED)
+		return error_bad_request(err, "The instance isn't running");
+	if (st.status == RUNTIME_RUNNING)
+		return error_bad_request(err, "The instance is already running");
+	if (runtime_unfreeze(dir, err) < 0)
+		return error_wrap(err, "unfreeze instance \"%s\"", name);
+	lifecycle("instance-resumed", name);
+	return 0;
+}
+
+/* ---- JSON -------------------------------------------------------------- */
+
+static const char *status_name(enum runtime_status s)
+{
+	switch (s) {
+	case RUNTIME_RUNNING: return "Running";
+	case RUNTIME_FROZEN: return "Frozen";
+	default: return "Stopped";
+	}
+}
+
+static int status_code(enum runtime_status s)
+{
+	switch (s) {
+	case RUNTIME_RUNNING: return 103;
+	case RUNTIME_FROZEN: return 110;
+	default: return 102;
+	}
+}
+
+static json_t *state_json(const char *name, const struct runtime_state *st)
+{
+	json_t *network = json_null();
+	if (st->status != RUNTIME_STOPPED && st->init_pid > 0) {
+		cleanup_error struct ferry_error *e = NULL;
+		json_t *net = NULL;
+		if (network_state_json(st->init_pid, &net, &e) < 0)
+			log_warn("instance %s: network state: %s", name, e->msg);
+		else
+			network = net;
+	}
+	bool running = st->status != RUNTIME_STOPPED;
+	return json_pack("{s:s,s:i,s:{},s:{s:I,s:I,s:I,s:I},s:o,s:I,s:I,s:{s:I}}",
+			 "status", status_name(st->status),
+			 "status_code", status_code(st->status),
+			 "disk",
+			 "memory", "usage", (json_int_t)(running && st->memory_usage > 0 ? st->memory_usage : 0),
+			 "usage_peak", (json_int_t)(running && st->memory_peak > 0 ? st->memory_peak : 0),
+			 "swap_usage", (json_int_t)0, "swap_usage_peak", (json_int_t)0,
+			 "network", network,
+			 "pid", (json_int_t)(running ? st->init_pid : -1),
+			 "processes", (json_int_t)(running ? st->processes : 0),
+			 "cpu", "usage", (json_int_t)(running && st->cpu_usage_ns > 0 ? st->cpu_usage_ns : 0));
+}
+
+int instance_state_to_json(const char *name, json_t **out, struct ferry_error **err)
+{
+	struct db_instance inst = { 0 };
+	struct runtime_state st;
+	if (instance_get(name, &inst, err) < 0)
+		return -1;
+	db_instance_clear(&inst);
+	if (instance_runtime_state(name, &st, err) < 0)
+		return -1;
+	*out = state_json(name, &st);
+	return 0;
+}
+
+int instance_to_json(const char *name, int recursion, json_t **out, struct ferry_error **err)
+{
+	struct db_instance inst = { 0 };
+	struct runtime_state st;
+	if (instance_get(name, &inst, err) < 0)
+		return -1;
+	if (instance_runtime_state(name, &st, err) < 0) {
+		db_instance_clear(&inst);
+		return -1;
+	}
+	json_t *obj = json_pack("{s:s,s:O,s:O,s:b,s:O,s:b,s:s,s:s,s:o,s:o,s:s,s:s,s:i,s:s,s:s,s:s,s:s}",
+				"architecture", inst.architecture ? inst.architecture : "x86_64",
+				"config", inst.config,
+				"devices", inst.devices,
+				"ephemeral", inst.ephemeral,
+				"profiles", inst.profiles,
+				"stateful", inst.stateful,
+				"description", inst.description ? inst.description : "",
+				"created_at", inst.created_at ? inst.created_at : "1970-01-01T00:00:00Z",
+				"expanded_config", instance_expanded_config(&inst),
+				"expanded_devices", instance_expanded_devices(&inst),
+				"name", inst.name,
+				"status", status_name(st.status),
+				"status_code", status_code(st.status),
+				"last_used_at", inst.last_used_at ? inst.last_used_at : "1970-01-01T00:00:00Z",
+				"location", "none",
+				"type", "container",
+				"project", "default");
+	if (recursion >= 2) {
+		json_object_set_new(obj, "state", state_json(name, &st));
+		json_object_set_new(obj, "snapshots", json_null());
+		json_object_set_new(obj, "backups", json_null());
+	}
+	db_instance_clear(&inst);
+	*out = obj;
+	return 0;
+}
+
+/* ---- idmap and exec environment ---------------------------------------- */
+
+int instance_idmap(const char *name, struct instance_idmap *map, struct ferry_error **err)
+{
+	struct db_instance inst = { 0 };
+	if (instance_get(name, &inst, err) < 0)
+		return -1;
+	map->base = idmap_base_of(inst.config);
+	map->range = INSTANCE_IDMAP_RANGE;
+	db_instance_clear(&inst);
+	return 0;
+}
+
+unsigned instance_idmap_to_host(const struct instance_idmap *map, unsigned id)
+{
+	return map->base == 0 ? id : map->base + id;
+}
+
+unsigned instance_idmap_from_host(const struct instance_idmap *map, unsigned host_id)
+{
+	if (map->base == 0)
+		return host_id;
+	if (host_id < map->base || host_id >= map->base + map->range)
+		return 65534;
+	return host_id - map->base;
+}
+
+static void env_set_default(json_t *env, const char *key, const char *value)
+{
+	if (json_object_get(env, key) == NULL)
+		json_object_set_new(env, key, json_string(value));
+}
+
+char **instance_exec_environment(const char *name, json_t *request_env, uid_t uid, struct ferry_error **err)
+{
+	struct db_instance inst = { 0 };
+	if (instance_get(name, &inst, err) < 0)
+		return NULL;
+	json_t *env = json_object();
+	const char *key;
+	json_t *v;
+	if (json_is_object(request_env)) {
+		json_object_foreach(request_env, key, v) {
+			if (json_is_string(v))
+				json_object_set(env, key, v);
+		}
+	}
+	json_object_foreach(inst.config, key, v) {
+		if (strncmp(key, "environment.", 12) == 0 && json_is_string(v))
+			env_set_default(env, key + 12, json_string_value(v));
+	}
+	/* LXD's defaults. */
+	env_set_default(env, "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+	if (uid == 0) {
+		env_set_default(env, "HOME", "/root");
+		env_set_default(env, "USER", "root");
+	}
+	env_set_default(env, "LANG", "C.UTF-8");
+	db_instance_clear(&inst);
+
+	char **out = xcalloc(json_object_size(env) + 1, sizeof(char *));
+	size_t n = 0;
+	json_object_foreach(env, key, v) {
+		out[n++] = xasprintf("%s=%s", key, json_string_value(v));
+	}
+	json_decref(env);
+	return out;
+}
+
+/* ---- start-up ---------------------------------------------------------- */
 
 int instances_startup(struct ferry_error **err)
 {
+	json_t *names = NULL;
+	if (db_instance_list(daemon_ctx->db, &names, err) < 0)
+		return error_wrap(err, "list instances");
+	size_t i;
+	json_t *n;
+	json_array_foreach(names, i, n) {
+		const char *name = json_string_value(n);
+		struct db_instance inst = { 0 };
+		struct runtime_state st;
+		cleanup_error struct ferry_error *e = NULL;
+		instance_lock(name);
+		if (instance_get(name, &inst, &e) < 0 || instance_runtime_state(name, &st, &e) < 0) {
+			log_error("start-up: %s", e->msg);
+			goto next;
+		}
+		const char *last = json_string_value(json_object_get(inst.config, "volatile.last_state.power"));
+		bool was_running = last != NULL && strcmp(last, "RUNNING") == 0;
+		if (st.status != RUNTIME_STOPPED) {
+			log_info("instance %s: found running (monitor %d, init %d)", name, (int)st.monitor_pid,
+				 (int)st.init_pid);
+			if (!was_running)
+				save_power_state(name, "RUNNING", &e);
+			goto next;
+		}
+		/* As LXD: boot.autostart when set, else whatever ran before the host went down. */
+		const char *autostart = json_string_value(json_object_get(inst.config, "boot.autostart"));
+		bool start = autostart != NULL ? config_get_bool(inst.config, "boot.autostart") : was_running;
+		if (start) {
+			log_info("instance %s: autostart", name);
+			if (instance_start(name, &e) < 0)
+				log_error("start-up: %s", e->msg);
+		} else if (was_running) {
+			save_power_state(name, "STOPPED", &e);
+		}
+next:
+		db_instance_clear(&inst);
+		instance_unlock(name);
+	}
+	json_decref(names);
 	return 0;
+}
+
+/* ---- operations -------------------------------------------------------- */
+
+struct response *instance_operation_respond(bool websocket, const char *description, const char *name,
+					    json_t *metadata, instance_op_run_fn run, instance_op_connect_fn connect,
+					    void *data, void (*free_data)(void *data))
+{
+	struct operation *op = operation_new(websocket ? OPERATION_WEBSOCKET : OPERATION_TASK, description,
+					     instance_resources(name), run, connect, data, free_data);
+	if (metadata != NULL)
+		operation_set_metadata(op, metadata);
+	operation_start(op);
+	struct response *resp = response_async(op);
+	operation_unref(op);
+	return resp;
+}
+
+char *instance_new_secret(void)
+{
+	unsigned char raw[32];
+	char *hex = xcalloc(1, sizeof(raw) * 2 + 1);
+	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
+		abort();
+	for (size_t i = 0; i < sizeof(raw); i++)
+		sprintf(hex + 2 * i, "%02x", raw[i]);
+	return hex;
 }

@@ -1,2 +1,103 @@
-/* Instances: the glue between the database, images, network and runtime. */
+/* Instances: the glue between the database, images, network and runtime.
+ *
+ * The functions here do one action on one instance; the API endpoints call
+ * them from operations, holding instance_lock(name) around them so actions
+ * on one instance run one at a time. */
 #pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+#include "daemon/db.h"
+#include "common/ws.h"
+#include "runtime/runtime.h"
+
+/* Container ids 0..IDMAP_RANGE-1 map to host ids base..base+IDMAP_RANGE-1. */
+#define INSTANCE_IDMAP_BASE_DEFAULT 1000000u
+#define INSTANCE_IDMAP_RANGE 65536u
+
+/* LXD's rules for instance names (hostname-like). 400 when invalid. */
+int instance_name_validate(const char *name, struct ferry_error **err);
+
+/* Per-instance paths, malloc'd. */
+char *instance_dir(const char *name);      /* CONTAINERS/NAME: the runtime's state directory */
+char *instance_rootfs(const char *name);   /* CONTAINERS/NAME/rootfs */
+char *instance_logs_dir(const char *name); /* CONTAINERS/NAME/logs: exec output */
+char *instance_log_dir(const char *name);  /* LOGDIR/NAME: runtime logs */
+
+struct instance_create_args {
+	const char *name;
+	const char *source_type;  /* "image" or "none" */
+	const char *alias;        /* image alias, or NULL */
+	const char *fingerprint;  /* image fingerprint (or unique prefix), or NULL */
+	json_t *config;           /* user config (validated here), may be NULL */
+	json_t *devices;          /* may be NULL */
+	json_t *profiles;         /* may be NULL: ["default"] */
+	const char *description;
+	bool ephemeral;
+};
+
+/* Check a create request without changing anything: name, config,
+ * devices, the image, and that the name is free. */
+int instance_create_check(const struct instance_create_args *args, struct ferry_error **err);
+/* Create: DB row, then the rootfs unpacked from the image with the idmap
+ * shift. On failure nothing is left behind. */
+int instance_create(const struct instance_create_args *args, struct ferry_error **err);
+/* Delete a stopped instance: rootfs, state and logs, DB row. */
+int instance_delete(const char *name, struct ferry_error **err);
+int instance_rename(const char *name, const char *new_name, struct ferry_error **err);
+/* PUT (merge false: replace config/devices/profiles/description/ephemeral)
+ * or PATCH (merge true: only the given keys). Validated before anything
+ * changes; dry_run: validate only. */
+int instance_update(const char *name, json_t *body, bool merge, bool dry_run, struct ferry_error **err);
+
+int instance_start(const char *name, struct ferry_error **err);
+/* timeout_s < 0: wait forever for a clean shutdown; force: kill at once. */
+int instance_stop(const char *name, int timeout_s, bool force, struct ferry_error **err);
+int instance_restart(const char *name, int timeout_s, bool force, struct ferry_error **err);
+int instance_freeze(const char *name, struct ferry_error **err);
+int instance_unfreeze(const char *name, struct ferry_error **err);
+
+/* The runtime's view; a missing instance is 404. */
+int instance_runtime_state(const char *name, struct runtime_state *st, struct ferry_error **err);
+bool instance_is_running(const char *name);
+
+/* LXD's instance object (recursion 2 adds "state", "snapshots", "backups"). */
+int instance_to_json(const char *name, int recursion, json_t **out, struct ferry_error **err);
+/* LXD's InstanceState object. */
+int instance_state_to_json(const char *name, json_t **out, struct ferry_error **err);
+/* The devices of the default profile merged under the instance's own. */
+json_t *instance_expanded_devices(const struct db_instance *inst);
+json_t *instance_expanded_config(const struct db_instance *inst);
+
+/* Host id for container id (uid or gid) and back, by the instance's idmap. */
+struct instance_idmap {
+	unsigned base;   /* 0: privileged, no shift */
+	unsigned range;
+};
+int instance_idmap(const char *name, struct instance_idmap *map, struct ferry_error **err);
+unsigned instance_idmap_to_host(const struct instance_idmap *map, unsigned id);
+/* 65534 (overflow id) for host ids outside the map. */
+unsigned instance_idmap_from_host(const struct instance_idmap *map, unsigned host_id);
+
+/* The environment for exec: LXD's defaults, then environment.* of the
+ * instance, then the request's own. Returns NULL-terminated "K=V". */
+char **instance_exec_environment(const char *name, json_t *request_env, uid_t uid, struct ferry_error **err);
+
+/* {"instances": ["/1.0/instances/NAME"]} */
+json_t *instance_resources(const char *name);
+char *instance_url(const char *name);
+
+/* Create a task or websocket operation on instance name with metadata
+ * (stolen, may be NULL), start it, and answer the request with it (202). */
+struct operation;
+struct response;
+typedef int (*instance_op_run_fn)(struct operation *op, void *data, struct ferry_error **err);
+typedef void (*instance_op_connect_fn)(struct operation *op, void *data, const char *secret, struct ws *ws);
+struct response *instance_operation_respond(bool websocket, const char *description, const char *name,
+					    json_t *metadata, instance_op_run_fn run, instance_op_connect_fn connect,
+					    void *data, void (*free_data)(void *data));
+/* A random secret for websocket operations (64 hex digits). */
+char *instance_new_secret(void);

@@ -1,1 +1,230 @@
-int main(void) { return 0; }
+/* ferryd: the daemon. Sets up its directories, log, database and bridge,
+ * serves the API on ROOT/unix.socket, and on SIGTERM/SIGINT stops serving
+ * and exits, leaving the containers to their monitors. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "daemon/daemon.h"
+#include "daemon/db.h"
+#include "daemon/db_networks.h"
+#include "daemon/server.h"
+#include "runtime/network.h"
+#include "runtime/runtime.h"
+
+/* How long in-flight requests get to finish at shutdown. */
+#define SHUTDOWN_GRACE_MS 3000
+
+static void usage(FILE *out)
+{
+	fprintf(out, "Usage: ferryd [--root DIR] [--bridge NAME] [--debug]\n"
+		     "       ferryd --root DIR --bridge NAME --purge-network\n"
+		     "\n"
+		     "  --root DIR       state directory (default /var/lib/ferry)\n"
+		     "  --bridge NAME    the containers' bridge (default ferrybr0)\n"
+		     "  --debug          log every request\n"
+		     "  --purge-network  delete the bridge and its NAT rule, then exit\n");
+}
+
+/* Fatal start-up errors go to the log and to stderr (whoever started us). */
+static int die(struct ferry_error *err, const char *what)
+{
+	log_error("%s: %s", what, err ? err->msg : "unknown error");
+	fprintf(stderr, "ferryd: %s: %s\n", what, err ? err->msg : "unknown error");
+	return 1;
+}
+
+static int dirs_create(struct daemon *d, struct ferry_error **err)
+{
+	if (mkdir_p(d->root, 0711, err) < 0)
+		return -1;
+	/* Monitors (and, unprivileged, containers) pass through it: traverse only. */
+	if (chmod(d->root, 0711) < 0)
+		return error_sys(err, errno, "chmod %s", d->root);
+	const char *dirs[] = { d->containers_dir, d->images_dir, d->cache_dir, d->log_dir };
+	const mode_t modes[] = { 0711, 0700, 0700, 0700 };
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+		if (mkdir_p(dirs[i], modes[i], err) < 0)
+			return -1;
+	cleanup_free char *database = xasprintf("%s/database", d->root);
+	return mkdir_p(database, 0700, err);
+}
+
+/* One ferryd per root: a lock held for the process's life. */
+static int root_lock(const char *root, struct ferry_error **err)
+{
+	cleanup_free char *path = xasprintf("%s/ferryd.lock", root);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return error_sys(err, errno, "open %s", path);
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		close(fd);
+		if (e == EWOULDBLOCK)
+			return error_set(err, 409, e, "another ferryd is already running on %s", root);
+		return error_sys(err, e, "lock %s", path);
+	}
+	return fd; /* kept open on purpose */
+}
+
+/* The bridge's subnet is picked once and kept in the database, so
+ * containers keep their addresses across restarts. */
+static int bridge_setup(struct daemon *d, struct ferry_error **err)
+{
+	json_t *config = NULL;
+	cleanup_error struct ferry_error *lookup_err = NULL;
+	if (db_network_get(d->db, d->bridge, &config, &lookup_err) < 0) {
+		if (lookup_err->status != 404) {
+			error_move(err, &lookup_err);
+			return -1;
+		}
+		cleanup_free char *cidr = NULL;
+		if (network_pick_subnet(&cidr, err) < 0)
+			return error_wrap(err, "pick a subnet for bridge %s", d->bridge);
+		config = json_pack("{s:s, s:s}", "ipv4.address", cidr, "ipv4.nat", "true");
+		if (db_network_set(d->db, d->bridge, config, err) < 0) {
+			json_decref(config);
+			return -1;
+		}
+		log_info("bridge %s: picked subnet %s", d->bridge, cidr);
+	}
+	const char *cidr = json_string_value(json_object_get(config, "ipv4.address"));
+	const char *nat = json_string_value(json_object_get(config, "ipv4.nat"));
+	d->bridge_cidr = xstrdup(cidr ? cidr : "");
+	d->nat = nat == NULL || strcmp(nat, "true") == 0;
+	json_decref(config);
+	if (network_bridge_ensure(d->bridge, d->bridge_cidr, d->nat, err) < 0)
+		return error_wrap(err, "bridge %s", d->bridge);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	/* The runtime re-executes ferryd as each container's monitor. */
+	if (argc == 3 && strcmp(argv[1], "__monitor") == 0)
+		runtime_monitor_main(argv[2]);
+
+	static const struct option options[] = {
+		{ "root", required_argument, NULL, 'r' },
+		{ "bridge", required_argument, NULL, 'b' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ "purge-network", no_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *root = NULL, *bridge = "ferrybr0";
+	bool debug = false, purge_network = false;
+	int c;
+	while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			root = optarg;
+			break;
+		case 'b':
+			bridge = optarg;
+			break;
+		case 'd':
+			debug = true;
+			break;
+		case 'p':
+			purge_network = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	cleanup_error struct ferry_error *err = NULL;
+
+	if (purge_network) {
+		if (network_bridge_delete(bridge, &err) < 0 && err->status != 404)
+			return die(err, "purge network");
+		return 0;
+	}
+
+	umask(022);
+	struct daemon *d = xcalloc(1, sizeof(*d));
+	daemon_ctx = d;
+	char abs_root[PATH_MAX];
+	d->root = xstrdup(root ? root : "/var/lib/ferry");
+	if (mkdir_p(d->root, 0711, &err) < 0)
+		return die(err, "state directory");
+	if (realpath(d->root, abs_root) != NULL) {
+		free(d->root);
+		d->root = xstrdup(abs_root);
+	}
+	d->log_dir = root ? xasprintf("%s/logs", d->root) : xstrdup("/var/log/ferry");
+	d->socket_path = xasprintf("%s/unix.socket", d->root);
+	d->images_dir = xasprintf("%s/images", d->root);
+	d->containers_dir = xasprintf("%s/containers", d->root);
+	d->cache_dir = xasprintf("%s/cache", d->root);
+	d->bridge = xstrdup(bridge);
+	char exe[PATH_MAX];
+	d->exe = xstrdup(realpath("/proc/self/exe", exe) ? exe : argv[0]);
+	char host[256] = "";
+	gethostname(host, sizeof(host) - 1);
+	d->server_name = xstrdup(host);
+
+	if (dirs_create(d, &err) < 0)
+		return die(err, "state directories");
+	cleanup_free char *log_path = xasprintf("%s/ferryd.log", d->log_dir);
+	if (log_open(log_path) < 0)
+		fprintf(stderr, "ferryd: cannot open log %s: %s (logging to stderr)\n", log_path, strerror(errno));
+	if (debug)
+		log_set_level(LOG_LEVEL_DEBUG);
+	if (root_lock(d->root, &err) < 0)
+		return die(err, "start");
+	log_info("ferryd %s starting: root %s, bridge %s", FERRY_VERSION, d->root, d->bridge);
+
+	/* Signals are taken by sigwait below; every thread inherits the mask. */
+	signal(SIGPIPE, SIG_IGN);
+	sigset_t stop_signals;
+	sigemptyset(&stop_signals);
+	sigaddset(&stop_signals, SIGTERM);
+	sigaddset(&stop_signals, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+
+	cleanup_free char *db_path = xasprintf("%s/database/ferry.db", d->root);
+	if (db_open(db_path, &d->db, &err) < 0)
+		return die(err, "database");
+	if (bridge_setup(d, &err) < 0)
+		return die(err, "network");
+	if (server_start(d->socket_path, d->cache_dir, &err) < 0)
+		return die(err, "API");
+	if (instances_startup(&err) < 0) {
+		/* The API stays up: the instances that could be found are served. */
+		log_error("instances at start-up: %s", err->msg);
+		error_free(&err);
+	}
+	log_info("ferryd ready");
+
+	int sig = 0;
+	while (sigwait(&stop_signals, &sig) != 0)
+		;
+	log_info("received %s: shutting down (containers keep running)", strsignal(sig));
+	d->stopping = true;
+	server_quiesce();
+	if (!server_wait_idle(SHUTDOWN_GRACE_MS))
+		log_warn("requests still running after %d ms: leaving them", SHUTDOWN_GRACE_MS);
+	log_info("ferryd stopped");
+	/* No teardown of threads or the database: the process ends here, and
+	 * SQLite's WAL is safe at any point. */
+	_exit(0);
+}

@@ -250,10 +250,10 @@ static _Noreturn void exec_outer(const struct exec_plan *plan)
 	if (inner == 0)
 		exec_inner(plan);
 	report(plan->report_fd, EXEC_REPORT_PID, inner, 0, 0);
-	close(plan->report_fd);
-	/* Only the stdio the grandchild uses should keep the caller's pipes open. */
-	for (int i = 0; i < 3; i++)
-		close(plan->stdio[i]);
+	/* This process never execs, so it still holds every fd of the
+	 * (multi-threaded) caller: other sessions' pipes among them, and the
+	 * write end of its own command's stdin. Keep none of them open. */
+	close_range(3, ~0U, 0);
 
 	int wstatus;
 	while (waitpid(inner, &wstatus, 0) < 0)

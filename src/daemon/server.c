@@ -1,0 +1,474 @@
+/* libmicrohttpd on ferryd's unix socket: a thread per connection, bodies
+ * collected (and spooled to disk when large), routes matched, responses
+ * sent, websockets upgraded and handed to their endpoint. */
+#include "daemon/server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "common/ws.h"
+
+/* Every endpoint file's routes (request.h). */
+static const struct route *const route_tables[] = {
+	api_server_routes,
+	api_operations_routes,
+	api_events_routes,
+	api_images_routes,
+	api_instances_routes,
+	api_instance_state_routes,
+	api_instance_exec_routes,
+	api_instance_files_routes,
+	api_instance_logs_routes,
+	NULL,
+};
+
+static struct MHD_Daemon *httpd;
+static char *server_socket_path;
+static char *server_spool_dir;
+static atomic_int handlers_running;
+
+/* One request's state between libmicrohttpd's calls of the access handler. */
+struct request_state {
+	struct request req;
+	char *path;
+	char *body;            /* in memory up to REQUEST_BODY_MEMORY_MAX */
+	size_t body_len, body_cap;
+	int spool_fd;          /* then in spool_path */
+	char *spool_path;
+	unsigned long long total;
+	bool too_large;
+	bool spool_failed;
+};
+
+static void request_state_free(struct request_state *st)
+{
+	if (st == NULL)
+		return;
+	for (size_t i = 0; i < 4; i++)
+		free(st->req.params[i]);
+	json_decref(st->req.body);
+	free(st->body);
+	if (st->spool_fd >= 0)
+		close(st->spool_fd);
+	if (st->spool_path != NULL) {
+		unlink(st->spool_path);
+		free(st->spool_path);
+	}
+	free(st->path);
+	free(st);
+}
+
+/* The best route for the path; *path_known tells a wrong method from an unknown path. */
+static const struct route *route_find(const char *method, const char *path, char *params[4], bool *path_known)
+{
+	const char *best_pattern = NULL;
+	int best = -1;
+	for (size_t t = 0; route_tables[t] != NULL; t++) {
+		for (const struct route *r = route_tables[t]; r->pattern != NULL; r++) {
+			int score = route_match(r->pattern, path, NULL);
+			if (score > best) {
+				best = score;
+				best_pattern = r->pattern;
+			}
+		}
+	}
+	*path_known = best_pattern != NULL;
+	if (best_pattern == NULL)
+		return NULL;
+	for (size_t t = 0; route_tables[t] != NULL; t++) {
+		for (const struct route *r = route_tables[t]; r->pattern != NULL; r++) {
+			if (strcmp(r->pattern, best_pattern) == 0 && strcmp(r->method, method) == 0) {
+				route_match(r->pattern, path, params);
+				return r;
+			}
+		}
+	}
+	return NULL;
+}
+
+static bool body_append(struct request_state *st, const char *data, size_t len)
+{
+	st->total += len;
+	if (st->too_large || st->total > REQUEST_BODY_MAX) {
+		st->too_large = true;
+		return true;
+	}
+	if (st->spool_failed)
+		return true;
+	if (st->spool_fd < 0 && st->body_len + len > REQUEST_BODY_MEMORY_MAX) {
+		/* Too big to keep in memory: spool what we have and the rest to disk. */
+		st->spool_path = xasprintf("%s/upload.XXXXXX", server_spool_dir);
+		st->spool_fd = mkostemp(st->spool_path, O_CLOEXEC);
+		if (st->spool_fd < 0) {
+			log_error("spool request body to %s: %s", st->spool_path, strerror(errno));
+			free(st->spool_path);
+			st->spool_path = NULL;
+			st->spool_failed = true;
+			return true;
+		}
+		if (st->body_len > 0 && write(st->spool_fd, st->body, st->body_len) != (ssize_t)st->body_len)
+			st->spool_failed = true;
+		free(st->body);
+		st->body = NULL;
+		st->body_len = st->body_cap = 0;
+	}
+	if (st->spool_fd >= 0) {
+		while (len > 0) {
+			ssize_t w = write(st->spool_fd, data, len);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0) {
+				log_error("spool request body to %s: %s", st->spool_path, strerror(errno));
+				st->spool_failed = true;
+				return true;
+			}
+			data += w;
+			len -= w;
+		}
+		return true;
+	}
+	if (st->body_len + len + 1 > st->body_cap) {
+		size_t cap = st->body_cap ? st->body_cap : 4096;
+		while (cap < st->body_len + len + 1)
+			cap *= 2;
+		char *b = realloc(st->body, cap);
+		if (b == NULL)
+			abort();
+		st->body = b;
+		st->body_cap = cap;
+	}
+	memcpy(st->body + st->body_len, data, len);
+	st->body_len += len;
+	st->body[st->body_len] = '\0';
+	return true;
+}
+
+/* Parse the body as JSON when it says or looks like JSON. Returns a 400
+ * response (jansson's message) when it does and does not parse. */
+static struct response *body_parse_json(struct request_state *st)
+{
+	if (st->body == NULL || st->body_len == 0)
+		return NULL;
+	const char *type = request_header(&st->req, MHD_HTTP_HEADER_CONTENT_TYPE);
+	bool json;
+	if (type != NULL && strcasestr(type, "json") != NULL) {
+		json = true;
+	} else if (type == NULL || strncasecmp(type, "application/x-www-form-urlencoded", 33) == 0 ||
+		   strncasecmp(type, "text/plain", 10) == 0) {
+		/* curl -d and other clients that don't set a type */
+		const char *c = st->body + strspn(st->body, " \t\r\n");
+		json = *c == '{' || *c == '[';
+	} else {
+		json = false;
+	}
+	if (!json)
+		return NULL;
+	json_error_t jerr;
+	st->req.body = json_loadb(st->body, st->body_len, JSON_DECODE_ANY, &jerr);
+	if (st->req.body == NULL)
+		return response_error(400, "Invalid JSON: %s (line %d, column %d)", jerr.text, jerr.line, jerr.column);
+	return NULL;
+}
+
+struct upgraded {
+	websocket_run run;
+	void *data;
+	MHD_socket sock;
+	struct MHD_UpgradeResponseHandle *urh;
+	char *extra;
+	size_t extra_len;
+};
+
+static ssize_t upgraded_recv(void *ctx, void *buf, size_t len)
+{
+	struct upgraded *u = ctx;
+	return recv(u->sock, buf, len, MSG_DONTWAIT);
+}
+
+static ssize_t upgraded_send(void *ctx, const void *buf, size_t len)
+{
+	struct upgraded *u = ctx;
+	return send(u->sock, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+static void *upgraded_thread(void *arg)
+{
+	struct upgraded *u = arg;
+	struct ws_transport t = { .recv = upgraded_recv, .send = upgraded_send, .fd = u->sock, .ctx = u };
+	struct ws *ws = ws_new_transport(&t, true);
+	ws_push_prefetched(ws, u->extra, u->extra_len);
+	/* run owns ws and frees it; the socket itself belongs to libmicrohttpd. */
+	u->run(ws, u->data);
+	MHD_upgrade_action(u->urh, MHD_UPGRADE_ACTION_CLOSE);
+	free(u->extra);
+	free(u);
+	return NULL;
+}
+
+static void upgrade_handler(void *cls, struct MHD_Connection *conn, void *con_cls, const char *extra_in,
+			    size_t extra_in_size, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+{
+	struct upgraded *u = cls;
+	u->sock = sock;
+	u->urh = urh;
+	if (extra_in_size > 0) {
+		u->extra = malloc(extra_in_size);
+		if (u->extra == NULL)
+			abort();
+		memcpy(u->extra, extra_in, extra_in_size);
+		u->extra_len = extra_in_size;
+	}
+	/* Websockets live long (events, exec): give each its own thread so the
+	 * connection thread can finish with libmicrohttpd. */
+	pthread_t thread;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&thread, &attr, upgraded_thread, u) != 0) {
+		log_error("websocket thread: %s", strerror(errno));
+		MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+		free(u->extra);
+		free(u);
+	}
+	pthread_attr_destroy(&attr);
+}
+
+static bool header_has_token(const char *value, const char *token)
+{
+	return value != NULL && strcasestr(value, token) != NULL;
+}
+
+static enum MHD_Result queue_response(struct MHD_Connection *conn, struct request_state *st, struct response *resp)
+{
+	struct MHD_Response *mhd = NULL;
+	int status = resp->status;
+	switch (resp->kind) {
+	case RESPONSE_JSON:
+	case RESPONSE_RAW:
+		mhd = MHD_create_response_from_buffer(resp->len, resp->data, MHD_RESPMEM_MUST_FREE);
+		if (mhd != NULL)
+			resp->data = NULL;
+		break;
+	case RESPONSE_FD:
+		mhd = MHD_create_response_from_fd(resp->size, resp->fd);
+		if (mhd != NULL)
+			resp->fd = -1;
+		break;
+	case RESPONSE_WEBSOCKET: {
+		const char *key = request_header(&st->req, "Sec-WebSocket-Key");
+		if (!header_has_token(request_header(&st->req, MHD_HTTP_HEADER_UPGRADE), "websocket") ||
+		    !header_has_token(request_header(&st->req, MHD_HTTP_HEADER_CONNECTION), "upgrade") || key == NULL) {
+			/* The endpoint's data leaks here: run never gets called. Rare (a
+			 * client that asks a websocket endpoint without upgrading). */
+			struct response *err = response_error(400, "This endpoint is a websocket: upgrade the connection");
+			enum MHD_Result r = queue_response(conn, st, err);
+			response_free(err);
+			return r;
+		}
+		struct upgraded *u = xcalloc(1, sizeof(*u));
+		u->run = resp->run;
+		u->data = resp->run_data;
+		mhd = MHD_create_response_for_upgrade(upgrade_handler, u);
+		if (mhd == NULL) {
+			free(u);
+			break;
+		}
+		cleanup_free char *accept = ws_accept_key(key);
+		MHD_add_response_header(mhd, MHD_HTTP_HEADER_UPGRADE, "websocket");
+		MHD_add_response_header(mhd, "Sec-WebSocket-Accept", accept);
+		status = MHD_HTTP_SWITCHING_PROTOCOLS;
+		break;
+	}
+	}
+	if (mhd == NULL) {
+		log_error("%s %s: cannot create the response", st->req.method, st->path);
+		return MHD_NO;
+	}
+	if (resp->content_type != NULL)
+		MHD_add_response_header(mhd, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
+	for (size_t i = 0; i < resp->n_headers; i++)
+		MHD_add_response_header(mhd, resp->headers[i].name, resp->headers[i].value);
+	enum MHD_Result r = MHD_queue_response(conn, status, mhd);
+	MHD_destroy_response(mhd);
+	return r;
+}
+
+static struct response *dispatch(struct request_state *st)
+{
+	const char *method = st->req.method;
+	if (strcmp(method, "GET") && strcmp(method, "PUT") && strcmp(method, "POST") && strcmp(method, "DELETE") &&
+	    strcmp(method, "PATCH") && strcmp(method, "HEAD"))
+		return response_error(404, "Method \"%s\" not found", method);
+	if (st->too_large)
+		return response_error(413, "Request body larger than %llu bytes", (unsigned long long)REQUEST_BODY_MAX);
+	if (st->spool_failed)
+		return response_error(500, "Could not store the request body");
+	bool path_known = false;
+	const struct route *route = route_find(method, st->path, st->req.params, &path_known);
+	if (route == NULL) {
+		/* LXD answers an unknown path 404 "not found", a known one without
+		 * this method 501 "not implemented" (lxd/daemon.go). */
+		return path_known ? response_error(501, "not implemented") : response_error(404, "not found");
+	}
+	struct response *bad = body_parse_json(st);
+	if (bad != NULL)
+		return bad;
+	st->req.raw_body = st->body;
+	st->req.raw_len = st->body_len;
+	st->req.body_file = st->spool_fd >= 0 ? st->spool_path : NULL;
+	if (st->spool_fd >= 0)
+		fsync(st->spool_fd);
+	struct response *resp = route->handler(&st->req);
+	if (resp == NULL)
+		resp = response_error(500, "The handler of %s %s gave no response", method, st->path);
+	return resp;
+}
+
+static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+				      const char *version, const char *upload_data, size_t *upload_data_size,
+				      void **con_cls)
+{
+	struct request_state *st = *con_cls;
+	if (st == NULL) {
+		st = xcalloc(1, sizeof(*st));
+		st->spool_fd = -1;
+		st->req.method = method;
+		st->req.conn = conn;
+		st->req.trusted = true; /* the unix socket is root's only */
+		st->path = xstrdup(url);
+		/* "/1.0/instances/" is "/1.0/instances" */
+		size_t n = strlen(st->path);
+		while (n > 1 && st->path[n - 1] == '/')
+			st->path[--n] = '\0';
+		st->req.path = st->path;
+		*con_cls = st;
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0) {
+		body_append(st, upload_data, *upload_data_size);
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	atomic_fetch_add(&handlers_running, 1);
+	long long start = now_ms();
+	struct response *resp = dispatch(st);
+	log_debug("%s %s -> %d (%lld ms)", method, st->path, resp->status, now_ms() - start);
+	enum MHD_Result r = queue_response(conn, st, resp);
+	response_free(resp);
+	atomic_fetch_sub(&handlers_running, 1);
+	return r;
+}
+
+static void request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			      enum MHD_RequestTerminationCode toe)
+{
+	request_state_free(*con_cls);
+	*con_cls = NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char buf[512];
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	buf[strcspn(buf, "\n")] = '\0';
+	log_warn("libmicrohttpd: %s", buf);
+}
+
+/* A socket file another ferryd still answers on must not be taken over. */
+static int socket_take_over(const char *path, struct ferry_error **err)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof(addr.sun_path))
+		return error_set(err, 400, ENAMETOOLONG, "socket path too long: %s", path);
+	strcpy(addr.sun_path, path);
+	cleanup_close int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (probe < 0)
+		return error_sys(err, errno, "socket");
+	if (connect(probe, (struct sockaddr *)&addr, sizeof(addr)) == 0)
+		return error_set(err, 409, EADDRINUSE, "another ferryd is already serving on %s", path);
+	if (unlink(path) < 0 && errno != ENOENT)
+		return error_sys(err, errno, "remove stale socket %s", path);
+	return 0;
+}
+
+static int socket_listen(const char *path, struct ferry_error **err)
+{
+	if (socket_take_over(path, err) < 0)
+		return -1;
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	strcpy(addr.sun_path, path);
+	cleanup_close int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return error_sys(err, errno, "socket");
+	/* Created without group/other bits, then opened to root's group only. */
+	mode_t old = umask(0177);
+	int r = bind(fd, (struct sockaddr *)&addr, sizeof(addr));
+	umask(old);
+	if (r < 0)
+		return error_sys(err, errno, "bind %s", path);
+	if (chown(path, 0, 0) < 0 && geteuid() == 0)
+		return error_sys(err, errno, "chown %s", path);
+	if (chmod(path, 0660) < 0)
+		return error_sys(err, errno, "chmod %s", path);
+	if (listen(fd, 128) < 0)
+		return error_sys(err, errno, "listen on %s", path);
+	return steal_fd(&fd);
+}
+
+int server_start(const char *socket_path, const char *spool_dir, struct ferry_error **err)
+{
+	int fd = socket_listen(socket_path, err);
+	if (fd < 0)
+		return error_wrap(err, "serve on %s", socket_path);
+	server_socket_path = xstrdup(socket_path);
+	server_spool_dir = xstrdup(spool_dir);
+	httpd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+					 MHD_ALLOW_UPGRADE | MHD_USE_ITC | MHD_USE_ERROR_LOG,
+				 0, NULL, NULL, access_handler, NULL,
+				 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, /* first, to catch every message */
+				 MHD_OPTION_LISTEN_SOCKET, fd,
+				 MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL,
+				 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)0,
+				 MHD_OPTION_END);
+	if (httpd == NULL) {
+		close(fd);
+		unlink(socket_path);
+		return error_set(err, 500, 0, "serve on %s: libmicrohttpd did not start", socket_path);
+	}
+	log_info("serving the API on %s", socket_path);
+	return 0;
+}
+
+void server_quiesce(void)
+{
+	if (httpd == NULL)
+		return;
+	MHD_socket fd = MHD_quiesce_daemon(httpd);
+	if (fd != MHD_INVALID_SOCKET)
+		close(fd);
+	if (server_socket_path != NULL)
+		unlink(server_socket_path);
+}
+
+bool server_wait_idle(int timeout_ms)
+{
+	long long deadline = now_ms() + timeout_ms;
+	while (atomic_load(&handlers_running) > 0) {
+		if (now_ms() >= deadline)
+			return false;
+		usleep(20 * 1000);
+	}
+	return true;
+}
