@@ -20,7 +20,7 @@ cleanup() {
 	set +e
 	"$ferry" delete --force c1 >/dev/null 2>&1
 	[ -z "${daemon:-}" ] || { kill -TERM "$daemon"; wait "$daemon"; } 2>/dev/null
-	"$ferryd" --root "$FERRY_DIR" --bridge "$bridge" --purge-network >/dev/null 2>&1
+	"$ferryd" --root "$FERRY_DIR" --bridge "$bridge" --purge >/dev/null 2>&1
 	rm -rf "$work"
 }
 trap cleanup EXIT

@@ -92,7 +92,7 @@ ferry_teardown() {
 	for pid in $(cat "$FERRY_DIR"/containers/*/monitor.pid 2>/dev/null | awk '{print $1}'); do
 		kill -KILL "$pid" 2>/dev/null
 	done
-	"$FERRYD" --root "$FERRY_DIR" --bridge "$FERRY_BRIDGE" --purge-network >/dev/null 2>&1
+	"$FERRYD" --root "$FERRY_DIR" --bridge "$FERRY_BRIDGE" --purge >/dev/null 2>&1
 	ip link del "$FERRY_BRIDGE" 2>/dev/null
 	if [ -n "${TEST_DIR:-}" ] && [ -d "$TEST_DIR" ]; then
 		grep -qs " $TEST_DIR" /proc/mounts && awk -v d="$TEST_DIR" '$2 ~ "^"d {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l

@@ -95,14 +95,20 @@ static void lifecycle(const char *action, const char *name)
 
 /* cgroup names include a hash of the daemon's root, so two ferryds (tests,
  * the multi-host bed) never share a cgroup. */
-static char *instance_cgroup(const char *name)
+char *instance_cgroup_parent(const char *root)
 {
 	unsigned hash = 2166136261u; /* FNV-1a */
-	for (const char *p = daemon_ctx->root; *p; p++) {
+	for (const char *p = root; *p; p++) {
 		hash ^= (unsigned char)*p;
 		hash *= 16777619u;
 	}
-	return xasprintf("ferry-%08x/%s", hash, name);
+	return xasprintf("ferry-%08x", hash);
+}
+
+static char *instance_cgroup(const char *name)
+{
+	cleanup_free char *parent = instance_cgroup_parent(daemon_ctx->root);
+	return xasprintf("%s/%s", parent, name);
 }
 
 /* ---- devices and config ------------------------------------------------ */

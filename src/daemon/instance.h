@@ -89,6 +89,9 @@ char **instance_exec_environment(const char *name, json_t *request_env, uid_t ui
 /* {"instances": ["/1.0/instances/NAME"]} */
 json_t *instance_resources(const char *name);
 char *instance_url(const char *name);
+/* The cgroup directory, below each hierarchy's root, holding the instances
+ * of the daemon whose (absolute) root is root: "ferry-1a2b3c4d". */
+char *instance_cgroup_parent(const char *root);
 
 /* Create a task or websocket operation on instance name with metadata
  * (stolen, may be NULL), start it, and answer the request with it (202). */

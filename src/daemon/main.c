@@ -1,6 +1,7 @@
 /* ferryd: the daemon. Sets up its directories, log, database and bridge,
  * serves the API on ROOT/unix.socket, and on SIGTERM/SIGINT stops serving
  * and exits, leaving the containers to their monitors. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -18,6 +19,7 @@
 #include "daemon/daemon.h"
 #include "daemon/db.h"
 #include "daemon/db_networks.h"
+#include "daemon/instance.h"
 #include "daemon/server.h"
 #include "runtime/network.h"
 #include "runtime/runtime.h"
@@ -28,12 +30,13 @@
 static void usage(FILE *out)
 {
 	fprintf(out, "Usage: ferryd [--root DIR] [--bridge NAME] [--debug]\n"
-		     "       ferryd --root DIR --bridge NAME --purge-network\n"
+		     "       ferryd --root DIR --bridge NAME --purge\n"
 		     "\n"
 		     "  --root DIR       state directory (default /var/lib/ferry)\n"
 		     "  --bridge NAME    the containers' bridge (default ferrybr0)\n"
 		     "  --debug          log every request\n"
-		     "  --purge-network  delete the bridge and its NAT rule, then exit\n");
+		     "  --purge          remove what this daemon made outside its root (the bridge,\n"
+		     "                   its NAT rule, empty cgroups), then exit\n");
 }
 
 /* Fatal start-up errors go to the log and to stderr (whoever started us). */
@@ -108,6 +111,33 @@ static int bridge_setup(struct daemon *d, struct ferry_error **err)
 	return 0;
 }
 
+/* Remove what a daemon with this root made on the host outside it, once its
+ * containers are gone: the bridge with its NAT rule, and the (empty) cgroup
+ * directories of its instances in every hierarchy. */
+static int purge_host(const char *root, const char *bridge)
+{
+	cleanup_error struct ferry_error *err = NULL;
+	if (network_bridge_delete(bridge, &err) < 0 && err->status != 404)
+		return die(err, "purge network");
+	char abs_root[PATH_MAX];
+	if (realpath(root, abs_root) == NULL)
+		return 0;
+	cleanup_free char *parent = instance_cgroup_parent(abs_root);
+	DIR *d = opendir("/sys/fs/cgroup");
+	if (d == NULL)
+		return 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		cleanup_free char *path = xasprintf("/sys/fs/cgroup/%s/%s", de->d_name, parent);
+		if (rmdir(path) < 0 && errno != ENOENT && errno != ENOTDIR)
+			fprintf(stderr, "ferryd: purge: rmdir %s: %s\n", path, strerror(errno));
+	}
+	closedir(d);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	/* The runtime re-executes ferryd as each container's monitor. */
@@ -118,12 +148,12 @@ int main(int argc, char **argv)
 		{ "root", required_argument, NULL, 'r' },
 		{ "bridge", required_argument, NULL, 'b' },
 		{ "debug", no_argument, NULL, 'd' },
-		{ "purge-network", no_argument, NULL, 'p' },
+		{ "purge", no_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *root = NULL, *bridge = "ferrybr0";
-	bool debug = false, purge_network = false;
+	bool debug = false, purge = false;
 	int c;
 	while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
 		switch (c) {
@@ -137,7 +167,7 @@ int main(int argc, char **argv)
 			debug = true;
 			break;
 		case 'p':
-			purge_network = true;
+			purge = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -153,11 +183,8 @@ int main(int argc, char **argv)
 	}
 	cleanup_error struct ferry_error *err = NULL;
 
-	if (purge_network) {
-		if (network_bridge_delete(bridge, &err) < 0 && err->status != 404)
-			return die(err, "purge network");
-		return 0;
-	}
+	if (purge)
+		return purge_host(root ? root : "/var/lib/ferry", bridge);
 
 	umask(022);
 	struct daemon *d = xcalloc(1, sizeof(*d));
