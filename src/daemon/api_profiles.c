@@ -1,0 +1,5 @@
+#include "daemon/request.h"
+
+const struct route api_profiles_routes[] = {
+	{ NULL },
+};

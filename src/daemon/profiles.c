@@ -1,0 +1,1 @@
+/* Profiles: see profiles.h. */

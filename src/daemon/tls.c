@@ -1,0 +1,1 @@
+/* ferryd over HTTPS with mutual TLS: see tls.h. */
