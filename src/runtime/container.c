@@ -273,6 +273,23 @@ static char **init_environment(const struct runtime_spec *spec)
 	return env;
 }
 
+/* As LXD's image templates do: /etc/hostname names the container, also
+ * after a rename or a copy. Written inside the container, as its root,
+ * after pivot_root, so a symlink there can't reach the host. Only an
+ * existing regular file is rewritten: images without one keep none. */
+static void write_hostname_file(const char *name)
+{
+	struct stat st;
+	if (lstat("/etc/hostname", &st) < 0 || !S_ISREG(st.st_mode))
+		return;
+	int fd = open("/etc/hostname", O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (write(fd, name, strlen(name)) < 0 || write(fd, "\n", 1) < 0)
+		log_warn("write /etc/hostname: %s", strerror(errno));
+	close(fd);
+}
+
 static int container_setup(const struct runtime_spec *spec, int sync_fd, struct ferry_error **err)
 {
 	char msg;
@@ -293,6 +310,7 @@ static int container_setup(const struct runtime_spec *spec, int sync_fd, struct 
 	if (setup_console(sync_fd, err) < 0)
 		return error_wrap(err, "console");
 	umask(022);
+	write_hostname_file(spec->name);
 
 	const char *init = spec->init != NULL ? spec->init : "/sbin/init";
 	char *argv[] = { (char *)init, NULL };

@@ -1,0 +1,72 @@
+/* The client library of the ferry CLI: LXD's 1.0 REST API over ferryd's
+ * unix socket (HTTPS remotes come later, behind client_open()).
+ *
+ * Requests carry JSON bodies; answers come in LXD's envelope
+ * ({"type":"sync"|"async"|"error", ...}); an error answer becomes a
+ * ferry_error with the server's message and status. Long actions answer
+ * with an operation, which client_operation_wait() follows to its end. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+#include "common/ws.h"
+
+struct client;
+
+/* remote: "local" (or NULL) is ferryd at $FERRY_DIR/unix.socket
+ * ($FERRY_DIR defaults to /var/lib/ferry). Connects lazily. */
+int client_open(const char *remote, struct client **out, struct ferry_error **err);
+void client_free(struct client *c);
+void client_freep(struct client **c);
+#define cleanup_client __attribute__((cleanup(client_freep)))
+
+/* A request answered in the envelope. path includes the query
+ * ("/1.0/instances?recursion=1"); body may be NULL. *metadata (may be NULL
+ * to ignore) gets the answer's metadata (json null when absent). */
+int client_query(struct client *c, const char *method, const char *path, json_t *body, json_t **metadata,
+		 struct ferry_error **err);
+/* A request that starts an operation: *op is the operation object (the
+ * metadata of the "async" answer). A "sync" answer gives *op = NULL. */
+int client_query_operation(struct client *c, const char *method, const char *path, json_t *body, json_t **op,
+			   struct ferry_error **err);
+/* Wait for op to end (op may be NULL: nothing to wait for). When stdout is a
+ * terminal and not --quiet, the progress in the operation's metadata
+ * ("*_progress" keys) is shown on one line, prefixed with progress_label.
+ * Fails with the operation's error if it failed. *final (may be NULL) is
+ * the operation as it ended. */
+int client_operation_wait(struct client *c, const json_t *op, const char *progress_label, json_t **final,
+			  struct ferry_error **err);
+/* client_query_operation then client_operation_wait. */
+int client_run_operation(struct client *c, const char *method, const char *path, json_t *body,
+			 const char *progress_label, json_t **final, struct ferry_error **err);
+
+/* Raw downloads (file pull, image export, console log). The body goes to
+ * fd unless the server answers JSON (a directory listing or an error).
+ * Response headers come back lower-cased ("x-lxd-type", "content-disposition"). */
+struct client_raw {
+	json_t *headers;  /* object: header name -> value */
+	json_t *metadata; /* the metadata of a JSON answer, else NULL */
+};
+void client_raw_clear(struct client_raw *raw);
+int client_download(struct client *c, const char *path, int fd, struct client_raw *out, struct ferry_error **err);
+/* Raw upload of fd's contents (fd < 0: empty body) with extra headers
+ * ("Name: value", NULL-terminated). *answer is the whole envelope. */
+int client_upload(struct client *c, const char *method, const char *path, int fd, const char *const *headers,
+		  json_t **answer, struct ferry_error **err);
+
+/* A websocket of an operation: /1.0/operations/ID/websocket?secret=S. */
+struct client_ws;
+int client_websocket(struct client *c, const char *op_id, const char *secret, struct client_ws **out,
+		     struct ferry_error **err);
+struct ws *client_ws_get(struct client_ws *cws);
+void client_ws_free(struct client_ws *cws);
+
+/* Escape a value for a URL query or path segment (malloc'd). */
+char *client_escape(const char *s);
+/* The id of an operation object ("id", else the tail of "operation"). */
+const char *client_operation_id(const json_t *op);
+/* The socket path in use (for messages). */
+const char *client_socket_path(const struct client *c);
