@@ -11,6 +11,8 @@ bash "$here/scripts/setup.sh"
 ferryd=$here/build/src/daemon/ferryd
 ferry=$here/build/src/cli/ferry
 work=$(mktemp -d /tmp/ferry-demo.XXXXXX)
+# The containers' root (uid 1000000 on the host) must get through to their rootfs.
+chmod 711 "$work"
 export FERRY_DIR=$work/root
 bridge=fdemo$(($$ % 10000))
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
@@ -29,7 +31,7 @@ say "Starting ferryd (root $FERRY_DIR, bridge $bridge)"
 "$ferryd" --root "$FERRY_DIR" --bridge "$bridge" >"$work/ferryd.out" 2>&1 &
 daemon=$!
 for _ in $(seq 100); do "$ferry" info >/dev/null 2>&1 && break; sleep 0.1; done
-run "$ferry" info | head -20
+run "$ferry" version
 
 say "Building the busybox image from Debian's busybox-static"
 run "$ferry" image build busybox --alias busybox
@@ -37,7 +39,7 @@ run "$ferry" image list
 
 say "Launching c1, an unprivileged system container"
 run "$ferry" launch busybox c1
-run "$ferry" exec c1 -- sh -c 'nohup sh -c "i=0; while true; do i=\$((i+1)); echo \$i > /tmp/counter; sleep 1; done" >/dev/null 2>&1 &'
+run "$ferry" exec c1 -- sh -c 'i=0; while true; do i=$((i+1)); echo $i > /tmp/counter; sleep 1; done >/dev/null 2>&1 &'
 run "$ferry" list
 
 say "Inside c1: its own pid 1, hostname, user namespace and network"
@@ -46,7 +48,7 @@ run "$ferry" exec c1 -- hostname
 run "$ferry" exec c1 -- cat /proc/self/uid_map
 run "$ferry" exec c1 -- ip -4 addr show eth0
 addr=$("$ferry" list c1 --format csv -c 4 | cut -d' ' -f1)
-run ping -c 2 -W 1 "$addr"
+run busybox ping -c 2 -W 1 "$addr"
 
 say "The counter keeps counting"
 run "$ferry" exec c1 -- cat /tmp/counter

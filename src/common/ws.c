@@ -145,7 +145,8 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
 	m->data = malloc(m->len + 1);
 	if (m->data == NULL)
 		abort();
-	memcpy(m->data, arg->msg, m->len);
+	if (m->len > 0) /* an empty message has no buffer */
+		memcpy(m->data, arg->msg, m->len);
 	m->data[m->len] = '\0';
 	if (ws->tail != NULL)
 		ws->tail->next = m;
