@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -489,6 +490,10 @@ static int exec_run_websocket(struct operation *op, void *data, struct ferry_err
 out:
 	pthread_mutex_lock(&s->lock);
 	s->stop_control = true;
+	/* Wake the control thread out of its wait for a message at once (its
+	 * recv sees end-of-file); the close frame still goes out afterwards. */
+	if (s->ws[SLOT_CONTROL] != NULL)
+		shutdown(ws_fd(s->ws[SLOT_CONTROL]), SHUT_RD);
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 	if (control_started)
