@@ -232,9 +232,14 @@ static void update_job_free(void *data)
 static int update_run(struct operation *op, void *data, struct ferry_error **err)
 {
 	struct update_job *job = data;
+	json_t *next_start = json_array();
 	instance_lock(job->name);
-	int r = instance_update(job->name, job->body, false, false, err);
+	int r = instance_update(job->name, job->body, false, false, next_start, err);
 	instance_unlock(job->name);
+	/* The CLI prints these; lxc ignores the metadata. */
+	if (r == 0 && json_array_size(next_start) > 0)
+		operation_set_metadata_key(op, "applies_at_next_start", json_incref(next_start));
+	json_decref(next_start);
 	return r;
 }
 
@@ -247,7 +252,7 @@ static struct response *instance_put(struct request *req)
 	if (json_object_get(req->body, "restore") != NULL)
 		return response_error(400, "Restoring snapshots isn't implemented yet");
 	instance_lock(name);
-	int r = instance_update(name, req->body, false, true, &err);
+	int r = instance_update(name, req->body, false, true, NULL, &err);
 	instance_unlock(name);
 	if (r < 0)
 		return response_from_error(err);
@@ -263,12 +268,15 @@ static struct response *instance_patch(struct request *req)
 	const char *name = req->params[0];
 	if (!json_is_object(req->body))
 		return response_error(400, "Invalid request: expected a JSON object");
+	json_t *next_start = json_array();
 	instance_lock(name);
-	int r = instance_update(name, req->body, true, false, &err);
+	int r = instance_update(name, req->body, true, false, next_start, &err);
 	instance_unlock(name);
-	if (r < 0)
+	if (r < 0) {
+		json_decref(next_start);
 		return response_from_error(err);
-	return response_sync(NULL);
+	}
+	return response_sync(json_pack("{s:o}", "applies_at_next_start", next_start));
 }
 
 struct name_job {

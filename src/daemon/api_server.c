@@ -1,13 +1,12 @@
 /* /, /1.0 (the server and its config), and the read-only views clients
- * look up before they act: the bridge (/1.0/networks), the storage pool
- * (/1.0/storage-pools) and the default profile (/1.0/profiles). Networks,
- * pools and profiles become resources of their own in later issues. */
+ * look up before they act: the bridge (/1.0/networks) and the storage pool
+ * (/1.0/storage-pools). Networks and pools become resources of their own in
+ * later issues; profiles live in api_profiles.c. */
 #include <errno.h>
-#include <gnutls/crypto.h>
-#include <gnutls/gnutls.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -16,6 +15,8 @@
 #include "daemon/db.h"
 #include "daemon/db_networks.h"
 #include "daemon/request.h"
+#include "daemon/server.h"
+#include "daemon/tls.h"
 
 #ifndef FERRY_VERSION
 #define FERRY_VERSION "0.0.0"
@@ -55,12 +56,18 @@ static const char *const api_extensions[] = {
 	"event_project",
 	"api_filtering",
 	"instance_get_full",
+	/* remotes (api_certificates.c): PUT /1.0/certificates/FP, tokens,
+	 * and the restricted/projects fields of a certificate */
+	"certificate_update",
+	"certificate_token",
+	"certificate_project",
 };
 
-/* Server config keys accepted now (the HTTPS listener and image refresh
- * read them in later issues). */
+/* Server config keys accepted now (image refresh reads its keys in a later
+ * issue). */
 static const char *const server_config_keys[] = {
 	"core.https_address",
+	"core.remote_token_expiry",
 	"core.trust_password",
 	"images.auto_update_cached",
 	"images.auto_update_interval",
@@ -117,21 +124,30 @@ static json_t *server_config_public(json_t *config)
 
 static struct response *server_get(struct request *req)
 {
+	json_t *extensions = json_array();
+	for (size_t i = 0; i < sizeof(api_extensions) / sizeof(api_extensions[0]); i++)
+		json_array_append_new(extensions, json_string(api_extensions[i]));
+	/* An untrusted client learns what it needs to authenticate, no more
+	 * (LXD's api.ServerUntrusted). */
+	if (!req->trusted)
+		return response_sync(json_pack("{s:o, s:s, s:s, s:s, s:b, s:[s]}", "api_extensions", extensions,
+					       "api_status", "stable", "api_version", "1.0", "auth", "untrusted",
+					       "public", 0, "auth_methods", "tls"));
 	cleanup_error struct ferry_error *err = NULL;
 	json_t *config = NULL;
-	if (db_config_get_all(daemon_ctx->db, &config, &err) < 0)
+	if (db_config_get_all(daemon_ctx->db, &config, &err) < 0) {
+		json_decref(extensions);
 		return response_from_error(err);
+	}
 	struct utsname uts;
 	uname(&uts);
 	cleanup_free char *os_name = os_release("NAME");
 	cleanup_free char *os_version = os_release("VERSION_ID");
-	json_t *extensions = json_array();
-	for (size_t i = 0; i < sizeof(api_extensions) / sizeof(api_extensions[0]); i++)
-		json_array_append_new(extensions, json_string(api_extensions[i]));
 	json_t *environment = json_pack(
-		"{s:[], s:[s,s], s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:i, s:s,"
+		"{s:o, s:[s,s], s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:i, s:s,"
 		" s:s, s:s, s:[{s:s, s:s, s:b}]}",
-		"addresses", "architectures", "x86_64", "i686", "certificate", "", "certificate_fingerprint", "",
+		"addresses", server_https_addresses(), "architectures", "x86_64", "i686", "certificate",
+		tls_server_certificate_pem(), "certificate_fingerprint", tls_server_fingerprint(),
 		"driver", "ferry", "driver_version", FERRY_VERSION, "firewall", "nftables", "kernel", uts.sysname,
 		"kernel_architecture", uts.machine, "kernel_version", uts.release, "os_name", os_name, "os_version",
 		os_version, "project", "default", "server", "ferry", "server_name", daemon_ctx->server_name,
@@ -140,26 +156,9 @@ static struct response *server_get(struct request *req)
 		"storage_supported_drivers", "Name", "dir", "Version", "1", "Remote", 0);
 	json_t *server = json_pack("{s:o, s:o, s:s, s:s, s:s, s:b, s:[s], s:o}", "config",
 				   server_config_public(config), "api_extensions", extensions, "api_status", "stable",
-				   "api_version", "1.0", "auth", req->trusted ? "trusted" : "untrusted", "public", 0,
-				   "auth_methods", "tls", "environment", environment);
+				   "api_version", "1.0", "auth", "trusted", "public", 0, "auth_methods", "tls",
+				   "environment", environment);
 	return response_sync(server);
-}
-
-/* "sha256:SALT:HASH" (hex): never keep the password itself. */
-static char *trust_password_hash(const char *password)
-{
-	unsigned char salt[16], digest[32];
-	if (gnutls_rnd(GNUTLS_RND_NONCE, salt, sizeof(salt)) < 0)
-		abort();
-	char salt_hex[33], digest_hex[65];
-	for (size_t i = 0; i < sizeof(salt); i++)
-		sprintf(salt_hex + 2 * i, "%02x", salt[i]);
-	cleanup_free char *salted = xasprintf("%s%s", salt_hex, password);
-	if (gnutls_hash_fast(GNUTLS_DIG_SHA256, salted, strlen(salted), digest) < 0)
-		abort();
-	for (size_t i = 0; i < sizeof(digest); i++)
-		sprintf(digest_hex + 2 * i, "%02x", digest[i]);
-	return xasprintf("sha256:%s:%s", salt_hex, digest_hex);
 }
 
 /* A config value as stored: strings as they are, numbers and booleans as
@@ -180,7 +179,32 @@ static int server_config_value(const char *key, json_t *value, char **out, bool 
 		*out = xstrdup(json_is_true(value) ? "true" : "false");
 	else if (!json_is_null(value))
 		return error_bad_request(err, "Invalid value for \"%s\": expected a string", key);
+	time_t at;
+	if (*out != NULL && **out != '\0' && strcmp(key, "core.remote_token_expiry") == 0 &&
+	    trust_token_expiry(*out, time(NULL), &at, err) < 0) {
+		free(*out);
+		*out = NULL;
+		return error_wrap(err, "Invalid value for \"%s\"", key);
+	}
 	return 0;
+}
+
+/* Open, move or close the HTTPS listener when core.https_address changes.
+ * Done before the config is written: an address that can't be served
+ * (invalid, port in use) is refused with the reason and changes nothing. */
+static int https_address_apply(json_t *config, json_t *current, bool replace, struct ferry_error **err)
+{
+	json_t *value = json_object_get(config, "core.https_address");
+	if (value == NULL && !replace)
+		return 0;
+	cleanup_free char *next = NULL;
+	bool keep;
+	if (value != NULL && server_config_value("core.https_address", value, &next, &keep, err) < 0)
+		return -1;
+	const char *now = json_string_value(json_object_get(current, "core.https_address"));
+	if (strcmp(now ? now : "", next ? next : "") == 0)
+		return 0;
+	return server_https_set(next, err);
 }
 
 /* PUT replaces the whole config (keys left out are unset), PATCH only the given keys. */
@@ -208,6 +232,10 @@ static struct response *server_config_update(struct request *req, bool replace)
 			json_decref(current);
 			return response_from_error(err);
 		}
+	}
+	if (https_address_apply(config, current, replace, &err) < 0) {
+		json_decref(current);
+		return response_from_error(err);
 	}
 	if (replace) {
 		json_object_foreach(current, key, value) {
@@ -312,28 +340,6 @@ static struct response *network_get(struct request *req)
 	return response_sync(network_json());
 }
 
-static json_t *profile_default_json(void)
-{
-	return json_pack("{s:s, s:s, s:{}, s:{s:{s:s, s:s, s:s}, s:{s:s, s:s, s:s}}, s:o}", "name", "default",
-			 "description", "Default ferry profile", "config", "devices", "eth0", "name", "eth0", "network",
-			 daemon_ctx->bridge, "type", "nic", "root", "path", "/", "pool", "default", "type", "disk",
-			 "used_by", instances_using("default", NULL));
-}
-
-static struct response *profiles_get(struct request *req)
-{
-	if (request_recursion(req) > 0)
-		return response_sync(json_pack("[o]", profile_default_json()));
-	return response_sync(json_pack("[s]", "/1.0/profiles/default"));
-}
-
-static struct response *profile_get(struct request *req)
-{
-	if (strcmp(req->params[0], "default") != 0)
-		return response_error(404, "Profile not found");
-	return response_sync(profile_default_json());
-}
-
 /* The instances' directories are the one storage pool, "default" (dir). */
 static json_t *storage_pool_default_json(void)
 {
@@ -365,8 +371,6 @@ const struct route api_server_routes[] = {
 	{ "PATCH", "/1.0", server_patch },
 	{ "GET", "/1.0/networks", networks_get },
 	{ "GET", "/1.0/networks/{name}", network_get },
-	{ "GET", "/1.0/profiles", profiles_get },
-	{ "GET", "/1.0/profiles/{name}", profile_get },
 	{ "GET", "/1.0/storage-pools", storage_pools_get },
 	{ "GET", "/1.0/storage-pools/{name}", storage_pool_get },
 	{ NULL },

@@ -1,10 +1,12 @@
-/* The declared table of instance configuration keys, and their validation. */
+/* The declared table of configuration keys (instances, profiles, server),
+ * and their validation. */
 #include "daemon/config.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -13,32 +15,67 @@
 #include "common/util.h"
 
 static const char *const migration_memory_choices[] = { "stop-and-copy", "post-copy", NULL };
+static const char *const compression_choices[] = { "none", "gzip", "bzip2", "lzma", "xz", "zstd", NULL };
 
-/* Every key an instance's config may hold. Prefix entries come after the
- * exact ones they could shadow. */
+#define INSTANCE CONFIG_SCOPE_INSTANCE
+#define SERVER CONFIG_SCOPE_SERVER
+
+/* Every key ferry knows, with its type, default, and when a change takes
+ * effect. Prefix entries come after the exact ones they could shadow.
+ * "live" means a running instance sees the change at once: for limits.*
+ * ferryd writes the cgroup files (instance.c, instance_apply_live); the
+ * other live keys are read whenever they are used (boot.* at host start,
+ * migration.* at a move, user.* never). */
 static const struct config_key config_keys[] = {
-	{ "limits.memory", false, CONFIG_BYTES, NULL, true, false, NULL },
-	{ "limits.cpu", false, CONFIG_CPUSET, NULL, true, false, NULL },
-	{ "limits.processes", false, CONFIG_INT, NULL, true, false, NULL },
-	{ "security.privileged", false, CONFIG_BOOL, "false", false, false, NULL },
-	{ "boot.autostart", false, CONFIG_BOOL, NULL, true, false, NULL },
-	{ "boot.autostart.delay", false, CONFIG_INT, "0", true, false, NULL },
-	{ "boot.autostart.priority", false, CONFIG_INT, "0", true, false, NULL },
-	{ "boot.host_shutdown_timeout", false, CONFIG_INT, "30", true, false, NULL },
-	{ "migration.stateful", false, CONFIG_BOOL, "false", true, false, NULL },
-	{ "migration.memory", false, CONFIG_CHOICE, "stop-and-copy", true, false, migration_memory_choices },
-	{ "environment.", true, CONFIG_STRING, NULL, false, false, NULL },
-	{ "user.", true, CONFIG_STRING, NULL, true, false, NULL },
+	/* Instances and profiles */
+	{ .name = "limits.memory", .type = CONFIG_BYTES, .live = true, .scope = INSTANCE },
+	{ .name = "limits.cpu", .type = CONFIG_CPUSET, .live = true, .scope = INSTANCE },
+	{ .name = "limits.processes", .type = CONFIG_INT, .live = true, .scope = INSTANCE },
+	/* The rootfs is shifted on disk at creation: the mapping can't change later. */
+	{ .name = "security.privileged", .type = CONFIG_BOOL, .default_value = "false", .scope = INSTANCE,
+	  .create_only = true },
+	{ .name = "boot.autostart", .type = CONFIG_BOOL, .live = true, .scope = INSTANCE },
+	{ .name = "boot.autostart.delay", .type = CONFIG_INT, .default_value = "0", .live = true, .scope = INSTANCE },
+	{ .name = "boot.autostart.priority", .type = CONFIG_INT, .default_value = "0", .live = true, .scope = INSTANCE },
+	{ .name = "boot.host_shutdown_timeout", .type = CONFIG_INT, .default_value = "30", .live = true,
+	  .scope = INSTANCE },
+	{ .name = "migration.stateful", .type = CONFIG_BOOL, .default_value = "false", .live = true, .scope = INSTANCE },
+	{ .name = "migration.memory", .type = CONFIG_CHOICE, .default_value = "stop-and-copy", .live = true,
+	  .choices = migration_memory_choices, .scope = INSTANCE },
+	/* init's environment is fixed when it starts; exec reads them each time. */
+	{ .name = "environment.", .prefix = true, .type = CONFIG_STRING, .scope = INSTANCE },
+	{ .name = "user.", .prefix = true, .type = CONFIG_STRING, .live = true, .scope = INSTANCE },
 	/* Copied from the image's properties at creation: informational. */
-	{ "image.", true, CONFIG_STRING, NULL, true, false, NULL },
+	{ .name = "image.", .prefix = true, .type = CONFIG_STRING, .live = true, .scope = INSTANCE },
 	/* ferry's own bookkeeping: base image, MACs, addresses, idmap, last power state. */
-	{ "volatile.", true, CONFIG_STRING, NULL, true, true, NULL },
+	{ .name = "volatile.", .prefix = true, .type = CONFIG_STRING, .live = true, .ferry_owned = true,
+	  .scope = INSTANCE },
+
+	/* The server */
+	{ .name = "core.https_address", .type = CONFIG_ADDRESS, .default_value = "", .live = true, .scope = SERVER },
+	{ .name = "core.trust_password", .type = CONFIG_STRING, .live = true, .scope = SERVER },
+	{ .name = "core.remote_token_expiry", .type = CONFIG_DURATION, .default_value = "", .live = true,
+	  .scope = SERVER },
+	{ .name = "images.auto_update_cached", .type = CONFIG_BOOL, .default_value = "true", .live = true,
+	  .scope = SERVER },
+	{ .name = "images.auto_update_interval", .type = CONFIG_INT, .default_value = "6", .live = true,
+	  .scope = SERVER },
+	{ .name = "images.compression_algorithm", .type = CONFIG_CHOICE, .default_value = "gzip", .live = true,
+	  .choices = compression_choices, .scope = SERVER },
+	{ .name = "images.default_architecture", .type = CONFIG_STRING, .live = true, .scope = SERVER },
+	{ .name = "images.remote_cache_expiry", .type = CONFIG_INT, .default_value = "10", .live = true,
+	  .scope = SERVER },
 };
 
-const struct config_key *config_key_find(const char *key)
+#undef INSTANCE
+#undef SERVER
+
+static const struct config_key *key_find_in_scope(const char *key, unsigned scope)
 {
 	for (size_t i = 0; i < sizeof(config_keys) / sizeof(config_keys[0]); i++) {
 		const struct config_key *ck = &config_keys[i];
+		if (!(ck->scope & scope))
+			continue;
 		if (ck->prefix) {
 			size_t n = strlen(ck->name);
 			if (strncmp(key, ck->name, n) == 0 && key[n] != '\0')
@@ -48,6 +85,22 @@ const struct config_key *config_key_find(const char *key)
 		}
 	}
 	return NULL;
+}
+
+const struct config_key *config_key_find(const char *key)
+{
+	return key_find_in_scope(key, CONFIG_SCOPE_INSTANCE);
+}
+
+const struct config_key *config_server_key_find(const char *key)
+{
+	return key_find_in_scope(key, CONFIG_SCOPE_SERVER);
+}
+
+const struct config_key *config_keys_all(size_t *count)
+{
+	*count = sizeof(config_keys) / sizeof(config_keys[0]);
+	return config_keys;
 }
 
 int config_parse_bool(const char *value, bool *out)
@@ -161,6 +214,59 @@ int config_parse_cpuset(const char *value, char **cpuset, struct ferry_error **e
 	return 0;
 }
 
+/* "HOST", "HOST:PORT", "[IPV6]:PORT", ":PORT", "IPV6": what core.https_address takes. */
+static bool valid_listen_address(const char *value)
+{
+	const char *port = NULL;
+	cleanup_free char *host = NULL;
+	struct in6_addr a6;
+	if (value[0] == '[') {
+		const char *close = strchr(value, ']');
+		if (close == NULL)
+			return false;
+		host = strndup(value + 1, (size_t)(close - value - 1));
+		if (host == NULL || inet_pton(AF_INET6, host, &a6) != 1)
+			return false;
+		if (close[1] == '\0')
+			return true;
+		if (close[1] != ':')
+			return false;
+		port = close + 2;
+	} else if (strchr(value, ':') != strrchr(value, ':')) {
+		return inet_pton(AF_INET6, value, &a6) == 1; /* a bare IPv6 address */
+	} else {
+		const char *colon = strchr(value, ':');
+		host = colon ? strndup(value, (size_t)(colon - value)) : xstrdup(value);
+		if (host == NULL)
+			return false;
+		for (const char *p = host; *p; p++)
+			if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-')
+				return false;
+		port = colon ? colon + 1 : NULL;
+	}
+	long long n;
+	if (port != NULL && (parse_uint(port, &n) < 0 || n < 1 || n > 65535))
+		return false;
+	return true;
+}
+
+/* LXD's expiry durations: space-separated NUMBER+UNIT terms (S, M, H, d, w, m, y). */
+static bool valid_duration(const char *value)
+{
+	cleanup_free char *copy = xstrdup(value);
+	char *save = NULL;
+	for (char *term = strtok_r(copy, " ", &save); term != NULL; term = strtok_r(NULL, " ", &save)) {
+		size_t len = strlen(term);
+		if (len < 2 || strchr("SMHdwmy", term[len - 1]) == NULL)
+			return false;
+		term[len - 1] = '\0';
+		long long n;
+		if (parse_uint(term, &n) < 0)
+			return false;
+	}
+	return true;
+}
+
 int config_value_validate(const struct config_key *ck, const char *key, const char *value, struct ferry_error **err)
 {
 	bool b;
@@ -188,13 +294,28 @@ int config_value_validate(const struct config_key *ck, const char *key, const ch
 		if (value[0] != '\0' && config_parse_cpuset(value, &cpuset, &inner) < 0)
 			return error_bad_request(err, "Invalid value for \"%s\": %s", key, inner->msg);
 		return 0;
-	case CONFIG_CHOICE:
+	case CONFIG_CHOICE: {
 		for (size_t i = 0; ck->choices[i] != NULL; i++)
 			if (strcmp(value, ck->choices[i]) == 0)
 				return 0;
-		return error_bad_request(err, "Invalid value for \"%s\": \"%s\" (expected one of: %s%s%s)", key,
-					 value, ck->choices[0], ck->choices[1] ? ", " : "",
-					 ck->choices[1] ? ck->choices[1] : "");
+		char expected[256] = "";
+		for (size_t i = 0; ck->choices[i] != NULL; i++) {
+			size_t used = strlen(expected);
+			snprintf(expected + used, sizeof(expected) - used, "%s%s", i > 0 ? ", " : "", ck->choices[i]);
+		}
+		return error_bad_request(err, "Invalid value for \"%s\": \"%s\" (expected one of: %s)", key, value,
+					 expected);
+	}
+	case CONFIG_ADDRESS:
+		if (value[0] != '\0' && !valid_listen_address(value))
+			return error_bad_request(err, "Invalid value for \"%s\": \"%s\" is not an address (expected "
+						 "HOST, HOST:PORT, [IPV6]:PORT or :PORT)", key, value);
+		return 0;
+	case CONFIG_DURATION:
+		if (!valid_duration(value))
+			return error_bad_request(err, "Invalid value for \"%s\": \"%s\" is not a duration (expected "
+						 "e.g. 30M, 1H, 2D 12H)", key, value);
+		return 0;
 	}
 	return 0;
 }
@@ -221,6 +342,29 @@ int config_validate_user(json_t *config, json_t *old_config, struct ferry_error 
 			continue;
 		}
 		if (config_value_validate(ck, key, value, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int config_validate_server(json_t *config, struct ferry_error **err)
+{
+	if (config == NULL || json_is_null(config))
+		return 0;
+	if (!json_is_object(config))
+		return error_bad_request(err, "Invalid config: expected an object of strings");
+	const char *key;
+	json_t *v;
+	json_object_foreach(config, key, v) {
+		const struct config_key *ck = config_server_key_find(key);
+		if (ck == NULL)
+			return error_bad_request(err, "Unknown configuration key: %s", key);
+		/* null unsets a key in a PATCH. */
+		if (json_is_null(v))
+			continue;
+		if (!json_is_string(v))
+			return error_bad_request(err, "Invalid value for \"%s\": expected a string", key);
+		if (config_value_validate(ck, key, json_string_value(v), err) < 0)
 			return -1;
 	}
 	return 0;
@@ -330,11 +474,13 @@ static int validate_nic(const char *dev, json_t *d, const char *bridge, const ch
 	long long n;
 	if (mtu != NULL && (parse_uint(mtu, &n) < 0 || n < 576 || n > 65535))
 		return error_bad_request(err, "Device \"%s\": invalid mtu \"%s\"", dev, mtu);
+	unsigned addr;
+	if (ipv4 != NULL && config_parse_ipv4(ipv4, &addr) < 0)
+		return error_bad_request(err, "Device \"%s\": invalid ipv4.address \"%s\" (not an IPv4 address)", dev,
+					 ipv4);
 	if (ipv4 != NULL && bridge_cidr != NULL) {
-		unsigned gw, addr;
+		unsigned gw;
 		int prefix;
-		if (config_parse_ipv4(ipv4, &addr) < 0)
-			return error_bad_request(err, "Device \"%s\": invalid ipv4.address \"%s\"", dev, ipv4);
 		if (config_parse_cidr(bridge_cidr, &gw, &prefix, err) < 0)
 			return -1;
 		unsigned mask = prefix == 0 ? 0 : ~0u << (32 - prefix);
@@ -392,6 +538,19 @@ static int validate_unix_char(const char *dev, json_t *d, struct ferry_error **e
 		if (v != NULL && parse_uint(v, &n) < 0)
 			return error_bad_request(err, "Device \"%s\": invalid %s \"%s\"", dev, numeric[i], v);
 	}
+	/* A device number is both or neither: without them, source's are used. */
+	if ((json_object_get(d, "major") == NULL) != (json_object_get(d, "minor") == NULL))
+		return error_bad_request(err, "Device \"%s\": unix-char needs both \"major\" and \"minor\", or neither",
+					 dev);
+	if (path != NULL && (path[0] != '/' || path_has_dotdot(path)))
+		return error_bad_request(err, "Device \"%s\": invalid path \"%s\"", dev, path);
+	if (source != NULL && source[0] != '/')
+		return error_bad_request(err, "Device \"%s\": source \"%s\" must be an absolute path on the host", dev,
+					 source);
+	const char *required = json_string_value(json_object_get(d, "required"));
+	bool b;
+	if (required != NULL && config_parse_bool(required, &b) < 0)
+		return error_bad_request(err, "Device \"%s\": invalid required \"%s\"", dev, required);
 	const char *mode = json_string_value(json_object_get(d, "mode"));
 	if (mode != NULL && (strspn(mode, "01234567") != strlen(mode) || strlen(mode) > 4 || mode[0] == '\0'))
 		return error_bad_request(err, "Device \"%s\": invalid mode \"%s\"", dev, mode);

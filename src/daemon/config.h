@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "common/error.h"
 
@@ -15,6 +16,14 @@ enum config_type {
 	CONFIG_BYTES,   /* "256MiB", "1GB", "50%" (of the host's memory) */
 	CONFIG_CPUSET,  /* "2" (a count) or "0-1" / "0,2" */
 	CONFIG_CHOICE,  /* one of choices */
+	CONFIG_ADDRESS, /* "[host]:port", "host:port", "host" or ":port" (a listen address) */
+	CONFIG_DURATION,/* "", "30M", "1H", "2D 12H": LXD's token expiry */
+};
+
+/* Where a key may be set. */
+enum config_scope {
+	CONFIG_SCOPE_INSTANCE = 1 << 0, /* an instance's or a profile's config */
+	CONFIG_SCOPE_SERVER = 1 << 1,   /* /1.0's config */
 };
 
 struct config_key {
@@ -25,10 +34,21 @@ struct config_key {
 	bool live;             /* applies to a running instance at once; else at next start */
 	bool ferry_owned;      /* set by ferry only (volatile.*, image.*) */
 	const char *const *choices; /* CONFIG_CHOICE: NULL-terminated */
+	unsigned scope;        /* enum config_scope bits */
+	bool create_only;      /* can't change once the instance exists (security.privileged) */
 };
 
-/* The entry describing key, or NULL when unknown. */
+/* The entry describing an instance (or profile) key, or NULL when unknown. */
 const struct config_key *config_key_find(const char *key);
+/* The entry describing a server key (core.*, images.*), or NULL. */
+const struct config_key *config_server_key_find(const char *key);
+/* Every declared key of a scope, for listing: the table's entries in order
+ * (*count set). */
+const struct config_key *config_keys_all(size_t *count);
+
+/* Validate server config a user sends (PUT/PATCH /1.0): every key known and
+ * of its type. 400 "Unknown configuration key: K" / "Invalid value for ...". */
+int config_validate_server(json_t *config, struct ferry_error **err);
 
 /* Check one value against its key's type. */
 int config_value_validate(const struct config_key *ck, const char *key, const char *value, struct ferry_error **err);

@@ -11,7 +11,9 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "daemon/db_certificates.h"
 #include "daemon/db_networks.h"
+#include "daemon/db_profiles.h"
 
 struct db {
 	sqlite3 *conn;
@@ -55,6 +57,21 @@ static const char *const schema_migrations[] = {
 	"CREATE TABLE networks ("
 	"  name TEXT PRIMARY KEY,"
 	"  config TEXT NOT NULL DEFAULT '{}');",
+	/* Profiles. The default profile names the daemon's bridge, which only
+	 * ferryd knows: profiles.c creates it at start-up. */
+	"CREATE TABLE profiles ("
+	"  name TEXT PRIMARY KEY,"
+	"  description TEXT NOT NULL DEFAULT '',"
+	"  config TEXT NOT NULL DEFAULT '{}',"
+	"  devices TEXT NOT NULL DEFAULT '{}');",
+	/* The trust store of the HTTPS API (db_certificates.h). */
+	"CREATE TABLE certificates ("
+	"  fingerprint TEXT PRIMARY KEY,"
+	"  type TEXT NOT NULL DEFAULT 'client',"
+	"  name TEXT NOT NULL DEFAULT '',"
+	"  certificate TEXT NOT NULL,"
+	"  restricted INTEGER NOT NULL DEFAULT 0,"
+	"  projects TEXT NOT NULL DEFAULT '[]');",
 };
 
 static int db_sql_error(struct db *db, struct ferry_error **err, const char *what)
@@ -660,4 +677,294 @@ int db_network_set(struct db *db, const char *name, const json_t *config, struct
 	bind_text(stmt, 1, name);
 	bind_json(stmt, 2, config, "{}");
 	return db_step_done(db, stmt, "set network", err);
+}
+
+/* Profiles */
+
+void db_profile_clear(struct db_profile *profile)
+{
+	free(profile->name);
+	free(profile->description);
+	json_decref(profile->config);
+	json_decref(profile->devices);
+	memset(profile, 0, sizeof(*profile));
+}
+
+int db_profile_create(struct db *db, const struct db_profile *profile, struct ferry_error **err)
+{
+	DB_LOCK(db);
+	cleanup_stmt sqlite3_stmt *stmt = NULL;
+	if (db_prepare(db, "INSERT INTO profiles (name, description, config, devices) VALUES (?, ?, ?, ?)", &stmt,
+		       err) < 0)
+		return -1;
+	bind_text(stmt, 1, profile->name);
+	bind_text(stmt, 2, profile->description);
+	bind_json(stmt, 3, profile->config, "{}");
+	bind_json(stmt, 4, profile->devices, "{}");
+	int r = sqlite3_step(stmt);
+	if (r == SQLITE_CONSTRAINT)
+		return error_conflict(err, "The profile already exists");
+	if (r != SQLITE_DONE)
+		return db_sql_error(db, err, "add profile");
+	return 0;
+}
+
+int db_profile_get(struct db *db, const char *name, struct db_profile *out, struct ferry_error **err)
+{
+	DB_LOCK(db);
+	cleanup_stmt sqlite3_stmt *stmt = NULL;
+	if (db_prepare(db, "SELECT name, description, config, devices FROM profiles WHERE name = ?", &stmt, err) < 0)
+		return -1;
+	bind_text(stmt, 1, name);
+	int r = sqlite3_step(stmt);
+	if (r == SQLITE_DONE)
+		return error_not_found(err, "Profile not found");
+	if (r != SQLITE_ROW)
+		return db_sql_error(db, err, "get profile");
+	memset(out, 0, sizeof(*out));
+	out->name = column_text(stmt, 0);
+	out->description = column_text(stmt, 1);
+	out->config = column_json(stmt, 2, false);
+	out->devices = column_json(stmt, 3, false);
+	return 0;
+}
+
+int db_profile_list(struct db *db, json_t **names, struct ferry_error **err)
+{
+	return db_list_names(db, "SELECT name FROM profiles ORDER BY name", NULL, names, err);
+}
+
+int db_profile_update(struct db *db, const struct db_profile *profile, struct ferry_error **err)
+{
+	DB_LOCK(db);
+	cleanup_stmt sqlite3_stmt *stmt = NULL;
+	if (db_prepare(db, "UPDATE profiles SET description = ?, config = ?, devices = ? WHERE name = ?", &stmt,
+		       err) < 0)
+		return -1;
+	bind_text(stmt, 1, profile->description);
+	bind_json(stmt, 2, profile->config, "{}");
+	bind_json(stmt, 3, profile->devices, "{}");
+	bind_text(stmt, 4, profile->name);
+	if (db_step_done(db, stmt, "update profile", err) < 0)
+		return -1;
+	if (sqlite3_changes(db->conn) == 0)
+		return error_not_found(err, "Profile not found");
+	return 0;
+}
+
+/* Inside db_profile_rename's transaction: point every instance that lists
+ * old_name at new_name, keeping the order of its list. */
+static int rename_profile_references(struct db *db, const char *old_name, const char *new_name,
+				     struct ferry_error **err)
+{
+	cleanup_stmt sqlite3_stmt *select = NULL;
+	cleanup_stmt sqlite3_stmt *update = NULL;
+	if (db_prepare(db,
+		       "SELECT id, profiles FROM instances WHERE EXISTS"
+		       " (SELECT 1 FROM json_each(instances.profiles) WHERE json_each.value = ?)",
+		       &select, err) < 0 ||
+	    db_prepare(db, "UPDATE instances SET profiles = ? WHERE id = ?", &update, err) < 0)
+		return -1;
+	bind_text(select, 1, old_name);
+	int r;
+	while ((r = sqlite3_step(select)) == SQLITE_ROW) {
+		json_t *profiles = column_json(select, 1, true);
+		size_t i;
+		json_t *p;
+		json_array_foreach(profiles, i, p) {
+			if (json_is_string(p) && strcmp(json_string_value(p), old_name) == 0)
+				json_array_set_new(profiles, i, json_string(new_name));
+		}
+		sqlite3_reset(update);
+		bind_json(update, 1, profiles, "[]");
+		sqlite3_bind_int64(update, 2, sqlite3_column_int64(select, 0));
+		json_decref(profiles);
+		if (db_step_done(db, update, "rename profile references", err) < 0)
+			return -1;
+	}
+	if (r != SQLITE_DONE)
+		return db_sql_error(db, err, "rename profile references");
+	return 0;
+}
+
+int db_profile_rename(struct db *db, const char *old_name, const char *new_name, struct ferry_error **err)
+{
+	DB_LOCK(db);
+	if (db_exec(db, "BEGIN", err) < 0)
+		return -1;
+	int ret = -1;
+	{
+		cleanup_stmt sqlite3_stmt *stmt = NULL;
+		if (db_prepare(db, "UPDATE profiles SET name = ? WHERE name = ?", &stmt, err) < 0)
+			goto out;
+		bind_text(stmt, 1, new_name);
+		bind_text(stmt, 2, old_name);
+		int r = sqlite3_step(stmt);
+		if (r == SQLITE_CONSTRAINT) {
+			error_conflict(err, "Name '%s' already in use", new_name);
+			goto out;
+		}
+		if (r != SQLITE_DONE) {
+			db_sql_error(db, err, "rename profile");
+			goto out;
+		}
+		if (sqlite3_changes(db->conn) == 0) {
+			error_not_found(err, "Profile not found");
+			goto out;
+		}
+	}
+	if (rename_profile_references(db, old_name, new_name, err) < 0)
+		goto out;
+	ret = db_exec(db, "COMMIT", err);
+out:
+	if (ret < 0)
+		sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
+	return ret;
+}
+
+int db_profile_delete(struct db *db, const char *name, struct ferry_error **err)
+{
+	DB_LOCK(db);
+	cleanup_stmt sqlite3_stmt *stmt = NULL;
+	if (db_prepare(db,
+		       "DELETE FROM profiles WHERE name = ?1 AND NOT EXISTS (SELECT 1 FROM instances, json_each(instances.profiles)"
+		       " WHERE json_each.value = ?1)",
+		       &stmt, err) < 0)
+		return -1;
+	bind_text(stmt, 1, name);
+	if (db_step_done(db, stmt, "delete profile", err) < 0)
+		return -1;
+	if (sqlite3_changes(db->conn) == 0) {
+		cleanup_stmt sqlite3_stmt *exists = NULL;
+		if (db_prepare(db, "SELECT 1 FROM profiles WHERE name = ?", &exists, err) < 0)
+			return -1;
+		bind_text(exists, 1, name);
+		if (sqlite3_step(exists) == SQLITE_ROW)
+			return error_bad_request(err, "Profile is currently in use");
+		return error_not_found(err, "Profile not found");
+	}
+	return 0;
+}
+
+int db_profile_used_by(struct db *db, const char *name, json_t **instance_names, struct ferry_error **err)
+{
+	return db_list_names(db,
+			     "SELECT name FROM instances WHERE EXISTS (SELECT 1 FROM json_each(instances.profiles)"
+			     " WHERE json_each.value = ?) ORDER BY name",
+			     name, instance_names, err);
+}
+
+/* Certificates */
+
+void db_certificate_clear(struct db_certificate *cert)
+{
+	free(cert->fingerprint);
+	free(cert->type);
+	free(cert->name);
+	free(cert->certificate);
+	json_decref(cert->projects);
+	memset(cert, 0, sizeof(*cert));
+}
+
+int db_certificate_create(struct db *db, const struct db_certificate *cert, struct ferry_error **err)
+{
+	DB_LOCK(db);
+	cleanup_stmt sqlite3_stmt *stmt = NULL;
+	if (db_prepare(db,
+		       "INSERT INTO certificates (fingerprint, type, name, certificate, restricted, projects)"
+		       " VALUES (?, ?, ?, ?, ?, ?)",
+		       &stmt, err) < 0)
+		return -1;
+	bind_text(stmt, 1, cert->fingerprint);
+	bind_text(stmt, 2, cert->type ? cert->type : "client");
+	bind_text(stmt, 3, cert->name);
+	bind_text(stmt, 4, cert->certificate);
+	sqlite3_bind_int(stmt, 5, cert->restricted);
+	bind_json(stmt, 6, cert->projects, "[]");
+	int r = sqlite3_step(stmt);
+	if (r == SQLITE_CONSTRAINT)
+		return error_conflict(err, "Certificate already in trust store");
+	if (r != SQLITE_DONE)
+		return db_sql_error(db, err, "add certificate");
+	return 0;
+}
+
+int db_certificate_get(struct db *db, const char *fingerprint, struct db_certificate *out, struct ferry_error **err)
+{
+	if (!is_hex(fingerprint) || strlen(fingerprint) > 64)
+		return error_not_found(err, "Certificate not found");
+	DB_LOCK(db);
+	cleanup_stmt sqlite3_stmt *stmt = NULL;
+	if (db_prepare(db,
+		       "SELECT fingerprint, type, name, certificate, restricted, projects FROM certificates"
+		       " WHERE substr(fingerprint, 1, length(?1)) = ?1 LIMIT 2",
+		       &stmt, err) < 0)
+		return -1;
+	bind_text(stmt, 1, fingerprint);
+	int r = sqlite3_step(stmt);
+	if (r == SQLITE_DONE)
+		return error_not_found(err, "Certificate not found");
+	if (r != SQLITE_ROW)
+		return db_sql_error(db, err, "get certificate");
+	memset(out, 0, sizeof(*out));
+	out->fingerprint = column_text(stmt, 0);
+	out->type = column_text(stmt, 1);
+	out->name = column_text(stmt, 2);
+	out->certificate = column_text(stmt, 3);
+	out->restricted = sqlite3_column_int(stmt, 4);
+	out->projects = column_json(stmt, 5, true);
+	if (sqlite3_step(stmt) == SQLITE_ROW) {
+		db_certificate_clear(out);
+		return error_bad_request(err, "More than one certificate matches \"%s\"", fingerprint);
+	}
+	return 0;
+}
+
+int db_certificate_list(struct db *db, json_t **fingerprints, struct ferry_error **err)
+{
+	return db_list_names(db, "SELECT fingerprint FROM certificates ORDER BY fingerprint", NULL, fingerprints,
+			     err);
+}
+
+int db_certificate_update(struct db *db, const struct db_certificate *cert, struct ferry_error **err)
+{
+	DB_LOCK(db);
+	cleanup_stmt sqlite3_stmt *stmt = NULL;
+	if (db_prepare(db, "UPDATE certificates SET type = ?, name = ?, restricted = ?, projects = ? WHERE fingerprint = ?",
+		       &stmt, err) < 0)
+		return -1;
+	bind_text(stmt, 1, cert->type ? cert->type : "client");
+	bind_text(stmt, 2, cert->name);
+	sqlite3_bind_int(stmt, 3, cert->restricted);
+	bind_json(stmt, 4, cert->projects, "[]");
+	bind_text(stmt, 5, cert->fingerprint);
+	if (db_step_done(db, stmt, "update certificate", err) < 0)
+		return -1;
+	if (sqlite3_changes(db->conn) == 0)
+		return error_not_found(err, "Certificate not found");
+	return 0;
+}
+
+int db_certificate_delete(struct db *db, const char *fingerprint, struct ferry_error **err)
+{
+	DB_LOCK(db);
+	cleanup_stmt sqlite3_stmt *stmt = NULL;
+	if (db_prepare(db, "DELETE FROM certificates WHERE fingerprint = ?", &stmt, err) < 0)
+		return -1;
+	bind_text(stmt, 1, fingerprint);
+	if (db_step_done(db, stmt, "delete certificate", err) < 0)
+		return -1;
+	if (sqlite3_changes(db->conn) == 0)
+		return error_not_found(err, "Certificate not found");
+	return 0;
+}
+
+bool db_certificate_trusted(struct db *db, const char *fingerprint)
+{
+	DB_LOCK(db);
+	cleanup_stmt sqlite3_stmt *stmt = NULL;
+	if (db_prepare(db, "SELECT 1 FROM certificates WHERE fingerprint = ? AND type = 'client'", &stmt, NULL) < 0)
+		return false;
+	bind_text(stmt, 1, fingerprint);
+	return sqlite3_step(stmt) == SQLITE_ROW;
 }

@@ -20,6 +20,7 @@
 #include "daemon/daemon.h"
 #include "daemon/events.h"
 #include "daemon/operations.h"
+#include "daemon/profiles.h"
 #include "daemon/request.h"
 #include "image/image.h"
 #include "runtime/network.h"
@@ -113,50 +114,18 @@ static char *instance_cgroup(const char *name)
 
 /* ---- devices and config ------------------------------------------------ */
 
-static json_t *default_profile_devices(void)
-{
-	return json_pack("{s:{s:s,s:s,s:s},s:{s:s,s:s,s:s}}",
-			 "eth0", "name", "eth0", "network", daemon_ctx->bridge, "type", "nic",
-			 "root", "path", "/", "pool", "default", "type", "disk");
-}
-
-static bool has_default_profile(json_t *profiles)
-{
-	size_t i;
-	json_t *p;
-	json_array_foreach(profiles, i, p) {
-		if (json_is_string(p) && strcmp(json_string_value(p), "default") == 0)
-			return true;
-	}
-	return false;
-}
-
-static json_t *expand_devices(json_t *devices, json_t *profiles)
-{
-	json_t *out = has_default_profile(profiles) ? default_profile_devices() : json_object();
-	if (json_is_object(devices))
-		json_object_update(out, devices);
-	/* A device of type "none" hides a profile's device of that name. */
-	const char *dev;
-	json_t *d;
-	void *tmp;
-	json_object_foreach_safe(out, tmp, dev, d) {
-		const char *type = json_string_value(json_object_get(d, "type"));
-		if (type != NULL && strcmp(type, "none") == 0)
-			json_object_del(out, dev);
-	}
-	return out;
-}
-
 json_t *instance_expanded_devices(const struct db_instance *inst)
 {
-	return expand_devices(inst->devices, inst->profiles);
+	json_t *devices = NULL;
+	profiles_expand(inst->profiles, NULL, inst->devices, NULL, NULL, &devices);
+	return devices;
 }
 
 json_t *instance_expanded_config(const struct db_instance *inst)
 {
-	/* ferry's only profile carries no config. */
-	return json_deep_copy(inst->config ? inst->config : json_object());
+	json_t *config = NULL;
+	profiles_expand(inst->profiles, inst->config, NULL, NULL, &config, NULL);
+	return config;
 }
 
 static bool is_nic(json_t *d)
@@ -334,6 +303,20 @@ static char *host_architecture(void)
 
 /* ---- create and delete ------------------------------------------------- */
 
+static bool has_root_disk(json_t *expanded_devices)
+{
+	const char *dev;
+	json_t *d;
+	json_object_foreach(expanded_devices, dev, d) {
+		const char *type = json_string_value(json_object_get(d, "type"));
+		const char *path = json_string_value(json_object_get(d, "path"));
+		if (type && strcmp(type, "disk") == 0 && path && strcmp(path, "/") == 0)
+			return true;
+	}
+	return false;
+}
+
+/* profiles NULL (not given): ["default"], as LXD. */
 static int check_config_and_devices(json_t *config, json_t *old_config, json_t *devices, json_t *profiles,
 				    struct ferry_error **err)
 {
@@ -341,31 +324,14 @@ static int check_config_and_devices(json_t *config, json_t *old_config, json_t *
 		return -1;
 	if (config_validate_devices(devices, daemon_ctx->bridge, daemon_ctx->bridge_cidr, err) < 0)
 		return -1;
-	if (profiles != NULL && !json_is_null(profiles)) {
-		if (!json_is_array(profiles))
-			return error_bad_request(err, "Invalid profiles: expected a list of names");
-		size_t i;
-		json_t *p;
-		json_array_foreach(profiles, i, p) {
-			if (!json_is_string(p))
-				return error_bad_request(err, "Invalid profiles: expected a list of names");
-			if (strcmp(json_string_value(p), "default") != 0)
-				return error_bad_request(err, "Requested profile \"%s\" doesn't exist", json_string_value(p));
-		}
-	}
-	/* Every instance needs a root disk: from the default profile or its own. */
+	if (profiles_check_exist(profiles, err) < 0)
+		return -1;
+	/* Every instance needs a root disk: from a profile or its own. */
 	json_t *default_profiles = json_pack("[s]", "default");
-	json_t *expanded = expand_devices(devices, profiles && !json_is_null(profiles) ? profiles : default_profiles);
+	json_t *expanded = NULL;
+	profiles_expand(json_is_array(profiles) ? profiles : default_profiles, NULL, devices, NULL, NULL, &expanded);
 	json_decref(default_profiles);
-	bool has_root = false;
-	const char *dev;
-	json_t *d;
-	json_object_foreach(expanded, dev, d) {
-		const char *type = json_string_value(json_object_get(d, "type"));
-		const char *path = json_string_value(json_object_get(d, "path"));
-		if (type && strcmp(type, "disk") == 0 && path && strcmp(path, "/") == 0)
-			has_root = true;
-	}
+	bool has_root = has_root_disk(expanded);
 	json_decref(expanded);
 	if (!has_root)
 		return error_bad_request(err, "The instance has no root disk device");
@@ -450,7 +416,10 @@ int instance_create(const struct instance_create_args *args, struct ferry_error 
 		}
 		config_set(inst.config, "volatile.base_image", image.fingerprint);
 	}
-	bool privileged = config_get_bool(inst.config, "security.privileged");
+	/* A profile may make it privileged too: the expanded view decides. */
+	json_t *expanded_config = instance_expanded_config(&inst);
+	bool privileged = config_get_bool(expanded_config, "security.privileged");
+	json_decref(expanded_config);
 	cleanup_free char *idmap_base = xasprintf("%u", privileged ? 0 : INSTANCE_IDMAP_BASE_DEFAULT);
 	config_set(inst.config, "volatile.idmap.base", idmap_base);
 	config_set(inst.config, "volatile.last_state.power", "STOPPED");
@@ -611,7 +580,8 @@ int instance_rename(const char *name, const char *new_name, struct ferry_error *
 	return 0;
 }
 
-int instance_update(const char *name, json_t *body, bool merge, bool dry_run, struct ferry_error **err)
+int instance_update(const char *name, json_t *body, bool merge, bool dry_run, json_t *next_start,
+		    struct ferry_error **err)
 {
 	struct db_instance inst = { 0 };
 	json_t *config = json_object_get(body, "config");
@@ -619,6 +589,7 @@ int instance_update(const char *name, json_t *body, bool merge, bool dry_run, st
 	json_t *profiles = json_object_get(body, "profiles");
 	json_t *description = json_object_get(body, "description");
 	json_t *ephemeral = json_object_get(body, "ephemeral");
+	json_t *old_config = NULL, *old_devices = NULL, *new_config = NULL, *new_devices = NULL;
 	int ret = -1;
 
 	if (!json_is_object(body))
@@ -627,62 +598,58 @@ int instance_update(const char *name, json_t *body, bool merge, bool dry_run, st
 		return error_bad_request(err, "Invalid description: expected a string");
 	if (ephemeral != NULL && !json_is_null(ephemeral) && !json_is_boolean(ephemeral))
 		return error_bad_request(err, "Invalid ephemeral: expected a boolean");
+	if (profiles != NULL && !json_is_null(profiles) && !json_is_array(profiles))
+		return error_bad_request(err, "Invalid profiles: expected a list of names");
 	if (instance_get(name, &inst, err) < 0)
 		return -1;
 	if (config_validate_user(config, inst.config, err) < 0)
 		goto out;
 
-	json_t *new_config;
+	json_t *local_config;
 	if (merge) {
-		new_config = json_deep_copy(inst.config);
+		local_config = json_deep_copy(inst.config);
 		if (json_is_object(config))
-			json_object_update(new_config, config);
+			json_object_update(local_config, config);
 	} else {
-		new_config = json_is_object(config) ? json_deep_copy(config) : json_object();
+		local_config = json_is_object(config) ? json_deep_copy(config) : json_object();
 		/* ferry's own keys stay, whether the client sent them back or not. */
 		const char *key;
 		json_t *v;
 		json_object_foreach(inst.config, key, v) {
 			const struct config_key *ck = config_key_find(key);
 			if (ck != NULL && ck->ferry_owned)
-				json_object_set(new_config, key, v);
+				json_object_set(local_config, key, v);
 		}
 	}
-	json_t *new_devices;
+	json_t *local_devices;
 	if (merge) {
-		new_devices = json_deep_copy(inst.devices);
+		local_devices = json_deep_copy(inst.devices);
 		if (json_is_object(devices))
-			json_object_update(new_devices, devices);
+			json_object_update(local_devices, devices);
 	} else {
-		new_devices = json_is_object(devices) ? json_deep_copy(devices) : json_object();
+		local_devices = json_is_object(devices) ? json_deep_copy(devices) : json_object();
 	}
-	json_t *new_profiles = json_is_array(profiles) ? json_deep_copy(profiles) : json_deep_copy(inst.profiles);
+	json_t *local_profiles = json_is_array(profiles) ? json_deep_copy(profiles) : json_deep_copy(inst.profiles);
 
-	/* The rootfs was shifted on disk at creation: the mapping can't change. */
-	bool was_privileged = config_get_bool(inst.config, "security.privileged");
-	bool privileged = false;
-	const char *priv_value = json_string_value(json_object_get(new_config, "security.privileged"));
-	if (priv_value != NULL)
-		config_parse_bool(priv_value, &privileged);
-	if (privileged != was_privileged) {
-		error_bad_request(err, "security.privileged can only be set when the instance is created");
-		json_decref(new_config);
-		json_decref(new_devices);
-		json_decref(new_profiles);
-		goto out;
-	}
-	if (check_config_and_devices(NULL, NULL, new_devices, new_profiles, err) < 0) {
-		json_decref(new_config);
-		json_decref(new_devices);
-		json_decref(new_profiles);
-		goto out;
-	}
+	old_config = instance_expanded_config(&inst);
+	old_devices = instance_expanded_devices(&inst);
 	json_decref(inst.config);
 	json_decref(inst.devices);
 	json_decref(inst.profiles);
-	inst.config = new_config;
-	inst.devices = new_devices;
-	inst.profiles = new_profiles;
+	inst.config = local_config;
+	inst.devices = local_devices;
+	inst.profiles = local_profiles;
+	if (check_config_and_devices(NULL, NULL, inst.devices, inst.profiles, err) < 0)
+		goto out;
+	new_config = instance_expanded_config(&inst);
+	new_devices = instance_expanded_devices(&inst);
+
+	/* The rootfs was shifted on disk at creation: the mapping can't change,
+	 * whether the instance's own config or a profile asks for it. */
+	if (config_get_bool(new_config, "security.privileged") != config_get_bool(old_config, "security.privileged")) {
+		error_bad_request(err, "security.privileged can only be set when the instance is created");
+		goto out;
+	}
 	if (json_is_string(description)) {
 		free(inst.description);
 		inst.description = xstrdup(json_string_value(description));
@@ -692,16 +659,208 @@ int instance_update(const char *name, json_t *body, bool merge, bool dry_run, st
 
 	pthread_mutex_lock(&address_mutex);
 	ret = assign_nics(&inst, err);
+	/* Live first: a limit the kernel refuses (memory below current use)
+	 * fails the update before the database changes. */
 	if (ret == 0 && !dry_run)
+		ret = instance_apply_live(name, old_config, old_devices, new_config, new_devices, next_start, err);
+	if (ret == 0 && !dry_run) {
 		ret = db_instance_update(daemon_ctx->db, &inst, err);
+		if (ret < 0) {
+			cleanup_error struct ferry_error *undo = NULL;
+			instance_apply_live(name, new_config, new_devices, old_config, old_devices, NULL, &undo);
+		}
+	}
 	pthread_mutex_unlock(&address_mutex);
 	if (ret == 0 && !dry_run)
 		lifecycle("instance-updated", name);
 out:
 	if (ret < 0)
 		error_wrap(err, "update instance \"%s\"", name);
+	json_decref(old_config);
+	json_decref(old_devices);
+	json_decref(new_config);
+	json_decref(new_devices);
 	db_instance_clear(&inst);
 	return ret;
+}
+
+int instance_expanded(const char *name, json_t **config, json_t **devices, struct ferry_error **err)
+{
+	struct db_instance inst = { 0 };
+	if (instance_get(name, &inst, err) < 0)
+		return -1;
+	profiles_expand(inst.profiles, inst.config, inst.devices, NULL, config, devices);
+	db_instance_clear(&inst);
+	return 0;
+}
+
+int instance_check_profile_edit(const char *name, const struct db_profile *profile, struct ferry_error **err)
+{
+	struct db_instance inst = { 0 };
+	json_t *old_config = NULL, *new_config = NULL, *new_devices = NULL;
+	int ret = -1;
+	if (instance_get(name, &inst, err) < 0)
+		return -1;
+	old_config = instance_expanded_config(&inst);
+	profiles_expand(inst.profiles, inst.config, inst.devices, profile, &new_config, &new_devices);
+	if (!has_root_disk(new_devices)) {
+		error_bad_request(err, "The instance would have no root disk device");
+		goto out;
+	}
+	if (config_get_bool(new_config, "security.privileged") != config_get_bool(old_config, "security.privileged")) {
+		error_bad_request(err, "security.privileged can only be set when the instance is created");
+		goto out;
+	}
+	/* Fixed addresses must stay free: try the assignment on a copy. */
+	struct db_instance probe = {
+		.name = inst.name,
+		.config = json_deep_copy(inst.config),
+		.devices = json_deep_copy(new_devices),
+		.profiles = json_array(),
+	};
+	pthread_mutex_lock(&address_mutex);
+	ret = assign_nics(&probe, err);
+	pthread_mutex_unlock(&address_mutex);
+	json_decref(probe.config);
+	json_decref(probe.devices);
+	json_decref(probe.profiles);
+out:
+	if (ret < 0)
+		error_wrap(err, "instance \"%s\"", name);
+	json_decref(old_config);
+	json_decref(new_config);
+	json_decref(new_devices);
+	db_instance_clear(&inst);
+	return ret;
+}
+
+/* Write one cgroup v1 control file of a running instance. */
+static int cgroup_write(const char *name, const char *controller, const char *file, const char *value,
+			struct ferry_error **err)
+{
+	cleanup_free char *cgroup = instance_cgroup(name);
+	cleanup_free char *path = xasprintf("/sys/fs/cgroup/%s/%s/%s", controller, cgroup, file);
+	if (file_write_string(path, value, err) < 0)
+		return error_wrap(err, "set %s to %s", file, value);
+	return 0;
+}
+
+/* limits.KEY of config, for a running instance: the value its cgroup file
+ * takes, with "no limit" spelled as the kernel wants it. */
+static int limit_value(const char *key, json_t *config, char **out, struct ferry_error **err)
+{
+	const char *v = config_get(config, key);
+	bool unset = v == NULL || v[0] == '\0';
+	if (strcmp(key, "limits.memory") == 0) {
+		long long bytes;
+		if (unset) {
+			*out = xstrdup("-1");
+			return 0;
+		}
+		if (config_parse_bytes(v, &bytes, err) < 0)
+			return -1;
+		*out = xasprintf("%lld", bytes);
+		return 0;
+	}
+	if (strcmp(key, "limits.cpu") == 0) {
+		if (unset) {
+			/* Back to every CPU its parent cgroup may use. */
+			cleanup_free char *parent = instance_cgroup_parent(daemon_ctx->root);
+			cleanup_free char *path = xasprintf("/sys/fs/cgroup/cpuset/%s/cpuset.cpus", parent);
+			char *cpus = NULL;
+			if (file_read(path, &cpus, NULL, err) < 0)
+				return -1;
+			cpus[strcspn(cpus, "\n")] = '\0';
+			*out = cpus;
+			return 0;
+		}
+		return config_parse_cpuset(v, out, err);
+	}
+	/* limits.processes */
+	*out = xstrdup(unset ? "max" : v);
+	return 0;
+}
+
+static const struct {
+	const char *key;
+	const char *controller;
+	const char *file;
+} live_limits[] = {
+	{ "limits.memory", "memory", "memory.limit_in_bytes" },
+	{ "limits.cpu", "cpuset", "cpuset.cpus" },
+	{ "limits.processes", "pids", "pids.max" },
+};
+
+static bool same_string(json_t *a, json_t *b, const char *key)
+{
+	const char *x = json_string_value(json_object_get(a, key));
+	const char *y = json_string_value(json_object_get(b, key));
+	return (x == NULL && y == NULL) || (x != NULL && y != NULL && strcmp(x, y) == 0);
+}
+
+/* Keys and devices that differ between two expanded views and can't reach
+ * a running instance before it restarts: "environment.FOO", "devices.data". */
+static void list_next_start(json_t *old_config, json_t *old_devices, json_t *new_config, json_t *new_devices,
+			    json_t *next_start)
+{
+	json_t *keys = json_object();
+	const char *key;
+	json_t *v;
+	json_object_foreach(old_config, key, v) json_object_set_new(keys, key, json_true());
+	json_object_foreach(new_config, key, v) json_object_set_new(keys, key, json_true());
+	json_object_foreach(keys, key, v) {
+		if (same_string(old_config, new_config, key))
+			continue;
+		const struct config_key *ck = config_key_find(key);
+		if (ck != NULL && !ck->live)
+			json_array_append_new(next_start, json_string(key));
+	}
+	json_decref(keys);
+	/* Devices: hot-plugging disks and nics isn't done yet. */
+	json_t *names = json_object();
+	json_object_foreach(old_devices, key, v) json_object_set_new(names, key, json_true());
+	json_object_foreach(new_devices, key, v) json_object_set_new(names, key, json_true());
+	json_object_foreach(names, key, v) {
+		if (!json_equal(json_object_get(old_devices, key), json_object_get(new_devices, key)))
+			json_array_append_new(next_start, json_sprintf("devices.%s", key));
+	}
+	json_decref(names);
+}
+
+int instance_apply_live(const char *name, json_t *old_config, json_t *old_devices, json_t *new_config,
+			json_t *new_devices, json_t *next_start, struct ferry_error **err)
+{
+	if (!instance_is_running(name))
+		return 0; /* everything applies at the next start anyway */
+	size_t applied = 0;
+	size_t n = sizeof(live_limits) / sizeof(live_limits[0]);
+	for (; applied < n; applied++) {
+		const char *key = live_limits[applied].key;
+		if (same_string(old_config, new_config, key))
+			continue;
+		cleanup_free char *value = NULL;
+		if (limit_value(key, new_config, &value, err) < 0 ||
+		    cgroup_write(name, live_limits[applied].controller, live_limits[applied].file, value, err) < 0)
+			break;
+		log_info("instance %s: %s set to %s live", name, key, value);
+	}
+	if (applied < n) {
+		/* Put back what was already written, so nothing changed. */
+		for (size_t i = 0; i < applied; i++) {
+			const char *key = live_limits[i].key;
+			cleanup_free char *value = NULL;
+			cleanup_error struct ferry_error *undo = NULL;
+			if (same_string(old_config, new_config, key))
+				continue;
+			if (limit_value(key, old_config, &value, &undo) < 0 ||
+			    cgroup_write(name, live_limits[i].controller, live_limits[i].file, value, &undo) < 0)
+				log_error("instance %s: restoring %s: %s", name, key, undo->msg);
+		}
+		return error_wrap(err, "apply %s to the running instance", live_limits[applied].key);
+	}
+	if (next_start != NULL)
+		list_next_start(old_config, old_devices, new_config, new_devices, next_start);
+	return 0;
 }
 
 /* ---- runtime ----------------------------------------------------------- */
@@ -719,7 +878,10 @@ static unsigned idmap_base_of(json_t *config)
 static int build_spec(struct db_instance *inst, struct runtime_spec **out, struct ferry_error **err)
 {
 	struct runtime_spec *spec = xcalloc(1, sizeof(*spec));
+	/* Limits and environment from the profiles too; volatile.* is the
+	 * instance's own. */
 	json_t *config = inst->config;
+	json_t *expanded_config = instance_expanded_config(inst);
 	json_t *devices = instance_expanded_devices(inst);
 	int ret = -1;
 	uint32_t gw;
@@ -736,20 +898,20 @@ static int build_spec(struct db_instance *inst, struct runtime_spec **out, struc
 	spec->privileged = spec->idmap_hostid == 0;
 	spec->idmap_range = INSTANCE_IDMAP_RANGE;
 
-	if ((v = config_get(config, "limits.memory")) != NULL && v[0] != '\0' &&
+	if ((v = config_get(expanded_config, "limits.memory")) != NULL && v[0] != '\0' &&
 	    config_parse_bytes(v, &spec->limits_memory, err) < 0)
 		goto out;
-	if ((v = config_get(config, "limits.cpu")) != NULL && v[0] != '\0' &&
+	if ((v = config_get(expanded_config, "limits.cpu")) != NULL && v[0] != '\0' &&
 	    config_parse_cpuset(v, &spec->limits_cpu, err) < 0)
 		goto out;
-	if ((v = config_get(config, "limits.processes")) != NULL && v[0] != '\0')
+	if ((v = config_get(expanded_config, "limits.processes")) != NULL && v[0] != '\0')
 		spec->limits_processes = strtoll(v, NULL, 10);
 
 	size_t n_env = 0;
 	const char *key;
 	json_t *value;
-	spec->environment = xcalloc(json_object_size(config) + 1, sizeof(char *));
-	json_object_foreach(config, key, value) {
+	spec->environment = xcalloc(json_object_size(expanded_config) + 1, sizeof(char *));
+	json_object_foreach(expanded_config, key, value) {
 		if (strncmp(key, "environment.", 12) == 0 && json_is_string(value))
 			spec->environment[n_env++] = xasprintf("%s=%s", key + 12, json_string_value(value));
 	}
@@ -807,6 +969,7 @@ static int build_spec(struct db_instance *inst, struct runtime_spec **out, struc
 	ret = 0;
 out:
 	runtime_spec_free(spec);
+	json_decref(expanded_config);
 	json_decref(devices);
 	return ret;
 }
@@ -1114,10 +1277,12 @@ char **instance_exec_environment(const char *name, json_t *request_env, uid_t ui
 				json_object_set(env, key, v);
 		}
 	}
-	json_object_foreach(inst.config, key, v) {
+	json_t *expanded_config = instance_expanded_config(&inst);
+	json_object_foreach(expanded_config, key, v) {
 		if (strncmp(key, "environment.", 12) == 0 && json_is_string(v))
 			env_set_default(env, key + 12, json_string_value(v));
 	}
+	json_decref(expanded_config);
 	/* LXD's defaults. */
 	env_set_default(env, "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
 	if (uid == 0) {
@@ -1141,6 +1306,9 @@ char **instance_exec_environment(const char *name, json_t *request_env, uid_t ui
 int instances_startup(struct ferry_error **err)
 {
 	json_t *names = NULL;
+	/* Instances from before profiles existed list "default": it must exist. */
+	if (profiles_ensure_default(err) < 0)
+		return -1;
 	if (db_instance_list(daemon_ctx->db, &names, err) < 0)
 		return error_wrap(err, "list instances");
 	size_t i;
@@ -1165,8 +1333,10 @@ int instances_startup(struct ferry_error **err)
 			goto next;
 		}
 		/* As LXD: boot.autostart when set, else whatever ran before the host went down. */
-		const char *autostart = json_string_value(json_object_get(inst.config, "boot.autostart"));
-		bool start = autostart != NULL ? config_get_bool(inst.config, "boot.autostart") : was_running;
+		json_t *expanded_config = instance_expanded_config(&inst);
+		const char *autostart = json_string_value(json_object_get(expanded_config, "boot.autostart"));
+		bool start = autostart != NULL ? config_get_bool(expanded_config, "boot.autostart") : was_running;
+		json_decref(expanded_config);
 		if (start) {
 			log_info("instance %s: autostart", name);
 			if (instance_start(name, &e) < 0)

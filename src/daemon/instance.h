@@ -50,8 +50,11 @@ int instance_delete(const char *name, struct ferry_error **err);
 int instance_rename(const char *name, const char *new_name, struct ferry_error **err);
 /* PUT (merge false: replace config/devices/profiles/description/ephemeral)
  * or PATCH (merge true: only the given keys). Validated before anything
- * changes; dry_run: validate only. */
-int instance_update(const char *name, json_t *body, bool merge, bool dry_run, struct ferry_error **err);
+ * changes; dry_run: validate only. A running instance takes limits.* at
+ * once; what waits for its next start is appended to next_start (a JSON
+ * list, may be NULL): "environment.FOO", "devices.data". */
+int instance_update(const char *name, json_t *body, bool merge, bool dry_run, json_t *next_start,
+		    struct ferry_error **err);
 
 int instance_start(const char *name, struct ferry_error **err);
 /* timeout_s < 0: wait forever for a clean shutdown; force: kill at once. */
@@ -68,9 +71,24 @@ bool instance_is_running(const char *name);
 int instance_to_json(const char *name, int recursion, json_t **out, struct ferry_error **err);
 /* LXD's InstanceState object. */
 int instance_state_to_json(const char *name, json_t **out, struct ferry_error **err);
-/* The devices of the default profile merged under the instance's own. */
+/* The instance's profiles applied in order, then its own devices/config on
+ * top (profiles.h, profiles_expand). */
 json_t *instance_expanded_devices(const struct db_instance *inst);
 json_t *instance_expanded_config(const struct db_instance *inst);
+/* The same for the instance called name, as stored now. */
+int instance_expanded(const char *name, json_t **config, json_t **devices, struct ferry_error **err);
+
+/* Before a profile edit is saved: would instance name stay valid with
+ * profile's new content? (a root disk, fixed addresses free,
+ * security.privileged unchanged). 400 naming the instance. */
+struct db_profile;
+int instance_check_profile_edit(const char *name, const struct db_profile *profile, struct ferry_error **err);
+/* An instance's expanded view changed from old to new (by its own edit or
+ * a profile's): a running instance gets the changed limits.* written to its
+ * cgroups at once (all or none); other changes that only a restart brings
+ * are appended to next_start (may be NULL). Nothing to do when stopped. */
+int instance_apply_live(const char *name, json_t *old_config, json_t *old_devices, json_t *new_config,
+			json_t *new_devices, json_t *next_start, struct ferry_error **err);
 
 /* Host id for container id (uid or gid) and back, by the instance's idmap. */
 struct instance_idmap {

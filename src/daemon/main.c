@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@
 #include "daemon/db_networks.h"
 #include "daemon/instance.h"
 #include "daemon/server.h"
+#include "daemon/tls.h"
 #include "runtime/network.h"
 #include "runtime/runtime.h"
 
@@ -80,6 +82,34 @@ static int root_lock(const char *root, struct ferry_error **err)
 	return fd; /* kept open on purpose */
 }
 
+/* Every HTTPS connection holds a descriptor: allow as many as the hard
+ * limit does (the listener caps connections itself). */
+static void nofile_limit_raise(void)
+{
+	struct rlimit lim;
+	if (getrlimit(RLIMIT_NOFILE, &lim) < 0 || lim.rlim_cur >= lim.rlim_max)
+		return;
+	lim.rlim_cur = lim.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &lim) < 0)
+		log_warn("raise the open files limit to %llu: %s", (unsigned long long)lim.rlim_max, strerror(errno));
+}
+
+/* core.https_address as stored: serve it again. A failure (the port taken
+ * meanwhile) leaves the unix socket serving, as LXD does. */
+static void https_listener_restore(struct daemon *d)
+{
+	cleanup_error struct ferry_error *err = NULL;
+	json_t *config = NULL;
+	if (db_config_get_all(d->db, &config, &err) < 0) {
+		log_error("HTTPS listener: %s", err->msg);
+		return;
+	}
+	const char *address = json_string_value(json_object_get(config, "core.https_address"));
+	if (address != NULL && *address != '\0' && server_https_set(address, &err) < 0)
+		log_error("HTTPS listener on %s: %s", address, err->msg);
+	json_decref(config);
+}
+
 /* The bridge's subnet is picked once and kept in the database, so
  * containers keep their addresses across restarts. */
 static int bridge_setup(struct daemon *d, struct ferry_error **err)
@@ -131,6 +161,18 @@ static int purge_host(const char *root, const char *bridge)
 		if (de->d_name[0] == '.')
 			continue;
 		cleanup_free char *path = xasprintf("/sys/fs/cgroup/%s/%s", de->d_name, parent);
+		/* Instances whose monitor was killed leave their (empty) cgroup. */
+		DIR *children = opendir(path);
+		struct dirent *ce;
+		while (children != NULL && (ce = readdir(children)) != NULL) {
+			if (ce->d_type != DT_DIR || ce->d_name[0] == '.')
+				continue;
+			cleanup_free char *child = xasprintf("%s/%s", path, ce->d_name);
+			if (rmdir(child) < 0)
+				fprintf(stderr, "ferryd: purge: rmdir %s: %s\n", child, strerror(errno));
+		}
+		if (children != NULL)
+			closedir(children);
 		if (rmdir(path) < 0 && errno != ENOENT && errno != ENOTDIR)
 			fprintf(stderr, "ferryd: purge: rmdir %s: %s\n", path, strerror(errno));
 	}
@@ -228,6 +270,10 @@ int main(int argc, char **argv)
 	sigaddset(&stop_signals, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 
+	nofile_limit_raise();
+	if (tls_identity_init(d->root, d->server_name, &err) < 0)
+		return die(err, "TLS identity");
+
 	cleanup_free char *db_path = xasprintf("%s/database/ferry.db", d->root);
 	if (db_open(db_path, &d->db, &err) < 0)
 		return die(err, "database");
@@ -235,6 +281,7 @@ int main(int argc, char **argv)
 		return die(err, "network");
 	if (server_start(d->socket_path, d->cache_dir, &err) < 0)
 		return die(err, "API");
+	https_listener_restore(d);
 	if (instances_startup(&err) < 0) {
 		/* The API stays up: the instances that could be found are served. */
 		log_error("instances at start-up: %s", err->msg);

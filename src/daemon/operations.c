@@ -95,6 +95,19 @@ static void operations_expire_locked(void)
 	}
 }
 
+static const char *operation_class_name(enum operation_class class)
+{
+	switch (class) {
+	case OPERATION_WEBSOCKET:
+		return "websocket";
+	case OPERATION_TOKEN:
+		return "token";
+	case OPERATION_TASK:
+		break;
+	}
+	return "task";
+}
+
 static json_t *operation_to_json_locked(const struct operation *op)
 {
 	cleanup_free char *created = time_rfc3339(&op->created_at);
@@ -102,10 +115,10 @@ static json_t *operation_to_json_locked(const struct operation *op)
 	json_t *resources = op->resources ? json_deep_copy(op->resources) : json_object();
 	json_t *metadata = op->metadata ? json_deep_copy(op->metadata) : json_null();
 	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:o, s:o, s:b, s:s, s:s}", "id", op->id, "class",
-			 op->class == OPERATION_WEBSOCKET ? "websocket" : "task", "description", op->description,
+			 operation_class_name(op->class), "description", op->description,
 			 "created_at", created, "updated_at", updated, "status", status_info[op->status].name,
 			 "status_code", status_info[op->status].code, "resources", resources, "metadata", metadata,
-			 "may_cancel", op->class == OPERATION_WEBSOCKET, "err", op->err ? op->err : "", "location",
+			 "may_cancel", op->class != OPERATION_TASK, "err", op->err ? op->err : "", "location",
 			 "none");
 }
 
@@ -329,7 +342,7 @@ bool operation_wait(struct operation *op, int timeout_s)
 int operation_cancel(struct operation *op, struct ferry_error **err)
 {
 	pthread_mutex_lock(&ops_mutex);
-	if (op->class != OPERATION_WEBSOCKET) {
+	if (op->class == OPERATION_TASK) {
 		pthread_mutex_unlock(&ops_mutex);
 		return error_bad_request(err, "This operation can't be cancelled");
 	}
@@ -351,6 +364,25 @@ int operation_cancel(struct operation *op, struct ferry_error **err)
 	if (event != NULL)
 		events_send("operation", event);
 	return 0;
+}
+
+bool operation_wait_cancel(struct operation *op, long long timeout_ms)
+{
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (timeout_ms % 1000) * 1000000;
+	if (deadline.tv_nsec >= 1000000000) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&ops_mutex);
+	while (!op->cancelled)
+		if (pthread_cond_timedwait(&ops_changed, &ops_mutex, &deadline) == ETIMEDOUT)
+			break;
+	bool cancelled = op->cancelled;
+	pthread_mutex_unlock(&ops_mutex);
+	return cancelled;
 }
 
 /* Is secret one of the string values of the metadata (LXD puts them under

@@ -19,7 +19,9 @@ typedef int (*operation_run_fn)(struct operation *op, void *data, struct ferry_e
  * connection's thread and owns ws. Return when the connection is done. */
 typedef void (*operation_connect_fn)(struct operation *op, void *data, const char *secret, struct ws *ws);
 
-enum operation_class { OPERATION_TASK, OPERATION_WEBSOCKET };
+/* OPERATION_TOKEN: a trust token (POST /1.0/certificates {"token":true});
+ * it runs until used, revoked (cancelled) or expired. */
+enum operation_class { OPERATION_TASK, OPERATION_WEBSOCKET, OPERATION_TOKEN };
 
 /* description: "Starting instance"; resources: {"instances": ["/1.0/instances/c1"]} (stolen; may be NULL).
  * The operation is created "Pending" and does not run until operation_start(). */
@@ -47,8 +49,12 @@ json_t *operation_to_json(const struct operation *op);
 json_t *operations_list_json(bool recursive);
 /* Wait until done or timeout_s (< 0: forever). Returns true if done. */
 bool operation_wait(struct operation *op, int timeout_s);
-/* Cancel a websocket operation's pending connections / mark cancelled. */
+/* Cancel a websocket operation's pending connections / mark cancelled; a
+ * token operation is revoked (its function sees operation_wait_cancel). */
 int operation_cancel(struct operation *op, struct ferry_error **err);
+/* For an operation's function: block until the operation is cancelled
+ * (true) or timeout_ms pass (false). */
+bool operation_wait_cancel(struct operation *op, long long timeout_ms);
 /* A connection to /1.0/operations/ID/websocket?secret=S: dispatch to the
  * operation's connect function. Returns < 0 if the secret is unknown. */
 int operation_websocket_connect(struct operation *op, const char *secret, struct ws *ws);

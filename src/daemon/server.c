@@ -1,11 +1,21 @@
-/* libmicrohttpd on ferryd's unix socket: a thread per connection, bodies
- * collected (and spooled to disk when large), routes matched, responses
- * sent, websockets upgraded and handed to their endpoint. */
+/* libmicrohttpd on ferryd's unix socket and, when core.https_address is
+ * set, on a TCP address with TLS (libmicrohttpd's own, on GnuTLS): a thread
+ * per connection, bodies collected (and spooled to disk when large), routes
+ * matched, responses sent, websockets upgraded and handed to their
+ * endpoint.
+ *
+ * Over HTTPS every request is checked against the trust store as it
+ * arrives (not once per connection), so a certificate removed from it
+ * loses access at once, also on connections already open. */
 #include "daemon/server.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -19,6 +29,22 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "common/ws.h"
+#include "daemon/daemon.h"
+#include "daemon/db_certificates.h"
+#include "daemon/tls.h"
+
+/* The HTTPS listener's defences against slow and hostile clients: an idle
+ * connection (also one stuck in its handshake or halfway through its
+ * headers) is closed after HTTPS_IDLE_TIMEOUT_S; connections are capped in
+ * total and per client address; every connection thread gets a small
+ * stack (its pages are only touched as far as handlers go). */
+#define HTTPS_IDLE_TIMEOUT_S 30
+#define HTTPS_CONNECTION_LIMIT 4096
+#define HTTPS_PER_IP_CONNECTION_LIMIT 1024
+#define HTTPS_THREAD_STACK_SIZE (1u << 20)
+#define HTTPS_DEFAULT_PORT "8443"
+/* TLS 1.3 preferred, 1.2 at least. */
+#define HTTPS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:%SERVER_PRECEDENCE"
 
 /* Every endpoint file's routes (request.h). */
 static const struct route *const route_tables[] = {
@@ -41,6 +67,18 @@ static char *server_socket_path;
 static char *server_spool_dir;
 static atomic_int handlers_running;
 
+/* The HTTPS listener: its daemon and the address it was configured with.
+ * A listener that is moved or closed is only quiesced (no new
+ * connections), never stopped: stopping would free connections that
+ * websocket threads still hold. Its open connections end by themselves
+ * (idle timeout, client gone), and every request on them is still checked
+ * against the trust store. */
+static pthread_mutex_t https_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct MHD_Daemon *https_daemon;
+static char *https_address;
+/* Passed as the access handler's cls: tells HTTPS requests apart. */
+static const char listener_https = 'h';
+
 /* One request's state between libmicrohttpd's calls of the access handler. */
 struct request_state {
 	struct request req;
@@ -50,8 +88,11 @@ struct request_state {
 	int spool_fd;          /* then in spool_path */
 	char *spool_path;
 	unsigned long long total;
+	unsigned long long body_max;   /* the route's limit: JSON or bulk */
+	size_t memory_max;     /* kept in memory up to this, then spooled */
 	bool too_large;
 	bool spool_failed;
+	struct response *refusal; /* answered instead of the route (403) */
 };
 
 static void request_state_free(struct request_state *st)
@@ -69,6 +110,7 @@ static void request_state_free(struct request_state *st)
 		free(st->spool_path);
 	}
 	free(st->path);
+	response_free(st->refusal);
 	free(st);
 }
 
@@ -103,13 +145,13 @@ static const struct route *route_find(const char *method, const char *path, char
 static bool body_append(struct request_state *st, const char *data, size_t len)
 {
 	st->total += len;
-	if (st->too_large || st->total > REQUEST_BODY_MAX) {
+	if (st->too_large || st->total > st->body_max) {
 		st->too_large = true;
 		return true;
 	}
 	if (st->spool_failed)
 		return true;
-	if (st->spool_fd < 0 && st->body_len + len > REQUEST_BODY_MEMORY_MAX) {
+	if (st->spool_fd < 0 && st->body_len + len > st->memory_max) {
 		/* Too big to keep in memory: spool what we have and the rest to disk. */
 		st->spool_path = xasprintf("%s/upload.XXXXXX", server_spool_dir);
 		st->spool_fd = mkostemp(st->spool_path, O_CLOEXEC);
@@ -314,7 +356,7 @@ static struct response *dispatch(struct request_state *st)
 	    strcmp(method, "PATCH") && strcmp(method, "HEAD"))
 		return response_error(404, "Method \"%s\" not found", method);
 	if (st->too_large)
-		return response_error(413, "Request body larger than %llu bytes", (unsigned long long)REQUEST_BODY_MAX);
+		return response_error(413, "Request body larger than %llu bytes", st->body_max);
 	if (st->spool_failed)
 		return response_error(500, "Could not store the request body");
 	bool path_known = false;
@@ -338,24 +380,103 @@ static struct response *dispatch(struct request_state *st)
 	return resp;
 }
 
+/* Routes whose bodies are bulk data (image upload, file push): spooled to
+ * disk, up to REQUEST_BODY_MAX. Every other body is JSON, kept in memory up
+ * to REQUEST_JSON_BODY_MAX. */
+static bool route_takes_bulk_body(const struct route *route)
+{
+	static const char *const bulk[][2] = {
+		{ "POST", "/1.0/images" },
+		{ "POST", "/1.0/instances/{name}/files" },
+	};
+	if (route == NULL)
+		return false;
+	for (size_t i = 0; i < sizeof(bulk) / sizeof(bulk[0]); i++)
+		if (strcmp(route->method, bulk[i][0]) == 0 && strcmp(route->pattern, bulk[i][1]) == 0)
+			return true;
+	return false;
+}
+
+/* Is the client of an HTTPS connection in the trust store, now? */
+static bool https_client_trusted(struct MHD_Connection *conn)
+{
+	cleanup_free char *fingerprint = NULL;
+	if (tls_connection_peer(conn, NULL, &fingerprint, NULL) < 0)
+		return false;
+	return daemon_ctx != NULL && db_certificate_trusted(daemon_ctx->db, fingerprint);
+}
+
+/* Answer before the body is read (it is then discarded and the connection
+ * closed): refusals that must not cost us the body first. */
+static enum MHD_Result refuse_early(struct MHD_Connection *conn, struct request_state *st, struct response *resp)
+{
+	log_debug("%s %s -> %d (before the body)", st->req.method, st->path, resp->status);
+	enum MHD_Result r = queue_response(conn, st, resp);
+	response_free(resp);
+	return r;
+}
+
+/* The first call for a request: its headers are in, its body is not. */
+static enum MHD_Result request_begin(struct MHD_Connection *conn, bool https, const char *url, const char *method,
+				     struct request_state **out)
+{
+	struct request_state *st = xcalloc(1, sizeof(*st));
+	*out = st;
+	st->spool_fd = -1;
+	st->req.method = method;
+	st->req.conn = conn;
+	st->path = xstrdup(url);
+	/* "/1.0/instances/" is "/1.0/instances" */
+	size_t n = strlen(st->path);
+	while (n > 1 && st->path[n - 1] == '/')
+		st->path[--n] = '\0';
+	st->req.path = st->path;
+	/* The unix socket is root's only; over HTTPS, the trust store decides. */
+	st->req.trusted = !https || https_client_trusted(conn);
+
+	char *params[4] = { 0 };
+	bool path_known = false;
+	const struct route *route = route_find(method, st->path, params, &path_known);
+	for (size_t i = 0; i < 4; i++)
+		free(params[i]);
+	if (!st->req.trusted && (route == NULL || !route->untrusted_ok)) {
+		/* With a body: refused before it is read, and the connection
+		 * closed. Without: answered in turn, the connection kept. */
+		const char *chunked = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+		const char *length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (chunked != NULL || (length != NULL && strtoull(length, NULL, 10) > 0))
+			return refuse_early(conn, st, response_error(403, "not authorized"));
+		st->refusal = response_error(403, "not authorized");
+		st->body_max = 0;
+		return MHD_YES;
+	}
+	bool bulk = route_takes_bulk_body(route);
+	st->body_max = !st->req.trusted ? REQUEST_UNTRUSTED_BODY_MAX
+		       : bulk		? REQUEST_BODY_MAX
+					: REQUEST_JSON_BODY_MAX;
+	st->memory_max = bulk ? REQUEST_BODY_MEMORY_MAX : (size_t)st->body_max;
+	const char *length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (length != NULL && strtoull(length, NULL, 10) > st->body_max) {
+		st->too_large = true;
+		return refuse_early(conn, st,
+				    response_error(413, "Request body larger than %llu bytes", st->body_max));
+	}
+	return MHD_YES;
+}
+
 static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
 				      const char *version, const char *upload_data, size_t *upload_data_size,
 				      void **con_cls)
 {
 	struct request_state *st = *con_cls;
 	if (st == NULL) {
-		st = xcalloc(1, sizeof(*st));
-		st->spool_fd = -1;
-		st->req.method = method;
-		st->req.conn = conn;
-		st->req.trusted = true; /* the unix socket is root's only */
-		st->path = xstrdup(url);
-		/* "/1.0/instances/" is "/1.0/instances" */
-		size_t n = strlen(st->path);
-		while (n > 1 && st->path[n - 1] == '/')
-			st->path[--n] = '\0';
-		st->req.path = st->path;
+		enum MHD_Result r = request_begin(conn, cls == &listener_https, url, method, &st);
 		*con_cls = st;
+		return r;
+	}
+	if (st->too_large && *upload_data_size > 0) {
+		/* Refused already (chunked body past the limit): discard. */
+		*upload_data_size = 0;
 		return MHD_YES;
 	}
 	if (*upload_data_size > 0) {
@@ -365,7 +486,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
 	}
 	atomic_fetch_add(&handlers_running, 1);
 	long long start = now_ms();
-	struct response *resp = dispatch(st);
+	struct response *resp = st->refusal != NULL ? steal_pointer(&st->refusal) : dispatch(st);
 	log_debug("%s %s -> %d (%lld ms)", method, st->path, resp->status, now_ms() - start);
 	enum MHD_Result r = queue_response(conn, st, resp);
 	response_free(resp);
@@ -455,6 +576,14 @@ int server_start(const char *socket_path, const char *spool_dir, struct ferry_er
 
 void server_quiesce(void)
 {
+	pthread_mutex_lock(&https_lock);
+	if (https_daemon != NULL) {
+		MHD_socket fd = MHD_quiesce_daemon(https_daemon);
+		if (fd != MHD_INVALID_SOCKET)
+			close(fd);
+		https_daemon = NULL;
+	}
+	pthread_mutex_unlock(&https_lock);
 	if (httpd == NULL)
 		return;
 	MHD_socket fd = MHD_quiesce_daemon(httpd);
@@ -462,6 +591,255 @@ void server_quiesce(void)
 		close(fd);
 	if (server_socket_path != NULL)
 		unlink(server_socket_path);
+}
+
+/* HTTPS */
+
+static void https_log(void *cls, const char *fmt, va_list ap)
+{
+	/* Hostile and broken clients make libmicrohttpd talk (failed
+	 * handshakes, limits reached): worth a line, not a warning. */
+	char buf[512];
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	buf[strcspn(buf, "\n")] = '\0';
+	log_info("libmicrohttpd (https): %s", buf);
+}
+
+static void https_connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+				    enum MHD_ConnectionNotificationCode toe)
+{
+	/* Before the handshake: ask for the client's certificate. */
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+		tls_connection_request_peer(conn);
+}
+
+/* core.https_address as LXD takes it: ":8443", "[::]:8443", "ADDR:PORT",
+ * "[ADDR6]:PORT", or an address alone (port 8443). Out: host (NULL for
+ * every address) and port, malloc'd. */
+static int https_address_split(const char *address, char **host, char **port, struct ferry_error **err)
+{
+	*host = *port = NULL;
+	const char *colon;
+	if (address[0] == '[') {
+		const char *end = strchr(address, ']');
+		if (end == NULL || (end[1] != '\0' && end[1] != ':'))
+			return error_bad_request(err, "Invalid address \"%s\"", address);
+		*host = strndup(address + 1, end - address - 1);
+		*port = xstrdup(end[1] == ':' ? end + 2 : HTTPS_DEFAULT_PORT);
+	} else if ((colon = strchr(address, ':')) != NULL && strchr(colon + 1, ':') == NULL) {
+		*host = strndup(address, colon - address);
+		*port = xstrdup(colon + 1);
+	} else {
+		/* no colon, or a bare IPv6 address */
+		*host = xstrdup(address);
+		*port = xstrdup(HTTPS_DEFAULT_PORT);
+	}
+	char *end = NULL;
+	long p = strtol(*port, &end, 10);
+	if (**port == '\0' || *end != '\0' || p < 1 || p > 65535) {
+		free(*host);
+		free(*port);
+		*host = *port = NULL;
+		return error_bad_request(err, "Invalid port in address \"%s\"", address);
+	}
+	/* Every address: "", "::" and "0.0.0.0" (IPv4 only) as LXD has them. */
+	if (**host == '\0' || strcmp(*host, "::") == 0) {
+		free(*host);
+		*host = NULL;
+	}
+	return 0;
+}
+
+static int https_socket(const struct addrinfo *ai, bool dual_stack, struct ferry_error **err)
+{
+	cleanup_close int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+	if (fd < 0)
+		return error_sys(err, errno, "socket");
+	int one = 1, zero = 0;
+	/* A listener moved away and back finds its port in TIME_WAIT. */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ai->ai_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, dual_stack ? &zero : &one, sizeof(int));
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0)
+		return error_set(err, 400, errno, "%s", strerror(errno));
+	if (listen(fd, 1024) < 0)
+		return error_sys(err, errno, "listen");
+	return steal_fd(&fd);
+}
+
+/* A listening socket for core.https_address; 400 with the reason when the
+ * address is invalid or cannot be bound (in use, not local). */
+static int https_listen(const char *address, struct ferry_error **err)
+{
+	cleanup_free char *host = NULL, *port = NULL;
+	if (https_address_split(address, &host, &port, err) < 0)
+		return -1;
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo *ais = NULL;
+	/* Every address: IPv6 with IPv4 mapped in, else IPv4 alone. */
+	bool every = host == NULL;
+	if (every)
+		hints.ai_family = AF_INET6;
+	int r = getaddrinfo(every ? "::" : host, port, &hints, &ais);
+	if (r != 0 && every) {
+		hints.ai_family = AF_INET;
+		r = getaddrinfo("0.0.0.0", port, &hints, &ais);
+	}
+	if (r != 0)
+		return error_bad_request(err, "Invalid address \"%s\": %s", address, gai_strerror(r));
+	int fd = -1;
+	cleanup_error struct ferry_error *last = NULL;
+	for (struct addrinfo *ai = ais; ai != NULL && fd < 0; ai = ai->ai_next) {
+		error_free(&last);
+		fd = https_socket(ai, every, &last);
+	}
+	freeaddrinfo(ais);
+	if (fd < 0) {
+		error_move(err, &last);
+		if (err != NULL && *err != NULL)
+			(*err)->status = 400;
+		return error_wrap(err, "Cannot listen on \"%s\"", address);
+	}
+	return fd;
+}
+
+static struct MHD_Daemon *https_start(int fd, struct ferry_error **err)
+{
+	struct MHD_Daemon *d = MHD_start_daemon(
+		MHD_USE_TLS | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+			MHD_ALLOW_UPGRADE | MHD_USE_ITC | MHD_USE_ERROR_LOG,
+		0, NULL, NULL, access_handler, (void *)&listener_https,
+		MHD_OPTION_EXTERNAL_LOGGER, https_log, NULL, /* first, to catch every message */
+		MHD_OPTION_LISTEN_SOCKET, fd,
+		MHD_OPTION_HTTPS_MEM_KEY, tls_server_key_pem(),
+		MHD_OPTION_HTTPS_MEM_CERT, tls_server_certificate_pem(),
+		MHD_OPTION_HTTPS_PRIORITIES, HTTPS_PRIORITIES,
+		MHD_OPTION_NOTIFY_CONNECTION, https_connection_notify, NULL,
+		MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)HTTPS_IDLE_TIMEOUT_S,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HTTPS_CONNECTION_LIMIT,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)HTTPS_PER_IP_CONNECTION_LIMIT,
+		MHD_OPTION_THREAD_STACK_SIZE, (size_t)HTTPS_THREAD_STACK_SIZE,
+		MHD_OPTION_END);
+	if (d == NULL)
+		error_set(err, 500, 0, "libmicrohttpd did not start the HTTPS listener (see the log)");
+	return d;
+}
+
+/* Stop accepting on the current listener (see https_daemon). */
+static void https_retire_locked(void)
+{
+	if (https_daemon == NULL)
+		return;
+	MHD_socket fd = MHD_quiesce_daemon(https_daemon);
+	if (fd != MHD_INVALID_SOCKET) {
+		/* The daemon's thread may still sit in poll() on it, which keeps
+		 * it open past close(): shutdown frees the port at once. */
+		shutdown(fd, SHUT_RDWR);
+		close(fd);
+	}
+	https_daemon = NULL;
+	log_info("stopped listening for HTTPS on %s", https_address);
+}
+
+int server_https_set(const char *address, struct ferry_error **err)
+{
+	if (address != NULL && *address == '\0')
+		address = NULL;
+	pthread_mutex_lock(&https_lock);
+	if (address != NULL && https_daemon != NULL && https_address != NULL && strcmp(address, https_address) == 0) {
+		pthread_mutex_unlock(&https_lock);
+		return 0;
+	}
+	/* The new listener first: when it fails, the old one stays. */
+	struct MHD_Daemon *next = NULL;
+	if (address != NULL) {
+		int fd = https_listen(address, err);
+		if (fd < 0 && err != NULL && *err != NULL && (*err)->errnum == EADDRINUSE && https_daemon != NULL) {
+			/* Perhaps the old listener's own port (":8443" after
+			 * "127.0.0.1:8443"): close it, try again, and put it
+			 * back if that fails too. */
+			https_retire_locked();
+			error_free(err);
+			fd = https_listen(address, err);
+			if (fd < 0) {
+				cleanup_error struct ferry_error *back_err = NULL;
+				int back = https_listen(https_address, &back_err);
+				if (back >= 0 && (https_daemon = https_start(back, &back_err)) == NULL)
+					close(back);
+				if (https_daemon == NULL)
+					log_error("HTTPS listener on %s closed, could not reopen it: %s", https_address,
+						  back_err ? back_err->msg : "unknown error");
+			}
+		}
+		if (fd < 0) {
+			pthread_mutex_unlock(&https_lock);
+			return -1;
+		}
+		next = https_start(fd, err);
+		if (next == NULL) {
+			close(fd);
+			pthread_mutex_unlock(&https_lock);
+			return error_wrap(err, "serve HTTPS on %s", address);
+		}
+	}
+	https_retire_locked();
+	https_daemon = next;
+	free(https_address);
+	https_address = address != NULL ? xstrdup(address) : NULL;
+	if (address != NULL)
+		log_info("serving the API over HTTPS on %s", address);
+	pthread_mutex_unlock(&https_lock);
+	return 0;
+}
+
+static json_t *interface_addresses(const char *port, bool ipv4_only)
+{
+	json_t *list = json_array();
+	struct ifaddrs *ifas = NULL;
+	if (getifaddrs(&ifas) < 0)
+		return list;
+	for (struct ifaddrs *ifa = ifas; ifa != NULL; ifa = ifa->ifa_next) {
+		if (ifa->ifa_addr == NULL)
+			continue;
+		char text[INET6_ADDRSTRLEN];
+		int family = ifa->ifa_addr->sa_family;
+		if (family == AF_INET) {
+			const struct in_addr *a = &((struct sockaddr_in *)ifa->ifa_addr)->sin_addr;
+			uint32_t h = ntohl(a->s_addr);
+			/* global unicast only, as LXD lists them: no loopback, no link-local */
+			if ((h >> 24) == 127 || (h >> 16) == 0xa9fe || h == 0)
+				continue;
+			inet_ntop(AF_INET, a, text, sizeof(text));
+			json_array_append_new(list, json_sprintf("%s:%s", text, port));
+		} else if (family == AF_INET6 && !ipv4_only) {
+			const struct in6_addr *a = &((struct sockaddr_in6 *)ifa->ifa_addr)->sin6_addr;
+			if (IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_LINKLOCAL(a) || IN6_IS_ADDR_MULTICAST(a) ||
+			    IN6_IS_ADDR_UNSPECIFIED(a))
+				continue;
+			inet_ntop(AF_INET6, a, text, sizeof(text));
+			json_array_append_new(list, json_sprintf("[%s]:%s", text, port));
+		}
+	}
+	freeifaddrs(ifas);
+	return list;
+}
+
+json_t *server_https_addresses(void)
+{
+	pthread_mutex_lock(&https_lock);
+	cleanup_free char *address = https_daemon != NULL && https_address != NULL ? xstrdup(https_address) : NULL;
+	pthread_mutex_unlock(&https_lock);
+	if (address == NULL)
+		return json_array();
+	cleanup_free char *host = NULL, *port = NULL;
+	if (https_address_split(address, &host, &port, NULL) < 0)
+		return json_array();
+	if (host == NULL || strcmp(host, "0.0.0.0") == 0)
+		return interface_addresses(port, host != NULL);
+	if (strchr(host, ':') != NULL)
+		return json_pack("[o]", json_sprintf("[%s]:%s", host, port));
+	return json_pack("[o]", json_sprintf("%s:%s", host, port));
 }
 
 bool server_wait_idle(int timeout_ms)
