@@ -14,10 +14,15 @@
 #define RUNTIME_MONITOR_SOCK "monitor.sock"
 #define RUNTIME_CONSOLE_LOG "console.log"
 #define RUNTIME_EXIT_STATUS "exit.status"
+#define RUNTIME_CHECKPOINT_STOP "checkpoint.stop"
 
 /* Environment variable through which runtime_start hands the monitor the
  * write end of its status pipe. */
 #define RUNTIME_STATUS_FD_ENV "FERRY_MONITOR_STATUS_FD"
+/* Set by runtime_restore: the monitor restores from these images instead of
+ * booting init, logging CRIU to that path. */
+#define RUNTIME_RESTORE_IMAGES_ENV "FERRY_MONITOR_RESTORE_IMAGES"
+#define RUNTIME_RESTORE_LOG_ENV "FERRY_MONITOR_RESTORE_LOG"
 
 /* --- cgroups.c: the container's cgroups on the hybrid v1 + unified layout --- */
 
@@ -70,6 +75,18 @@ pid_t monitor_find(const char *dir);
 pid_t init_find(const char *dir);
 /* spec.json of the state directory. */
 int spec_load(const char *dir, struct runtime_spec **spec, struct ferry_error **err);
+int spec_save(const struct runtime_spec *spec, struct ferry_error **err);
+/* Wait until monitor (started at start_time) has exited; false on timeout
+ * (timeout_ms < 0: forever). A zombie counts as gone. */
+bool monitor_wait_gone(pid_t monitor, unsigned long long start_time, long long timeout_ms);
+
+/* --- restore.c: the monitor's side of runtime_restore --- */
+
+/* Create the nics' veths (fresh host names, saved in spec.json) and have CRIU
+ * restore the container as the caller's children. *host_veths is set (for
+ * the caller to delete) even on failure. */
+int restore_init(struct runtime_spec *spec, const char *images_dir, const char *log_path, pid_t *init_pid,
+		 int *console, char ***host_veths, struct ferry_error **err);
 /* dir/name, for the fixed file names above. */
 char *state_path(const char *dir, const char *name);
 /* Connect to or bind a unix socket at a path that may be longer than sun_path

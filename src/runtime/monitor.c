@@ -1,7 +1,9 @@
 /* The per-container monitor: started by runtime_start() as a re-exec of the
  * caller ("PROGRAM __monitor DIR"), detached from it, it creates the cgroups,
  * clone()s init into new namespaces, wires the network, then stays as init's
- * parent (and child subreaper) holding the console until init exits. */
+ * parent (and child subreaper) holding the console until init exits.
+ * Started by runtime_restore(), it has CRIU restore init instead (restore.c),
+ * and then goes on the same way. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -16,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -54,46 +57,54 @@ static int check_rootfs_reachable(const struct runtime_spec *spec, struct ferry_
 	}
 }
 
-int runtime_start(const struct runtime_spec *spec, struct ferry_error **err)
+/* Spawn the monitor and wait for its report. what: "start" or "restore";
+ * restore_images/restore_log: NULL for a fresh start. */
+static int monitor_launch(const struct runtime_spec *spec, const char *what, const char *restore_images,
+			  const char *restore_log, struct ferry_error **err)
 {
 	if (monitor_find(spec->dir) > 0)
 		return error_conflict(err, "container %s is already running", spec->name);
 	if (mkdir_p(spec->dir, 0711, err) < 0 || (spec->log_dir != NULL && mkdir_p(spec->log_dir, 0700, err) < 0))
-		return error_wrap(err, "start %s", spec->name);
+		return error_wrap(err, "%s %s", what, spec->name);
 
 	if (check_rootfs_reachable(spec, err) < 0)
-		return error_wrap(err, "start %s", spec->name);
+		return error_wrap(err, "%s %s", what, spec->name);
 
-	cleanup_free char *json = runtime_spec_to_json(spec);
-	cleanup_free char *spec_path = state_path(spec->dir, RUNTIME_SPEC_FILE);
-	if (file_write_atomic(spec_path, json, strlen(json), 0600, err) < 0)
-		return error_wrap(err, "start %s", spec->name);
+	if (spec_save(spec, err) < 0)
+		return error_wrap(err, "%s %s", what, spec->name);
 
 	int status_pipe[2];
 	if (pipe2(status_pipe, O_CLOEXEC) < 0)
-		return error_sys(err, errno, "start %s: pipe", spec->name);
+		return error_sys(err, errno, "%s %s: pipe", what, spec->name);
 	cleanup_close int status_read = status_pipe[0];
 	cleanup_close int status_write = status_pipe[1];
 
 	/* Everything the child needs is prepared before fork: in a multi-threaded
 	 * caller the child may only make async-signal-safe calls. */
 	cleanup_free char *fd_env = xasprintf(RUNTIME_STATUS_FD_ENV "=%d", status_write);
+	cleanup_free char *images_env =
+		restore_images != NULL ? xasprintf(RUNTIME_RESTORE_IMAGES_ENV "=%s", restore_images) : NULL;
+	cleanup_free char *log_env = restore_log != NULL ? xasprintf(RUNTIME_RESTORE_LOG_ENV "=%s", restore_log) : NULL;
 	size_t n_env = strv_len(environ);
-	cleanup_free char **envp = xcalloc(n_env + 2, sizeof(char *));
+	cleanup_free char **envp = xcalloc(n_env + 4, sizeof(char *));
 	size_t k = 0;
 	for (size_t i = 0; i < n_env; i++)
-		if (strncmp(environ[i], RUNTIME_STATUS_FD_ENV "=", strlen(RUNTIME_STATUS_FD_ENV) + 1) != 0)
+		if (strncmp(environ[i], "FERRY_MONITOR_", strlen("FERRY_MONITOR_")) != 0)
 			envp[k++] = environ[i];
 	envp[k++] = fd_env;
+	if (images_env != NULL)
+		envp[k++] = images_env;
+	if (log_env != NULL)
+		envp[k++] = log_env;
 	envp[k] = NULL;
 	char *argv[] = { "ferry-monitor", "__monitor", spec->dir, NULL };
 	cleanup_close int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (devnull < 0)
-		return error_sys(err, errno, "start %s: open /dev/null", spec->name);
+		return error_sys(err, errno, "%s %s: open /dev/null", what, spec->name);
 
 	pid_t child = fork();
 	if (child < 0)
-		return error_sys(err, errno, "start %s: fork", spec->name);
+		return error_sys(err, errno, "%s %s: fork", what, spec->name);
 	if (child == 0) {
 		/* A new session, and a second fork: the monitor is nobody's child
 		 * and gets no signal meant for the caller's process group. */
@@ -132,10 +143,30 @@ int runtime_start(const struct runtime_spec *spec, struct ferry_error **err)
 	if (strcmp(report, "ok") == 0)
 		return 0;
 	if (len == 0)
-		return error_set(err, 500, EIO, "start %s: the monitor exited without a report (log: %s/monitor.log)",
-				 spec->name, spec->log_dir ? spec->log_dir : spec->dir);
-	return error_set(err, 500, 0, "start %s: %s (log: %s/monitor.log)", spec->name, report,
+		return error_set(err, 500, EIO, "%s %s: the monitor exited without a report (log: %s/monitor.log)",
+				 what, spec->name, spec->log_dir ? spec->log_dir : spec->dir);
+	/* A restore's report already names CRIU's log, the better one to read. */
+	if (restore_images != NULL && strstr(report, "(log: ") != NULL)
+		return error_set(err, 500, 0, "%s %s: %s", what, spec->name, report);
+	return error_set(err, 500, 0, "%s %s: %s (log: %s/monitor.log)", what, spec->name, report,
 			 spec->log_dir ? spec->log_dir : spec->dir);
+}
+
+int runtime_start(const struct runtime_spec *spec, struct ferry_error **err)
+{
+	return monitor_launch(spec, "start", NULL, NULL, err);
+}
+
+int runtime_restore(const struct runtime_spec *spec, const char *images_dir, const char *log_path,
+		    struct ferry_error **err)
+{
+	/* The monitor runs elsewhere (cwd "/"): it needs absolute paths. */
+	if (images_dir[0] != '/' || log_path[0] != '/')
+		return error_bad_request(err, "restore %s: the images and log paths must be absolute", spec->name);
+	cleanup_free char *inventory = xasprintf("%s/inventory.img", images_dir);
+	if (access(inventory, R_OK) < 0)
+		return error_sys(err, errno, "restore %s: no checkpoint in %s", spec->name, images_dir);
+	return monitor_launch(spec, "restore", images_dir, log_path, err);
 }
 
 /* ---- the monitor ---- */
@@ -151,6 +182,8 @@ struct monitor {
 	int clients[MAX_CONSOLE_CLIENTS];
 	int signal_fd;
 	char **host_veths; /* host-side veth names, deleted after init exits */
+	char *restore_images; /* runtime_restore: restore from here instead of booting */
+	char *restore_log;
 };
 
 static void report_start(struct monitor *m, const char *text)
@@ -202,9 +235,7 @@ static int monitor_network(struct monitor *m, pid_t child, struct ferry_error **
 	if (spec->n_nics == 0)
 		return 0;
 	/* Record the host-side names picked here, for whoever reads spec.json. */
-	cleanup_free char *json = runtime_spec_to_json(spec);
-	cleanup_free char *path = state_path(spec->dir, RUNTIME_SPEC_FILE);
-	return file_write_atomic(path, json, strlen(json), 0600, err);
+	return spec_save(spec, err);
 }
 
 static int monitor_spawn_init(struct monitor *m, struct ferry_error **err)
@@ -464,10 +495,17 @@ static int monitor_start(struct monitor *m, struct ferry_error **err)
 
 	if (cgroup_create(spec, err) < 0)
 		return -1;
-	if (monitor_spawn_init(m, err) < 0)
+	if (m->restore_images != NULL) {
+		if (restore_init(spec, m->restore_images, m->restore_log, &m->init_pid, &m->console, &m->host_veths,
+				 err) < 0)
+			return -1;
+	} else if (monitor_spawn_init(m, err) < 0) {
 		return error_wrap(err, "init");
-	int flags = fcntl(m->console, F_GETFL);
-	fcntl(m->console, F_SETFL, flags | O_NONBLOCK);
+	}
+	if (m->console >= 0) {
+		int flags = fcntl(m->console, F_GETFL);
+		fcntl(m->console, F_SETFL, flags | O_NONBLOCK);
+	}
 	if (write_pid_file(spec->dir, RUNTIME_INIT_PID_FILE, m->init_pid, false, err) < 0)
 		return -1;
 	return 0;
@@ -504,6 +542,31 @@ static int monitor_detach(void)
 	return status_fd;
 }
 
+/* A variable for the monitor alone: init must not inherit it. */
+static char *env_take(const char *name)
+{
+	const char *value = getenv(name);
+	char *copy = value != NULL ? xstrdup(value) : NULL;
+	unsetenv(name);
+	return copy;
+}
+
+/* After a failed start or restore: no child of ours may outlive the report
+ * (the cgroups are empty by now, so they are all dead or dying). */
+static void reap_all(void)
+{
+	long long deadline = now_ms() + 2000;
+	for (;;) {
+		pid_t pid = waitpid(-1, NULL, WNOHANG);
+		if (pid > 0)
+			continue;
+		if (pid < 0 || now_ms() > deadline)
+			return;
+		struct timespec ts = { 0, 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
 _Noreturn void runtime_monitor_main(const char *dir)
 {
 	struct monitor m = { .status_fd = -1, .console = -1, .console_log = -1, .listen_fd = -1, .signal_fd = -1 };
@@ -511,6 +574,8 @@ _Noreturn void runtime_monitor_main(const char *dir)
 		m.clients[i] = -1;
 	m.status_fd = monitor_detach();
 	prctl(PR_SET_NAME, "ferry-monitor");
+	m.restore_images = env_take(RUNTIME_RESTORE_IMAGES_ENV);
+	m.restore_log = env_take(RUNTIME_RESTORE_LOG_ENV);
 
 	struct ferry_error *err = NULL;
 	if (spec_load(dir, &m.spec, &err) < 0) {
@@ -519,7 +584,7 @@ _Noreturn void runtime_monitor_main(const char *dir)
 	}
 	cleanup_free char *log_path = xasprintf("%s/monitor.log", m.spec->log_dir ? m.spec->log_dir : m.spec->dir);
 	log_open(log_path);
-	log_info("container %s: monitor starting", m.spec->name);
+	log_info("container %s: monitor starting%s", m.spec->name, m.restore_images != NULL ? " (restore)" : "");
 
 	if (monitor_start(&m, &err) < 0) {
 		log_error("container %s: start failed: %s", m.spec->name, err->msg);
@@ -528,6 +593,7 @@ _Noreturn void runtime_monitor_main(const char *dir)
 				;
 		/* Clean up before reporting, so that a retried start finds nothing in its way. */
 		monitor_cleanup(&m);
+		reap_all();
 		cleanup_free char *pid_file = state_path(m.spec->dir, RUNTIME_MONITOR_PID_FILE);
 		unlink(pid_file);
 		report_start(&m, err->msg);
@@ -542,8 +608,13 @@ _Noreturn void runtime_monitor_main(const char *dir)
 	bool hup = false;
 	for (int i = 0; i < 64 && !hup; i++)
 		console_relay_output(&m, &hup);
+	/* A stateful stop: CRIU dumped the container and killed it. */
+	cleanup_free char *checkpoint_mark = state_path(m.spec->dir, RUNTIME_CHECKPOINT_STOP);
+	bool checkpointed = WIFSIGNALED(init_status) && WTERMSIG(init_status) == SIGKILL &&
+			    access(checkpoint_mark, F_OK) == 0;
+	unlink(checkpoint_mark);
 	cleanup_free char *status_path = state_path(m.spec->dir, RUNTIME_EXIT_STATUS);
-	cleanup_free char *status_text = xasprintf("%d\n", init_status);
+	cleanup_free char *status_text = xasprintf("%d%s\n", init_status, checkpointed ? " checkpointed" : "");
 	if (file_write_atomic(status_path, status_text, strlen(status_text), 0644, &err) < 0) {
 		log_error("container %s: %s", m.spec->name, err->msg);
 		error_free(&err);

@@ -12,7 +12,8 @@
  *   init.pid       init's host pid while it runs
  *   monitor.sock   the monitor's unix socket (console attach)
  *   console.log    what the console printed (last 1 MiB)
- *   exit.status    init's last wait status
+ *   exit.status    init's last wait status ("9 checkpointed" after a stateful stop)
+ *   checkpoint.stop present while a stateful stop's dump runs
  *   rootfs/        the root filesystem, owned by the idmap range on disk
  */
 #pragma once
@@ -70,6 +71,32 @@ int runtime_spec_from_json(const char *text, struct runtime_spec **spec, struct 
  * caller's exit. Safe to call from a multi-threaded process. */
 int runtime_start(const struct runtime_spec *spec, struct ferry_error **err);
 
+/* Restore a checkpointed container (runtime_checkpoint) from images_dir:
+ * like runtime_start, but the monitor, instead of booting init, creates the
+ * cgroups and fresh veths (new host-side names, recorded in spec.json) and
+ * has CRIU restore the process tree as its children; the console continues
+ * on the pty master CRIU hands back. CRIU's log goes to log_path (full path:
+ * LOGDIR/NAME/<what>_restore_<timestamp>.log). On failure nothing is left
+ * running, the cgroups and veths are gone, the images are untouched, and the
+ * error carries CRIU's failing line and the log's path. */
+int runtime_restore(const struct runtime_spec *spec, const char *images_dir, const char *log_path,
+		    struct ferry_error **err);
+
+struct runtime_checkpoint_opts {
+	const char *images_dir; /* an existing, empty directory */
+	const char *log_path;   /* full path: LOGDIR/NAME/<what>_dump_<timestamp>.log */
+	bool leave_running;     /* true: a stateful snapshot; false: a stateful stop */
+	bool ptrace_seize;      /* let CRIU seize task by task instead of freezing the cgroup first (for comparisons) */
+};
+
+/* Checkpoint the running container with CRIU. leave_running: it continues
+ * (and stays frozen if it was). Otherwise it stops: returns once the monitor
+ * has cleaned up as for runtime_stop, and runtime_get_state reports the exit
+ * as checkpointed. On failure the container keeps running, and the error
+ * carries CRIU's failing line and the log's path. */
+int runtime_checkpoint(const char *name, const char *dir, const struct runtime_checkpoint_opts *o,
+		       struct ferry_error **err);
+
 enum runtime_status { RUNTIME_STOPPED, RUNTIME_RUNNING, RUNTIME_FROZEN };
 
 struct runtime_state {
@@ -81,6 +108,7 @@ struct runtime_state {
 	long long memory_peak;   /* bytes; -1 unknown */
 	long long cpu_usage_ns;  /* from cpuacct; -1 unknown */
 	int last_exit_status;    /* wait status of the last init exit; -1 none */
+	bool checkpointed;       /* that exit was a stateful stop (CRIU dumped and ended it), not a crash */
 };
 
 /* Find the container's monitor again (also after a ferryd restart) and read

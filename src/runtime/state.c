@@ -30,6 +30,13 @@ int spec_load(const char *dir, struct runtime_spec **spec, struct ferry_error **
 	return 0;
 }
 
+int spec_save(const struct runtime_spec *spec, struct ferry_error **err)
+{
+	cleanup_free char *json = runtime_spec_to_json(spec);
+	cleanup_free char *path = state_path(spec->dir, RUNTIME_SPEC_FILE);
+	return file_write_atomic(path, json, strlen(json), 0600, err);
+}
+
 unsigned long long proc_start_time(pid_t pid)
 {
 	char path[64];
@@ -89,12 +96,15 @@ pid_t init_find(const char *dir)
 	return proc_start_time(pid) != 0 ? pid : 0;
 }
 
-static int last_exit_status(const char *dir)
+/* exit.status: "WAITSTATUS", or "WAITSTATUS checkpointed" after a stateful stop. */
+static int last_exit_status(const char *dir, bool *checkpointed)
 {
 	cleanup_free char *path = state_path(dir, RUNTIME_EXIT_STATUS);
 	cleanup_free char *text = NULL;
+	*checkpointed = false;
 	if (file_read(path, &text, NULL, NULL) < 0)
 		return -1;
+	*checkpointed = strstr(text, "checkpointed") != NULL;
 	return atoi(text);
 }
 
@@ -102,7 +112,7 @@ int runtime_get_state(const char *name, const char *dir, struct runtime_state *s
 {
 	*st = (struct runtime_state){ .status = RUNTIME_STOPPED, .processes = -1, .memory_usage = -1,
 				      .memory_peak = -1, .cpu_usage_ns = -1 };
-	st->last_exit_status = last_exit_status(dir);
+	st->last_exit_status = last_exit_status(dir, &st->checkpointed);
 	st->monitor_pid = monitor_find(dir);
 	if (st->monitor_pid <= 0) {
 		st->monitor_pid = 0;
@@ -165,9 +175,7 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-/* Wait until monitor (started at start_time) has exited; false on timeout
- * (timeout_ms < 0: forever). A zombie counts as gone. */
-static bool wait_monitor_gone(pid_t monitor, unsigned long long start_time, long long timeout_ms)
+bool monitor_wait_gone(pid_t monitor, unsigned long long start_time, long long timeout_ms)
 {
 	long long deadline = now_ms() + timeout_ms;
 	while (proc_start_time(monitor) == start_time) {
@@ -218,14 +226,14 @@ int runtime_stop(const char *name, const char *dir, int timeout_s, bool force, s
 			ret = error_sys(err, errno, "stop %s: signal init", name);
 			goto out;
 		}
-		if (wait_monitor_gone(monitor, monitor_start, timeout_s < 0 ? -1 : timeout_s * 1000LL))
+		if (monitor_wait_gone(monitor, monitor_start, timeout_s < 0 ? -1 : timeout_s * 1000LL))
 			goto out;
 		log_info("container %s: no shutdown after %d s, killing it", name, timeout_s);
 	}
 	init = init_find(dir);
 	if (init > 0)
 		kill(init, SIGKILL);
-	if (!wait_monitor_gone(monitor, monitor_start, 30000))
+	if (!monitor_wait_gone(monitor, monitor_start, 30000))
 		ret = error_set(err, 500, ETIMEDOUT, "stop %s: the monitor (pid %d) did not exit", name, (int)monitor);
 out:
 	runtime_spec_free(spec);

@@ -6,12 +6,16 @@
  *   rtctl exec NAME DIR [--uid N] [--gid N] [--cwd DIR] [--tty] [--pid-file F] -- CMD...
  *   rtctl freeze DIR | unfreeze DIR
  *   rtctl console DIR [SECONDS]   (relays stdin to the console, console to stdout)
- *   rtctl dump DIR IMAGES_DIR      (CRIU dump through libcriu, leaving the container running)
+ *   rtctl dump DIR IMAGES_DIR      (CRIU dump leaving the container running; log IMAGES_DIR/dump.log)
+ *   rtctl checkpoint NAME DIR IMAGES [--leave-running] [--seize] [--log PATH]
+ *   rtctl restore SPEC.json IMAGES [--log PATH]
+ *   rtctl check                    (what CRIU can do here, as JSON)
  *
- * dump proves the runtime builds containers CRIU can checkpoint; it uses the
- * options a container needs (see dump_options()).
+ * checkpoint and restore print how long the call took ("dump 123 ms",
+ * "restore 45 ms"); their CRIU log goes to the spec's log_dir under
+ * checkpoint_log_path()'s name unless --log says otherwise. --seize lets CRIU
+ * seize task by task instead of freezing the cgroup first.
  */
-#include <criu/criu.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -22,6 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "checkpoint/checkpoint.h"
 #include "common/util.h"
 #include "runtime/runtime.h"
 
@@ -29,7 +34,9 @@ static int usage(void)
 {
 	fprintf(stderr, "usage: rtctl start SPEC.json | state NAME DIR | stop NAME DIR [TIMEOUT] [--force] |\n"
 			"       exec NAME DIR [--uid N] [--gid N] [--cwd DIR] [--tty] [--pid-file F] -- CMD... |\n"
-			"       freeze DIR | unfreeze DIR | console DIR [SECONDS] | dump DIR IMAGES_DIR\n");
+			"       freeze DIR | unfreeze DIR | console DIR [SECONDS] | dump DIR IMAGES_DIR |\n"
+			"       checkpoint NAME DIR IMAGES [--leave-running] [--seize] [--log PATH] |\n"
+			"       restore SPEC.json IMAGES [--log PATH] | check\n");
 	return 2;
 }
 
@@ -38,6 +45,16 @@ static int fail(struct ferry_error **err)
 	fprintf(stderr, "rtctl: %s\n", (*err)->msg);
 	error_free(err);
 	return 1;
+}
+
+/* DIR/spec.json. */
+static int spec_read(const char *dir, struct runtime_spec **spec, struct ferry_error **err)
+{
+	cleanup_free char *path = xasprintf("%s/spec.json", dir);
+	cleanup_free char *text = NULL;
+	if (file_read(path, &text, NULL, err) < 0 || runtime_spec_from_json(text, spec, err) < 0)
+		return -1;
+	return 0;
 }
 
 static int cmd_start(int argc, char **argv)
@@ -64,9 +81,9 @@ static int cmd_state(int argc, char **argv)
 	if (runtime_get_state(argv[0], argv[1], &st, &err) < 0)
 		return fail(&err);
 	printf("status=%s\nmonitor_pid=%d\ninit_pid=%d\nprocesses=%lld\nmemory_usage=%lld\nmemory_peak=%lld\n"
-	       "cpu_usage_ns=%lld\nlast_exit_status=%d\n",
+	       "cpu_usage_ns=%lld\nlast_exit_status=%d\ncheckpointed=%s\n",
 	       names[st.status], (int)st.monitor_pid, (int)st.init_pid, st.processes, st.memory_usage, st.memory_peak,
-	       st.cpu_usage_ns, st.last_exit_status);
+	       st.cpu_usage_ns, st.last_exit_status, st.checkpointed ? "true" : "false");
 	return 0;
 }
 
@@ -188,47 +205,95 @@ static int cmd_console(int argc, char **argv)
 	return 0;
 }
 
-/* What a dump of a ferry container needs:
- * - the mounts bound in from the host (/dev/null etc., the rootfs itself) are
- *   external, and their peer groups live outside: auto_ext_mnt, ext_sharing,
- *   ext_masters;
- * - the console's master is held by the monitor, outside the dumped tree:
- *   orphan_pts_master (RPC only; on restore CRIU opens a new master in the
- *   container's devpts and hands it back through the notify callback);
- * - established TCP connections move with the container. */
+/* dump: the runtime test's proof that its containers are dumpable. */
 static int cmd_dump(int argc, char **argv)
 {
 	cleanup_error struct ferry_error *err = NULL;
 	if (argc != 2)
 		return usage();
-	cleanup_free char *init_path = xasprintf("%s/init.pid", argv[0]);
-	cleanup_free char *init_text = NULL;
-	if (file_read(init_path, &init_text, NULL, &err) < 0)
+	struct runtime_spec *spec = NULL;
+	if (spec_read(argv[0], &spec, &err) < 0)
 		return fail(&err);
-	cleanup_close int images = open(argv[1], O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-	if (images < 0) {
-		fprintf(stderr, "rtctl: open %s: %s\n", argv[1], strerror(errno));
-		return 1;
+	cleanup_free char *log_path = xasprintf("%s/dump.log", argv[1]);
+	struct runtime_checkpoint_opts o = { .images_dir = argv[1], .log_path = log_path, .leave_running = true };
+	int r = runtime_checkpoint(spec->name, argv[0], &o, &err);
+	runtime_spec_free(spec);
+	return r < 0 ? fail(&err) : 0;
+}
+
+static int cmd_checkpoint(int argc, char **argv)
+{
+	cleanup_error struct ferry_error *err = NULL;
+	struct runtime_checkpoint_opts o = { 0 };
+	const char *log_path = NULL;
+	if (argc < 3)
+		return usage();
+	for (int i = 3; i < argc; i++) {
+		if (strcmp(argv[i], "--leave-running") == 0)
+			o.leave_running = true;
+		else if (strcmp(argv[i], "--seize") == 0)
+			o.ptrace_seize = true;
+		else if (strcmp(argv[i], "--log") == 0 && i + 1 < argc)
+			log_path = argv[++i];
+		else
+			return usage();
 	}
-	if (criu_init_opts() < 0 || criu_set_service_binary("/usr/local/sbin/criu") < 0) {
-		fprintf(stderr, "rtctl: libcriu init failed\n");
-		return 1;
+	cleanup_free char *default_log = NULL;
+	if (log_path == NULL) {
+		struct runtime_spec *spec = NULL;
+		if (spec_read(argv[1], &spec, &err) < 0)
+			return fail(&err);
+		default_log = checkpoint_log_path(spec->log_dir != NULL ? spec->log_dir : spec->dir,
+						  o.leave_running ? "snapshot" : "stop", "dump");
+		runtime_spec_free(spec);
+		log_path = default_log;
 	}
-	criu_set_pid(atoi(init_text));
-	criu_set_images_dir_fd(images);
-	criu_set_log_file("dump.log");
-	criu_set_log_level(4);
-	criu_set_leave_running(true);
-	criu_set_tcp_established(true);
-	criu_set_auto_ext_mnt(true);
-	criu_set_ext_sharing(true);
-	criu_set_ext_masters(true);
-	criu_set_orphan_pts_master(true);
-	int r = criu_dump();
-	if (r < 0) {
-		fprintf(stderr, "rtctl: criu dump failed (%d), log: %s/dump.log\n", r, argv[1]);
-		return 1;
-	}
+	o.images_dir = argv[2];
+	o.log_path = log_path;
+	long long start = now_ms();
+	if (runtime_checkpoint(argv[0], argv[1], &o, &err) < 0)
+		return fail(&err);
+	printf("dump %lld ms\n", now_ms() - start);
+	return 0;
+}
+
+static int cmd_restore(int argc, char **argv)
+{
+	cleanup_error struct ferry_error *err = NULL;
+	cleanup_free char *text = NULL;
+	const char *log_path = NULL;
+	if (argc != 2 && !(argc == 4 && strcmp(argv[2], "--log") == 0))
+		return usage();
+	if (argc == 4)
+		log_path = argv[3];
+	struct runtime_spec *spec = NULL;
+	if (file_read(argv[0], &text, NULL, &err) < 0 || runtime_spec_from_json(text, &spec, &err) < 0)
+		return fail(&err);
+	cleanup_free char *default_log = NULL;
+	if (log_path == NULL)
+		log_path = default_log =
+			checkpoint_log_path(spec->log_dir != NULL ? spec->log_dir : spec->dir, "stop", "restore");
+	long long start = now_ms();
+	int r = runtime_restore(spec, argv[1], log_path, &err);
+	runtime_spec_free(spec);
+	if (r < 0)
+		return fail(&err);
+	printf("restore %lld ms\n", now_ms() - start);
+	return 0;
+}
+
+static int cmd_check(int argc, char **argv)
+{
+	cleanup_error struct ferry_error *err = NULL;
+	json_t *result = NULL;
+	if (argc != 0)
+		return usage();
+	if (checkpoint_check(&result, &err) < 0)
+		return fail(&err);
+	char *text = json_dumps(result, JSON_INDENT(1) | JSON_SORT_KEYS);
+	json_decref(result);
+	puts(text);
+	free(text);
 	return 0;
 }
 
@@ -258,5 +323,11 @@ int main(int argc, char **argv)
 		return cmd_console(argc, argv);
 	if (strcmp(cmd, "dump") == 0)
 		return cmd_dump(argc, argv);
+	if (strcmp(cmd, "checkpoint") == 0)
+		return cmd_checkpoint(argc, argv);
+	if (strcmp(cmd, "restore") == 0)
+		return cmd_restore(argc, argv);
+	if (strcmp(cmd, "check") == 0)
+		return cmd_check(argc, argv);
 	return usage();
 }

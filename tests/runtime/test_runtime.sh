@@ -4,91 +4,8 @@
 # outside, frozen, checkpointed with CRIU, and stopped, and leaves nothing
 # behind.
 source "$(dirname "$0")/../lib.sh"
+source "$(dirname "$0")/container.sh"
 
-RTCTL=$BUILD/tests/runtime/rtctl
-HOSTID=1000000
-CGROUP_PREFIX=ferry-test-$$
-
-if [ ! -x "$RTCTL" ]; then
-	echo "Bail out! $RTCTL not built"
-	exit 1
-fi
-
-TEST_DIR=$(mktemp -d /tmp/ferry-rt.XXXXXX)
-# The container's root (host uid $HOSTID) must be able to reach its rootfs.
-chmod 711 "$TEST_DIR"
-
-cleanup() {
-	local dir pid h
-	for dir in "$TEST_DIR"/*/; do
-		[ -f "$dir/spec.json" ] || continue
-		"$RTCTL" stop x "$dir" 0 --force >/dev/null 2>&1
-		pid=$(awk '{print $1}' "$dir/monitor.pid" 2>/dev/null)
-		[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
-	done
-	for h in /sys/fs/cgroup/*/; do
-		[ -d "$h$CGROUP_PREFIX" ] || continue
-		find "$h$CGROUP_PREFIX" -depth -type d -exec rmdir {} + 2>/dev/null
-	done
-	[ -z "${BRIDGE:-}" ] || ip link del "$BRIDGE" 2>/dev/null
-	awk -v d="$TEST_DIR" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r | xargs -r -n1 umount -l
-	[ -n "${KEEP_TEST_DIR:-}" ] || rm -rf "$TEST_DIR"
-}
-trap cleanup EXIT
-
-# A busybox root filesystem owned by the container's id range, as ferry's
-# images are on disk.
-make_rootfs() {
-	local rootfs=$1 applet
-	mkdir -p "$rootfs"/{bin,sbin,etc,proc,sys,dev,tmp,root,usr/bin,usr/sbin,var/log,run,mnt}
-	cp /bin/busybox "$rootfs/bin/busybox"
-	for applet in $(/bin/busybox --list-full); do
-		[ -e "$rootfs/$applet" ] || ln -s /bin/busybox "$rootfs/$applet"
-	done
-	# A service that counts (for freeze), and shutdown output (for stop).
-	cat >"$rootfs/etc/inittab" <<-'EOF'
-	::sysinit:/bin/echo ferry-console-ok
-	::once:/bin/sh -c 'i=0; while :; do i=$((i+1)); echo $i >/tmp/counter; sleep 0.1; done'
-	::respawn:/bin/sh
-	::shutdown:/bin/echo ferry-shutdown
-	EOF
-	printf 'root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/:/bin/sh\n' >"$rootfs/etc/passwd"
-	printf 'root:x:0:\ntty:x:5:\nuser:x:1000:\n' >"$rootfs/etc/group"
-	chmod 1777 "$rootfs/tmp"
-	chmod 700 "$rootfs/root"
-	# chown clears setuid/setgid bits: put them back.
-	local setid
-	setid=$(find "$rootfs" -perm /6000 -type f -printf '%m %p\n')
-	chown -hR "$HOSTID:$HOSTID" "$rootfs"
-	[ -z "$setid" ] || printf '%s\n' "$setid" | while read -r mode path; do chmod "$mode" "$path"; done
-}
-
-# write_spec NAME [EXTRA_JSON_FIELDS]: the container's state dir and spec.json.
-write_spec() {
-	local name=$1 extra=${2:-}
-	local dir=$TEST_DIR/$name
-	mkdir -p "$dir"
-	chmod 711 "$dir"
-	[ -d "$dir/rootfs" ] || make_rootfs "$dir/rootfs"
-	cat >"$dir/spec.json" <<-EOF
-	{"name": "$name", "dir": "$dir", "rootfs": "$dir/rootfs", "log_dir": "$TEST_DIR/log/$name",
-	 "cgroup": "$CGROUP_PREFIX/$name", "idmap_hostid": $HOSTID, "idmap_range": 65536,
-	 "limits_memory": 268435456, "limits_cpu": "0", "limits_processes": 500,
-	 "environment": ["FOO=bar"],
-	 "mounts": [{"source": "$TEST_DIR/share", "target": "/mnt/share", "readonly": true}]
-	 $extra}
-	EOF
-}
-
-state_field() { "$RTCTL" state "$1" "$TEST_DIR/$1" | sed -n "s/^$2=//p"; }
-rexec() {
-	local name=$1
-	shift
-	"$RTCTL" exec "$name" "$TEST_DIR/$name" "$@"
-}
-# A process is gone when it has no /proc entry or is a zombie waiting for
-# whoever adopted it.
-gone() { [ ! -e /proc/"$1"/stat ] || [ "$(awk '{print $3}' /proc/"$1"/stat)" = Z ]; }
 # The service rewrites its file ten times a second: a read may catch it empty.
 counter() {
 	local value i
@@ -268,11 +185,8 @@ expect_match "an unreachable rootfs is reported" "$out" "not searchable by the c
 # --- network -------------------------------------------------------------
 # A bridge of this test's own, on a /24 no route of this host uses; traffic
 # stays between the bridge and the container.
-BRIDGE=fbrrt$(printf '%05d' $(($$ % 100000)))
-for n in $(seq 200 254); do
-	ip -4 route | grep -q "^10\.213\.$n\." || break
-done
-ip link add "$BRIDGE" type bridge && ip addr add "10.213.$n.1/24" dev "$BRIDGE" && ip link set "$BRIDGE" up
+make_bridge
+n=${SUBNET##*.}
 write_spec c4 ", \"nics\": [{\"name\": \"eth0\", \"bridge\": \"$BRIDGE\", \"hwaddr\": \"00:16:3e:aa:bb:cc\",
 	\"ipv4_cidr\": \"10.213.$n.2/24\", \"ipv4_gateway\": \"10.213.$n.1\"}]"
 check "start with a nic" "$RTCTL" start "$TEST_DIR/c4/spec.json"

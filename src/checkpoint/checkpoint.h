@@ -1,0 +1,85 @@
+/* Checkpoint/restore of a container's process tree through CRIU (libcriu,
+ * RPC to `criu swrk`). Everything in ferry that talks to CRIU lives here.
+ *
+ * The options are the ones a ferry container needs (design.md, Facts): its
+ * mounts bound in from the host are external (auto_ext_mnt with external
+ * sharing and masters), the console master is held by the monitor outside
+ * the dumped tree (orphan_pts_master: on restore CRIU makes a new master and
+ * hands it back), established TCP connections move with the container, and
+ * its veth is recreated by ferry, not by CRIU (netdev externals).
+ *
+ * When CRIU fails, the error carries CRIU's own failing line (the last
+ * "Error" lines of its log) and the log's path. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+
+struct checkpoint_dump_opts {
+	pid_t pid;              /* host pid of the container's init */
+	const char *images_dir; /* an existing directory; CRIU writes its images here */
+	const char *log_path;   /* full path of CRIU's log (LOGDIR/NAME/<what>_dump_<timestamp>.log) */
+	bool leave_running;     /* true: a snapshot, the container continues; false: it is killed once dumped */
+	/* The container's v1 freezer cgroup ("/sys/fs/cgroup/freezer/ferry-x/c1"),
+	 * or NULL: CRIU then seizes the tasks one by one. If the cgroup is
+	 * already frozen, CRIU skips its own (100 ms step) freeze poll. */
+	const char *freeze_cgroup;
+	/* Pre-dump hook: a previous pre-dump's images, relative to images_dir
+	 * ("../pre1"). Needs dirty-memory tracking, which this kernel lacks:
+	 * keep NULL until checkpoint_check reports mem_dirty_track. */
+	const char *parent_images;
+	int log_level;          /* CRIU's 0-4; 0: the default (4, the log is kept for failures) */
+};
+
+/* Dump the process tree rooted at o->pid. On failure the container keeps
+ * running (CRIU resumes what it seized). */
+int checkpoint_dump(const struct checkpoint_dump_opts *o, struct ferry_error **err);
+
+/* A network device CRIU moves into the restored network namespace: a veth
+ * end that ferry created on the host under a temporary, host-unique name
+ * (design.md: CRIU 4.2.1 can't create a user-namespaced container's veth). */
+struct checkpoint_netdev {
+	const char *name;      /* the name inside the container: "eth0" */
+	const char *host_name; /* its temporary name on the host */
+};
+
+struct checkpoint_restore_opts {
+	const char *rootfs;
+	const char *images_dir;
+	const char *log_path;
+	/* Where the container's cgroups are, below every hierarchy's root
+	 * ("/ferry-x/c1"); they must exist. The container's cgroup namespace was
+	 * rooted there at dump time, so this maps it onto the new place. */
+	const char *cgroup_root;
+	const struct checkpoint_netdev *netdevs;
+	size_t n_netdevs;
+	int log_level;
+};
+
+/* Restore as a child of the calling process (criu_restore_child: the
+ * restored init is created as the caller's child, so the caller should be a
+ * child subreaper with SIGCHLD blocked). Returns the restored init's host pid
+ * in *pid and the new console master (the pty master that was orphaned at
+ * dump) in *console_master, or -1 if the tree had no orphaned master. On
+ * failure CRIU has killed whatever it restored; the images are untouched. */
+int checkpoint_restore(const struct checkpoint_restore_opts *o, pid_t *pid, int *console_master,
+		       struct ferry_error **err);
+
+/* What this host can do, for GET /1.0's environment:
+ * {"version": "4.2.1", "check": "ok" or CRIU's error,
+ *  "features": {"mem_dirty_track": false, "lazy_pages": true, "pidfd_store": true, "pagemap_scan": true}}.
+ * Fails only if CRIU can't be run at all. Takes about 100 ms (three CRIU runs). */
+int checkpoint_check(json_t **out, struct ferry_error **err);
+
+/* Where a dump's or restore's log goes (issue 3, point 4):
+ * LOG_DIR/<what>_<action>_<UTC timestamp with ms>.log, e.g.
+ * "/var/log/ferry/c1/stop_dump_20261122T101500.123.log"; what is "stop",
+ * "snapshot" or "migration", action "dump" or "restore". Names sort by time. */
+char *checkpoint_log_path(const char *log_dir, const char *what, const char *action);
+
+/* The last "Error" lines of a CRIU log (at most max_lines, joined with "; "),
+ * without their timestamps; NULL if the log has none. */
+char *checkpoint_log_errors(const char *log_path, int max_lines);

@@ -1,0 +1,236 @@
+/* Dump and restore through libcriu: each call builds its own criu_opts
+ * (criu_local_*, so that ferryd's threads never share CRIU's global options)
+ * and runs one `criu swrk` for it. */
+#include <criu/criu.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "checkpoint/checkpoint.h"
+#include "checkpoint/internal.h"
+#include "common/log.h"
+#include "common/util.h"
+
+/* Deleted files that are still open are copied into the images ("ghost
+ * files"); CRIU's 1 MiB default refuses an ordinary deleted log file. */
+#define GHOST_LIMIT (128u << 20)
+#define DEFAULT_LOG_LEVEL 4
+
+static void criu_opts_freep(criu_opts **opts)
+{
+	if (*opts != NULL)
+		criu_local_free_opts(*opts);
+}
+#define cleanup_criu_opts __attribute__((cleanup(criu_opts_freep)))
+
+/* Options common to dump and restore. CRIU takes the log's name relative to
+ * its work directory (no "/" allowed), so the work directory is the log's. */
+static int opts_new(const char *what, const char *images_dir, const char *log_path, int log_level, criu_opts **out,
+		    int *images_fd, int *work_fd, struct ferry_error **err)
+{
+	*images_fd = open(images_dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+	if (*images_fd < 0)
+		return error_sys(err, errno, "CRIU %s: images directory %s", what, images_dir);
+	cleanup_free char *log_dir = xstrdup(log_path);
+	char *slash = strrchr(log_dir, '/');
+	const char *log_name = log_path;
+	if (slash != NULL) {
+		*slash = '\0';
+		log_name = slash + 1;
+		if (log_dir[0] == '\0')
+			strcpy(log_dir, "/");
+	} else {
+		strcpy(log_dir, ".");
+	}
+	if (log_name[0] == '\0')
+		return error_bad_request(err, "CRIU %s: log path %s names no file", what, log_path);
+	*work_fd = open(log_dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+	if (*work_fd < 0)
+		return error_sys(err, errno, "CRIU %s: log directory %s", what, log_dir);
+
+	criu_opts *opts = NULL;
+	if (criu_local_init_opts(&opts) < 0)
+		return error_set(err, 500, ENOMEM, "CRIU %s: libcriu could not allocate its options", what);
+	*out = opts;
+	if (criu_local_set_service_binary(opts, CHECKPOINT_CRIU_BINARY) < 0 ||
+	    criu_local_set_log_file(opts, log_name) < 0)
+		return error_set(err, 500, ENOMEM, "CRIU %s: libcriu options", what);
+	criu_local_set_images_dir_fd(opts, *images_fd);
+	criu_local_set_work_dir_fd(opts, *work_fd);
+	criu_local_set_log_level(opts, log_level > 0 ? log_level : DEFAULT_LOG_LEVEL);
+
+	/* What every ferry container needs on both sides (see checkpoint.h). */
+	criu_local_set_shell_job(opts, false);
+	criu_local_set_tcp_established(opts, true);
+	criu_local_set_file_locks(opts, true);
+	criu_local_set_auto_ext_mnt(opts, true);
+	criu_local_set_ext_sharing(opts, true);
+	criu_local_set_ext_masters(opts, true);
+	criu_local_set_orphan_pts_master(opts, true);
+	criu_local_set_ghost_limit(opts, GHOST_LIMIT);
+	/* The container's network namespace is its own: CRIU locks it with
+	 * iptables rules inside it, the host's tables stay untouched. */
+	if (criu_local_set_network_lock(opts, CRIU_NETWORK_LOCK_IPTABLES) < 0)
+		return error_set(err, 500, ENOMEM, "CRIU %s: libcriu options", what);
+	/* The monitor creates the container's cgroups (with their limits) before
+	 * a restore: CRIU puts the tasks back into them and restores the
+	 * properties only of cgroups it has to create itself (ones the container
+	 * made below its own). */
+	criu_local_set_manage_cgroups(opts, true);
+	criu_local_set_manage_cgroups_mode(opts, CRIU_CG_MODE_SOFT);
+	return 0;
+}
+
+/* CRIU stops its helpers with SIGTERM (cgroupd, at the end of a restore).
+ * A caller that ignores SIGTERM (the monitor does) would hand that on to
+ * `criu swrk` through fork and exec, and the restore would hang for good in
+ * waitpid. Around a CRIU call, ignoring becomes blocking (inherited too, but
+ * the helpers unblock SIGTERM themselves); a SIGTERM that arrives meanwhile
+ * is dropped when SIG_IGN is put back, as it would have been. */
+struct sigterm_guard {
+	bool swapped;
+	sigset_t old_mask;
+};
+
+static void sigterm_guard_enter(struct sigterm_guard *g)
+{
+	struct sigaction old;
+	g->swapped = false;
+	if (sigaction(SIGTERM, NULL, &old) < 0 || old.sa_handler != SIG_IGN)
+		return;
+	sigset_t term;
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &term, &g->old_mask);
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	sigaction(SIGTERM, &dfl, NULL);
+	g->swapped = true;
+}
+
+static void sigterm_guard_leave(struct sigterm_guard *g)
+{
+	if (!g->swapped)
+		return;
+	struct sigaction ign = { .sa_handler = SIG_IGN };
+	sigaction(SIGTERM, &ign, NULL);
+	pthread_sigmask(SIG_SETMASK, &g->old_mask, NULL);
+}
+
+/* libcriu's return codes, for when CRIU left no error in its log. */
+static const char *criu_failure(int r)
+{
+	switch (-r) {
+	case EBADE:
+		return "CRIU reported failure";
+	case ECONNREFUSED:
+		return "could not start " CHECKPOINT_CRIU_BINARY;
+	case ECOMM:
+		return "lost the connection to CRIU (it died?)";
+	case EINVAL:
+		return "CRIU does not support this request";
+	case EBADMSG:
+		return "unexpected answer from CRIU";
+	default:
+		return "CRIU failed";
+	}
+}
+
+int checkpoint_criu_error(struct ferry_error **err, const char *what, int r, const char *log_path)
+{
+	cleanup_free char *errors = checkpoint_log_errors(log_path, 3);
+	if (errors != NULL)
+		return error_set(err, 500, EIO, "CRIU %s failed: %s (log: %s)", what, errors, log_path);
+	return error_set(err, 500, -r, "CRIU %s failed: %s (%d) (log: %s)", what, criu_failure(r), r, log_path);
+}
+
+int checkpoint_dump(const struct checkpoint_dump_opts *o, struct ferry_error **err)
+{
+	if (o->pid <= 0)
+		return error_bad_request(err, "CRIU dump: no process to dump");
+	cleanup_close int images_fd = -1;
+	cleanup_close int work_fd = -1;
+	cleanup_criu_opts criu_opts *opts = NULL;
+	if (opts_new("dump", o->images_dir, o->log_path, o->log_level, &opts, &images_fd, &work_fd, err) < 0)
+		return -1;
+	criu_local_set_pid(opts, o->pid);
+	criu_local_set_leave_running(opts, o->leave_running);
+	if (o->freeze_cgroup != NULL && criu_local_set_freeze_cgroup(opts, o->freeze_cgroup) < 0)
+		return error_set(err, 500, ENOMEM, "CRIU dump: libcriu options");
+	if (o->parent_images != NULL) {
+		criu_local_set_track_mem(opts, true);
+		if (criu_local_set_parent_images(opts, o->parent_images) < 0)
+			return error_set(err, 500, ENOMEM, "CRIU dump: libcriu options");
+	}
+
+	long long start = now_ms();
+	struct sigterm_guard guard;
+	sigterm_guard_enter(&guard);
+	int r = criu_local_dump(opts);
+	sigterm_guard_leave(&guard);
+	/* CRIU writes its statistics (freeze, frozen and memory-dump times) into
+	 * its work directory, the log's: they belong with the images. */
+	renameat(work_fd, "stats-dump", images_fd, "stats-dump");
+	if (r < 0)
+		return checkpoint_criu_error(err, "dump", r, o->log_path);
+	log_info("CRIU dump of pid %d took %lld ms (log: %s)", (int)o->pid, now_ms() - start, o->log_path);
+	return 0;
+}
+
+/* libcriu's notify callback has no user data; a restore runs in one thread,
+ * whose variable this is. */
+static __thread int restore_console_master = -1;
+
+static int restore_notify(char *action, criu_notify_arg_t na)
+{
+	/* libcriu has just received the master with this notification. */
+	if (strcmp(action, "orphan-pts-master") == 0)
+		restore_console_master = criu_get_orphan_pts_master_fd();
+	return 0;
+}
+
+int checkpoint_restore(const struct checkpoint_restore_opts *o, pid_t *pid, int *console_master,
+		       struct ferry_error **err)
+{
+	cleanup_close int images_fd = -1;
+	cleanup_close int work_fd = -1;
+	cleanup_criu_opts criu_opts *opts = NULL;
+	if (opts_new("restore", o->images_dir, o->log_path, o->log_level, &opts, &images_fd, &work_fd, err) < 0)
+		return -1;
+	if (criu_local_set_root(opts, o->rootfs) < 0)
+		return error_set(err, 500, ENOMEM, "CRIU restore: libcriu options");
+	if (o->cgroup_root != NULL && criu_local_add_cg_root(opts, NULL, o->cgroup_root) < 0)
+		return error_set(err, 500, ENOMEM, "CRIU restore: libcriu options");
+	for (size_t i = 0; i < o->n_netdevs; i++) {
+		cleanup_free char *key = xasprintf("netdev[%s]:%s", o->netdevs[i].name, o->netdevs[i].host_name);
+		if (criu_local_add_external(opts, key) < 0)
+			return error_set(err, 500, ENOMEM, "CRIU restore: libcriu options");
+	}
+	criu_local_set_notify_cb(opts, restore_notify);
+
+	restore_console_master = -1;
+	long long start = now_ms();
+	struct sigterm_guard guard;
+	sigterm_guard_enter(&guard);
+	int r = criu_local_restore_child(opts);
+	sigterm_guard_leave(&guard);
+	int master = steal_fd(&restore_console_master);
+	unlinkat(work_fd, "stats-restore", 0);
+	if (r <= 0) {
+		if (master >= 0)
+			close(master);
+		return checkpoint_criu_error(err, "restore", r < 0 ? r : -EBADMSG, o->log_path);
+	}
+	/* libcriu receives the master without O_CLOEXEC. */
+	if (master >= 0)
+		fcntl(master, F_SETFD, FD_CLOEXEC);
+	log_info("CRIU restore of %s took %lld ms: init is pid %d (log: %s)", o->rootfs, now_ms() - start, r,
+		 o->log_path);
+	*pid = r;
+	*console_master = master;
+	return 0;
+}

@@ -1,0 +1,58 @@
+/* The monitor's side of runtime_restore: instead of cloning a new init, it
+ * has CRIU bring the checkpointed process tree back as its own children.
+ *
+ * The network: CRIU 4.2.1 can't create a user-namespaced container's veth
+ * itself (design.md, Facts), so each nic's veth pair is made here first, the
+ * container end with the container's MAC under a temporary host-unique name,
+ * the host end on the bridge under a fresh name (the old host end of a
+ * just-stopped container may still be on its way out), and CRIU moves the
+ * container end into the restored network namespace as eth0
+ * (--external netdev[eth0]:TEMPNAME). Addresses and routes come back from
+ * the images. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "checkpoint/checkpoint.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "runtime/internal.h"
+#include "runtime/network.h"
+
+int restore_init(struct runtime_spec *spec, const char *images_dir, const char *log_path, pid_t *init_pid,
+		 int *console, char ***host_veths, struct ferry_error **err)
+{
+	char **veths = xcalloc(spec->n_nics + 1, sizeof(char *));
+	*host_veths = veths;
+	cleanup_strv char **peers = xcalloc(spec->n_nics + 1, sizeof(char *));
+	cleanup_free struct checkpoint_netdev *netdevs = xcalloc(spec->n_nics + 1, sizeof(*netdevs));
+	for (size_t i = 0; i < spec->n_nics; i++) {
+		struct runtime_nic *nic = &spec->nics[i];
+		free(nic->host_name);
+		nic->host_name = network_new_host_name();
+		veths[i] = xstrdup(nic->host_name);
+		/* Unique on the host while this monitor lives: its pid. */
+		peers[i] = xasprintf("fr%d_%zu", (int)getpid(), i);
+		if (network_veth_create(nic, peers[i], 0, err) < 0)
+			return error_wrap(err, "restore: nic %s", nic->name);
+		netdevs[i] = (struct checkpoint_netdev){ .name = nic->name, .host_name = peers[i] };
+	}
+	if (spec->n_nics > 0 && spec_save(spec, err) < 0)
+		return error_wrap(err, "restore");
+
+	cleanup_free char *cgroup_root = xasprintf("/%s", spec->cgroup);
+	struct checkpoint_restore_opts o = {
+		.rootfs = spec->rootfs,
+		.images_dir = images_dir,
+		.log_path = log_path,
+		.cgroup_root = cgroup_root,
+		.netdevs = netdevs,
+		.n_netdevs = spec->n_nics,
+	};
+	if (checkpoint_restore(&o, init_pid, console, err) < 0)
+		return -1;
+	if (*console < 0)
+		log_warn("container %s: restored without a console (no orphaned pty master in the images)", spec->name);
+	return 0;
+}
