@@ -61,6 +61,12 @@ bool cli_confirm(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* The verbs: argc/argv start at the verb's name. Each returns the exit code. */
 int cmd_launch(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
+int cmd_copy(int argc, char **argv);
+int cmd_move(int argc, char **argv);
+int cmd_remote(int argc, char **argv);
+int cmd_profile(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_start(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
