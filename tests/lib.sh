@@ -48,6 +48,8 @@ ferry_setup() {
 	# Container root (uid 1000000 on the host) must get through to its rootfs.
 	chmod 711 "$TEST_DIR"
 	export FERRY_DIR=$TEST_DIR/root
+	# The client's remotes and keys: never the real ~/.config/ferry.
+	export FERRY_CONF=$TEST_DIR/conf
 	# Interface names are at most 15 characters.
 	FERRY_BRIDGE=fbr$(printf '%05d' $(($$ % 100000)))
 	trap ferry_teardown EXIT

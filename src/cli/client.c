@@ -12,39 +12,118 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/client_tls.h"
+#include "cli/remotes.h"
 #include "common/util.h"
 
 struct client {
 	char *remote;
-	char *socket_path;
+	char *socket_path;      /* the local remote's unix socket, else NULL */
+	char *base_url;         /* "http://unix.socket" or "https://HOST:PORT" */
+	char *host;             /* the Host header: "unix.socket" or "HOST:PORT" */
+	/* HTTPS: the client's identity, and the server certificate it was
+	 * accepted with (NULL on first contact: any is taken, and kept in
+	 * seen_cert_pem for the user to approve). */
+	char *cert_path, *key_path;
+	char *server_cert_path;
+	char *pin;
+	char *seen_cert_pem;
 	CURL *curl; /* reused: keeps the connection alive between requests */
 };
 
-/* Host part of every URL: the unix socket decides where it goes. */
-#define CLIENT_BASE_URL "http://unix.socket"
+/* Host part of every URL to the unix socket: the socket decides where it goes. */
+#define CLIENT_UNIX_URL "http://unix.socket"
 
 const char *client_socket_path(const struct client *c)
 {
-	return c->socket_path;
+	return c->socket_path ? c->socket_path : c->base_url;
 }
 
-int client_open(const char *remote, struct client **out, struct ferry_error **err)
+const char *client_remote_name(const struct client *c)
 {
-	if (remote != NULL && strcmp(remote, "local") != 0)
-		return error_set(err, 404, ENOENT, "The remote \"%s\" doesn't exist", remote);
-	static bool curl_ready;
-	if (!curl_ready) {
+	return c->remote;
+}
+
+bool client_is_local(const struct client *c)
+{
+	return c->socket_path != NULL;
+}
+
+const char *client_server_certificate(const struct client *c)
+{
+	return c->seen_cert_pem;
+}
+
+static void curl_ready(void)
+{
+	static bool ready;
+	if (!ready) {
 		curl_global_init(CURL_GLOBAL_DEFAULT);
-		curl_ready = true;
+		ready = true;
 	}
+}
+
+static struct client *client_new_local(const char *name)
+{
 	const char *dir = getenv("FERRY_DIR");
 	if (dir == NULL || *dir == '\0')
 		dir = "/var/lib/ferry";
 	struct client *c = xcalloc(1, sizeof(*c));
-	c->remote = xstrdup("local");
+	c->remote = xstrdup(name);
 	c->socket_path = xasprintf("%s/unix.socket", dir);
+	c->base_url = xstrdup(CLIENT_UNIX_URL);
+	c->host = xstrdup("unix.socket");
+	return c;
+}
+
+int client_open_url(const char *name, const char *url, const char *server_cert_path, struct client **out,
+		    struct ferry_error **err)
+{
+	curl_ready();
+	if (strncmp(url, "https://", 8) != 0)
+		return error_bad_request(err, "Invalid address \"%s\" for remote \"%s\"", url, name);
+	cleanup_free char *cert = NULL, *key = NULL, *pin = NULL;
+	if (client_tls_identity(&cert, &key, err) < 0)
+		return error_wrap(err, "the client certificate");
+	if (server_cert_path != NULL) {
+		cleanup_free char *pem = NULL;
+		if (access(server_cert_path, F_OK) != 0)
+			return error_set(err, 403, ENOENT,
+					 "No certificate is saved for remote \"%s\" (%s): remove it and add it again",
+					 name, server_cert_path);
+		if (file_read(server_cert_path, &pem, NULL, err) < 0 || client_tls_pin(pem, &pin, err) < 0)
+			return error_wrap(err, "the saved certificate of remote \"%s\"", name);
+	}
+	struct client *c = xcalloc(1, sizeof(*c));
+	c->remote = xstrdup(name);
+	c->base_url = xstrdup(url);
+	c->host = xstrdup(url + 8);
+	c->cert_path = steal_pointer(&cert);
+	c->key_path = steal_pointer(&key);
+	c->server_cert_path = server_cert_path ? xstrdup(server_cert_path) : NULL;
+	c->pin = steal_pointer(&pin);
 	*out = c;
 	return 0;
+}
+
+int client_open(const char *remote, struct client **out, struct ferry_error **err)
+{
+	curl_ready();
+	cleanup_free char *name = remote != NULL && *remote != '\0' ? xstrdup(remote) : remotes_default_name();
+	cleanup_free char *addr = NULL;
+	if (remotes_address(name, &addr, err) < 0)
+		return -1;
+	if (strncmp(addr, "unix://", 7) == 0) {
+		struct client *c = client_new_local(name);
+		if (addr[7] != '\0') {
+			free(c->socket_path);
+			c->socket_path = xstrdup(addr + 7);
+		}
+		*out = c;
+		return 0;
+	}
+	cleanup_free char *cert_path = remotes_server_cert_path(name);
+	return client_open_url(name, addr, cert_path, out, err);
 }
 
 void client_free(struct client *c)
@@ -55,12 +134,122 @@ void client_free(struct client *c)
 		curl_easy_cleanup(c->curl);
 	free(c->remote);
 	free(c->socket_path);
+	free(c->base_url);
+	free(c->host);
+	free(c->cert_path);
+	free(c->key_path);
+	free(c->server_cert_path);
+	free(c->pin);
+	free(c->seen_cert_pem);
 	free(c);
 }
 
 void client_freep(struct client **c)
 {
 	client_free(*c);
+}
+
+char *client_url(const struct client *c, const char *path)
+{
+	return xasprintf("%s%s", c->base_url, path);
+}
+
+const char *client_host(const struct client *c)
+{
+	return c->host;
+}
+
+void client_curl_transport(struct client *c, void *handle)
+{
+	CURL *curl = handle;
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_USERAGENT, "ferry/" FERRY_VERSION);
+	if (c->socket_path != NULL) {
+		curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, c->socket_path);
+		return;
+	}
+	/* HTTP/1.1: the websocket upgrade runs over the same kind of connection. */
+	curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	curl_easy_setopt(curl, CURLOPT_SSLCERT, c->cert_path);
+	curl_easy_setopt(curl, CURLOPT_SSLCERTTYPE, "PEM");
+	curl_easy_setopt(curl, CURLOPT_SSLKEY, c->key_path);
+	curl_easy_setopt(curl, CURLOPT_SSLKEYTYPE, "PEM");
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 30L);
+	/* The server is known by its certificate, not by its name: the saved
+	 * certificate is the only trust anchor (no system CAs), and its public
+	 * key is pinned as well. */
+	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
+	if (c->server_cert_path != NULL) {
+		curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
+		curl_easy_setopt(curl, CURLOPT_CAINFO, c->server_cert_path);
+		curl_easy_setopt(curl, CURLOPT_CAPATH, NULL);
+		curl_easy_setopt(curl, CURLOPT_PINNEDPUBLICKEY, c->pin);
+	} else {
+		/* First contact: take any certificate, and keep it for approval. */
+		curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(curl, CURLOPT_CERTINFO, 1L);
+	}
+}
+
+/* First contact: the certificate of the connection just made. */
+static void capture_certificate(struct client *c, CURL *curl)
+{
+	if (c->socket_path != NULL || c->server_cert_path != NULL || c->seen_cert_pem != NULL)
+		return;
+	struct curl_certinfo *info = NULL;
+	if (curl_easy_getinfo(curl, CURLINFO_CERTINFO, &info) != CURLE_OK || info == NULL || info->num_of_certs < 1)
+		return;
+	for (struct curl_slist *s = info->certinfo[0]; s != NULL; s = s->next)
+		if (strncmp(s->data, "Cert:", 5) == 0)
+			c->seen_cert_pem = xstrdup(s->data + 5);
+}
+
+/* The certificate the server presents now, when it is not the saved one. */
+static char *probe_certificate(struct client *c)
+{
+	struct client *probe = NULL;
+	if (client_open_url(c->remote, c->base_url, NULL, &probe, NULL) < 0)
+		return NULL;
+	char *pem = NULL;
+	if (client_query(probe, "GET", "/1.0", NULL, NULL, NULL) == 0 && probe->seen_cert_pem != NULL)
+		pem = xstrdup(probe->seen_cert_pem);
+	client_free(probe);
+	return pem;
+}
+
+int client_curl_error(struct client *c, int code, const char *errbuf, const char *what, struct ferry_error **err)
+{
+	CURLcode rc = code;
+	const char *detail = errbuf != NULL && *errbuf ? errbuf : curl_easy_strerror(rc);
+	if (c->socket_path != NULL) {
+		if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST) {
+			int e = access(c->socket_path, F_OK) == 0 ? ECONNREFUSED : ENOENT;
+			return error_set(err, 503, e, "cannot reach ferryd at %s: %s", c->socket_path, strerror(e));
+		}
+		return error_set(err, 503, EIO, "%s: %s", what, detail);
+	}
+	if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_PINNEDPUBKEYNOTMATCH ||
+	    rc == CURLE_SSL_CACERT_BADFILE) {
+		cleanup_free char *saved = NULL, *saved_fp = NULL, *now = NULL, *now_fp = NULL;
+		if (file_read(c->server_cert_path, &saved, NULL, NULL) == 0)
+			client_tls_fingerprint(saved, &saved_fp, NULL);
+		now = probe_certificate(c);
+		if (now != NULL)
+			client_tls_fingerprint(now, &now_fp, NULL);
+		return error_set(err, 403, EPERM,
+				 "The certificate of remote \"%s\" (%s) has changed: refusing to talk to it.\n"
+				 "WARNING: this may be an attack, or the server may have a new certificate.\n"
+				 "  saved certificate:   %s (%s)\n"
+				 "  server's certificate: %s\n"
+				 "If the change is expected, remove the remote and add it again.",
+				 c->remote, c->base_url, saved_fp ? saved_fp : "?", c->server_cert_path,
+				 now_fp ? now_fp : "unknown");
+	}
+	if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_OPERATION_TIMEDOUT)
+		return error_set(err, 503, ECONNREFUSED, "cannot reach remote \"%s\" at %s: %s", c->remote, c->base_url,
+				 detail);
+	return error_set(err, 503, EIO, "%s (remote \"%s\", %s): %s", what, c->remote, c->base_url, detail);
 }
 
 char *client_escape(const char *s)
@@ -181,9 +370,7 @@ static CURL *client_handle(struct client *c)
 			abort();
 	}
 	curl_easy_reset(c->curl);
-	curl_easy_setopt(c->curl, CURLOPT_UNIX_SOCKET_PATH, c->socket_path);
-	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c->curl, CURLOPT_USERAGENT, "ferry/" FERRY_VERSION);
+	client_curl_transport(c, c->curl);
 	if (cli_debug)
 		curl_easy_setopt(c->curl, CURLOPT_VERBOSE, 1L);
 	return c->curl;
@@ -197,7 +384,7 @@ static int client_exchange(struct client *c, const char *method, const char *pat
 	CURL *curl = client_handle(c);
 	x->curl = curl;
 	x->headers = json_object();
-	cleanup_free char *url = xasprintf(CLIENT_BASE_URL "%s", path);
+	cleanup_free char *url = client_url(c, path);
 	char errbuf[CURL_ERROR_SIZE] = "";
 	struct curl_slist *hdrs = NULL;
 	/* No "Expect: 100-continue" round trip for large bodies. */
@@ -238,12 +425,10 @@ static int client_exchange(struct client *c, const char *method, const char *pat
 	if (rc != CURLE_OK) {
 		if (x->sink_errno != 0)
 			return error_sys(err, x->sink_errno, "Failed to write the download");
-		if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST) {
-			int e = access(c->socket_path, F_OK) == 0 ? ECONNREFUSED : ENOENT;
-			return error_set(err, 503, e, "cannot reach ferryd at %s: %s", c->socket_path, strerror(e));
-		}
-		return error_set(err, 503, EIO, "%s %s: %s", method, path, errbuf[0] ? errbuf : curl_easy_strerror(rc));
+		cleanup_free char *what = xasprintf("%s %s", method, path);
+		return client_curl_error(c, rc, errbuf, what, err);
 	}
+	capture_certificate(c, curl);
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &x->status);
 	return 0;
 }

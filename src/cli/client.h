@@ -1,5 +1,8 @@
 /* The client library of the ferry CLI: LXD's 1.0 REST API over ferryd's
- * unix socket (HTTPS remotes come later, behind client_open()).
+ * unix socket (the remote "local") or over HTTPS with mutual TLS (the
+ * remotes of config.yml, see remotes.h): the client presents its own
+ * certificate and accepts only the server certificate saved when the
+ * remote was added.
  *
  * Requests carry JSON bodies; answers come in LXD's envelope
  * ({"type":"sync"|"async"|"error", ...}); an error answer becomes a
@@ -16,9 +19,20 @@
 
 struct client;
 
-/* remote: "local" (or NULL) is ferryd at $FERRY_DIR/unix.socket
- * ($FERRY_DIR defaults to /var/lib/ferry). Connects lazily. */
+/* remote: a name from config.yml, NULL for the default remote. "local" is
+ * ferryd at $FERRY_DIR/unix.socket ($FERRY_DIR defaults to
+ * /var/lib/ferry). Connects lazily. */
 int client_open(const char *remote, struct client **out, struct ferry_error **err);
+/* An HTTPS server by URL ("https://HOST:PORT"), as `remote add` meets it:
+ * server_cert_path is the certificate to insist on, or NULL to take any
+ * and keep it (client_server_certificate) for the user to approve. */
+int client_open_url(const char *name, const char *url, const char *server_cert_path, struct client **out,
+		    struct ferry_error **err);
+/* First contact: the PEM certificate the server presented, or NULL. */
+const char *client_server_certificate(const struct client *c);
+const char *client_remote_name(const struct client *c);
+/* The unix socket (not HTTPS). */
+bool client_is_local(const struct client *c);
 void client_free(struct client *c);
 void client_freep(struct client **c);
 #define cleanup_client __attribute__((cleanup(client_freep)))
@@ -68,5 +82,14 @@ void client_ws_free(struct client_ws *cws);
 char *client_escape(const char *s);
 /* The id of an operation object ("id", else the tail of "operation"). */
 const char *client_operation_id(const json_t *op);
-/* The socket path in use (for messages). */
+/* The socket path or the URL in use (for messages). */
 const char *client_socket_path(const struct client *c);
+
+/* For client_ws.c, which makes its own connections: the URL of path, the
+ * Host header's value, libcurl's transport options for this client (curl
+ * is a CURL *), and a curl error turned into a ferry_error (a changed
+ * server certificate gets its warning here). */
+char *client_url(const struct client *c, const char *path);
+const char *client_host(const struct client *c);
+void client_curl_transport(struct client *c, void *curl);
+int client_curl_error(struct client *c, int curl_code, const char *errbuf, const char *what, struct ferry_error **err);

@@ -1,7 +1,9 @@
 /* Websockets to ferryd. This libcurl has no websocket support, so curl only
  * opens the connection (CURLOPT_CONNECT_ONLY); we send the HTTP upgrade
  * request ourselves, read the one 101 answer, and hand the connection to
- * common/ws.c as a transport. The same path will carry TLS for remotes. */
+ * common/ws.c as a transport. curl_easy_send/recv go through TLS for an
+ * HTTPS remote, with the same identity and pinned certificate as every
+ * other request. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <poll.h>
@@ -80,17 +82,17 @@ static char *head_header(const char *head, const char *name)
 	return NULL;
 }
 
-static int upgrade(struct client_ws *cws, const char *path, struct ferry_error **err)
+static int upgrade(struct client_ws *cws, const char *host, const char *path, struct ferry_error **err)
 {
 	cleanup_free char *key = ws_new_client_key();
 	cleanup_free char *request = xasprintf("GET %s HTTP/1.1\r\n"
-					       "Host: unix.socket\r\n"
+					       "Host: %s\r\n"
 					       "Upgrade: websocket\r\n"
 					       "Connection: Upgrade\r\n"
 					       "Sec-WebSocket-Key: %s\r\n"
 					       "Sec-WebSocket-Version: 13\r\n"
 					       "\r\n",
-					       path, key);
+					       path, host, key);
 	size_t len = strlen(request);
 	for (size_t off = 0; off < len;) {
 		ssize_t n = curl_transport_send(cws, request + off, len - off);
@@ -163,22 +165,26 @@ int client_websocket(struct client *c, const char *op_id, const char *secret, st
 	cleanup_free char *id = client_escape(op_id);
 	cleanup_free char *sec = client_escape(secret);
 	cleanup_free char *path = xasprintf("/1.0/operations/%s/websocket?secret=%s", id, sec);
-	cleanup_free char *url = xasprintf("http://unix.socket%s", path);
+	cleanup_free char *url = client_url(c, path);
+	char errbuf[CURL_ERROR_SIZE] = "";
+	client_curl_transport(c, cws->curl);
 	curl_easy_setopt(cws->curl, CURLOPT_URL, url);
-	curl_easy_setopt(cws->curl, CURLOPT_UNIX_SOCKET_PATH, client_socket_path(c));
+	curl_easy_setopt(cws->curl, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(cws->curl, CURLOPT_CONNECT_ONLY, 1L);
-	curl_easy_setopt(cws->curl, CURLOPT_NOSIGNAL, 1L);
 	CURLcode rc = curl_easy_perform(cws->curl);
+	/* errbuf lives on this stack only; the handle lives on. */
+	curl_easy_setopt(cws->curl, CURLOPT_ERRORBUFFER, NULL);
 	curl_socket_t sock = CURL_SOCKET_BAD;
 	if (rc == CURLE_OK)
 		rc = curl_easy_getinfo(cws->curl, CURLINFO_ACTIVESOCKET, &sock);
 	if (rc != CURLE_OK || sock == CURL_SOCKET_BAD) {
 		client_ws_free(cws);
-		return error_set(err, 503, ECONNREFUSED, "cannot reach ferryd at %s: %s", client_socket_path(c),
-				 curl_easy_strerror(rc));
+		if (rc == CURLE_OK)
+			return error_set(err, 503, ECONNREFUSED, "cannot reach ferryd at %s", client_socket_path(c));
+		return client_curl_error(c, rc, errbuf, "websocket", err);
 	}
 	cws->fd = (int)sock;
-	if (upgrade(cws, path, err) < 0) {
+	if (upgrade(cws, client_host(c), path, err) < 0) {
 		client_ws_free(cws);
 		return -1;
 	}

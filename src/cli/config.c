@@ -7,6 +7,8 @@
 
 #include "cli/cli.h"
 #include "cli/client.h"
+#include "cli/config_verbs.h"
+#include "cli/edit.h"
 #include "cli/render.h"
 #include "cli/target.h"
 #include "common/util.h"
@@ -72,7 +74,13 @@ int config_put(struct client *client, const char *instance, json_t *writable, st
 		return client_query(client, "PUT", "/1.0", writable, NULL, err);
 	cleanup_free char *escaped = client_escape(instance);
 	cleanup_free char *path = xasprintf("/1.0/instances/%s", escaped);
-	return client_run_operation(client, "PUT", path, writable, NULL, NULL, err);
+	json_t *final = NULL;
+	if (client_run_operation(client, "PUT", path, writable, NULL, &final, err) < 0)
+		return -1;
+	/* Which of the changes wait for the next start: in the operation's metadata. */
+	edit_report_next_start(instance, json_object_get(final, "metadata"));
+	json_decref(final);
+	return 0;
 }
 
 /* Is this argument a config key (has a '.') rather than an instance? */
@@ -129,7 +137,7 @@ static int config_get(int argc, char **argv)
 	struct client *client cleanup_client = NULL;
 	json_t *w = NULL;
 	if (open_target(server ? NULL : argv[optind], &t, &client, &err) < 0 ||
-	    config_fetch(client, server ? NULL : t.name, expanded, &w, &err) < 0)
+	    config_fetch(client, server || !*t.name ? NULL : t.name, expanded, &w, &err) < 0)
 		return cli_fail(err);
 	json_t *v = json_object_get(json_object_get(w, "config"), key);
 	printf("%s\n", json_is_string(v) ? json_string_value(v) : "");
@@ -178,11 +186,11 @@ static int config_set(int argc, char **argv)
 	json_t *w = NULL;
 	rc = EXIT_OK;
 	if (open_target(instance_arg, &t, &client, &err) < 0 ||
-	    config_fetch(client, server ? NULL : t.name, false, &w, &err) < 0) {
+	    config_fetch(client, server || !*t.name ? NULL : t.name, false, &w, &err) < 0) {
 		rc = cli_fail(err);
 	} else {
 		json_object_update(json_object_get(w, "config"), changes);
-		if (config_put(client, server ? NULL : t.name, w, &err) < 0)
+		if (config_put(client, server || !*t.name ? NULL : t.name, w, &err) < 0)
 			rc = cli_fail(err);
 	}
 	json_decref(w);
@@ -209,7 +217,7 @@ static int config_unset(int argc, char **argv)
 	struct client *client cleanup_client = NULL;
 	json_t *w = NULL;
 	if (open_target(server ? NULL : argv[optind], &t, &client, &err) < 0 ||
-	    config_fetch(client, server ? NULL : t.name, false, &w, &err) < 0)
+	    config_fetch(client, server || !*t.name ? NULL : t.name, false, &w, &err) < 0)
 		return cli_fail(err);
 	json_t *config = json_object_get(w, "config");
 	if (json_object_get(config, key) == NULL) {
@@ -218,7 +226,7 @@ static int config_unset(int argc, char **argv)
 		return cli_fail(err);
 	}
 	json_object_del(config, key);
-	rc = config_put(client, server ? NULL : t.name, w, &err) < 0 ? cli_fail(err) : EXIT_OK;
+	rc = config_put(client, server || !*t.name ? NULL : t.name, w, &err) < 0 ? cli_fail(err) : EXIT_OK;
 	json_decref(w);
 	return rc;
 }
@@ -261,6 +269,7 @@ int cmd_config(int argc, char **argv)
 		{ "get", NULL, "Get values for instance or server configuration keys", config_get },
 		{ "set", NULL, "Set instance or server configuration keys", config_set },
 		{ "show", NULL, "Show instance or server configurations", config_show },
+		{ "trust", NULL, "Manage trusted clients", config_trust },
 		{ "unset", NULL, "Unset instance or server configuration keys", config_unset },
 		{ NULL },
 	};

@@ -92,7 +92,20 @@ int cli_create_instance(int argc, char **argv, bool start)
 						  "starting with a letter (at most 63 characters)", name);
 		goto out;
 	}
-	if (client_open(image.remote, &client, &err) < 0)
+	/* The instance is made where its name says ("ferry launch busybox
+	 * other:c1"), from an image of that server: images aren't copied
+	 * between servers. */
+	const char *remote = image.remote;
+	if (argc - optind == 2) {
+		if (strchr(argv[optind], ':') != NULL && strcmp(image.remote, target.remote) != 0) {
+			error_set(&err, 400, 0, "The image must be on the instance's server (%s): copying images "
+						"between remotes isn't supported",
+				  target.remote);
+			goto fail;
+		}
+		remote = target.remote;
+	}
+	if (client_open(remote, &client, &err) < 0)
 		goto fail;
 	if (!cli_quiet)
 		printf("Creating %s\n", name);

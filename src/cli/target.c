@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/remotes.h"
 #include "common/util.h"
 
 static bool remote_name_char(char c)
@@ -25,7 +26,7 @@ int target_parse(const char *arg, struct target *out, struct ferry_error **err)
 	if (!has_remote) {
 		if (colon == arg)
 			return error_bad_request(err, "Invalid remote in \"%s\": empty remote name", arg);
-		out->remote = xstrdup(TARGET_DEFAULT_REMOTE);
+		out->remote = remotes_default_name();
 		out->name = xstrdup(arg);
 		return 0;
 	}
@@ -33,9 +34,8 @@ int target_parse(const char *arg, struct target *out, struct ferry_error **err)
 	out->name = xstrdup(colon + 1);
 	if (out->remote == NULL)
 		abort();
-	if (strcmp(out->remote, TARGET_DEFAULT_REMOTE) != 0) {
-		error_set(err, 404, ENOENT, "The remote \"%s\" doesn't exist (only \"local\" is known for now)",
-			  out->remote);
+	cleanup_free char *addr = NULL;
+	if (remotes_address(out->remote, &addr, err) < 0) {
 		target_clear(out);
 		return -1;
 	}

@@ -1,5 +1,6 @@
-/* JSON <-> YAML through libyaml's emitter and parser (config show/edit,
- * info, --format yaml). */
+/* JSON to YAML through libyaml's emitter, keeping the order of the JSON
+ * (info, show, --format yaml); YAML to JSON through the shared
+ * common/yaml_json.c. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 
 #include "cli/render.h"
 #include "common/util.h"
+#include "common/yaml_json.h"
 
 /* Would a plain scalar with this text read back as something other than a string? */
 static bool needs_quotes(const char *s)
@@ -140,147 +142,18 @@ int yaml_render(const json_t *value, char **out, struct ferry_error **err)
 	return 0;
 }
 
-/* A plain scalar's type, as YAML 1.1 core reads it (the part that matters here). */
-static json_t *plain_scalar(const char *s)
-{
-	if (strcmp(s, "") == 0 || strcmp(s, "~") == 0 || strcasecmp(s, "null") == 0)
-		return json_null();
-	if (strcmp(s, "true") == 0 || strcmp(s, "True") == 0 || strcmp(s, "TRUE") == 0)
-		return json_true();
-	if (strcmp(s, "false") == 0 || strcmp(s, "False") == 0 || strcmp(s, "FALSE") == 0)
-		return json_false();
-	char *end = NULL;
-	long long i = strtoll(s, &end, 10);
-	if (end != s && *end == '\0')
-		return json_integer(i);
-	double d = strtod(s, &end);
-	if (end != s && *end == '\0' && (isdigit((unsigned char)s[0]) || s[0] == '-' || s[0] == '.'))
-		return json_real(d);
-	return json_string(s);
-}
-
-struct yaml_reader {
-	yaml_parser_t parser;
-	struct ferry_error **err;
-};
-
-static int read_node(struct yaml_reader *r, yaml_event_t *first, json_t **out);
-
-static int next_event(struct yaml_reader *r, yaml_event_t *ev)
-{
-	if (!yaml_parser_parse(&r->parser, ev))
-		return error_bad_request(r->err, "Invalid YAML: %s at line %zu", r->parser.problem ? r->parser.problem : "parse error",
-					 r->parser.problem_mark.line + 1);
-	return 0;
-}
-
-static int read_node(struct yaml_reader *r, yaml_event_t *ev, json_t **out)
-{
-	switch (ev->type) {
-	case YAML_SCALAR_EVENT: {
-		const char *text = (const char *)ev->data.scalar.value;
-		*out = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE ? plain_scalar(text) : json_string(text);
-		return 0;
-	}
-	case YAML_SEQUENCE_START_EVENT: {
-		json_t *arr = json_array();
-		for (;;) {
-			yaml_event_t item;
-			if (next_event(r, &item) < 0) {
-				json_decref(arr);
-				return -1;
-			}
-			if (item.type == YAML_SEQUENCE_END_EVENT) {
-				yaml_event_delete(&item);
-				break;
-			}
-			json_t *v = NULL;
-			int rc = read_node(r, &item, &v);
-			yaml_event_delete(&item);
-			if (rc < 0) {
-				json_decref(arr);
-				return -1;
-			}
-			json_array_append_new(arr, v);
-		}
-		*out = arr;
-		return 0;
-	}
-	case YAML_MAPPING_START_EVENT: {
-		json_t *obj = json_object();
-		for (;;) {
-			yaml_event_t key;
-			if (next_event(r, &key) < 0) {
-				json_decref(obj);
-				return -1;
-			}
-			if (key.type == YAML_MAPPING_END_EVENT) {
-				yaml_event_delete(&key);
-				break;
-			}
-			if (key.type != YAML_SCALAR_EVENT) {
-				yaml_event_delete(&key);
-				json_decref(obj);
-				return error_bad_request(r->err, "Invalid YAML: mapping keys must be scalars");
-			}
-			cleanup_free char *name = xstrdup((const char *)key.data.scalar.value);
-			yaml_event_delete(&key);
-			yaml_event_t value;
-			if (next_event(r, &value) < 0) {
-				json_decref(obj);
-				return -1;
-			}
-			json_t *v = NULL;
-			int rc = read_node(r, &value, &v);
-			yaml_event_delete(&value);
-			if (rc < 0) {
-				json_decref(obj);
-				return -1;
-			}
-			json_object_set_new(obj, name, v);
-		}
-		*out = obj;
-		return 0;
-	}
-	case YAML_ALIAS_EVENT:
-		return error_bad_request(r->err, "Invalid YAML: aliases are not supported");
-	default:
-		return error_bad_request(r->err, "Invalid YAML: unexpected event");
-	}
-}
-
+/* Reading is the shared code's (common/yaml_json.c), which the server's
+ * checks and `config edit`/`profile edit` use too: one reading of YAML,
+ * with the line of every error. */
 int yaml_parse(const char *text, size_t len, json_t **out, struct ferry_error **err)
 {
-	struct yaml_reader r = { .err = err };
-	yaml_parser_initialize(&r.parser);
-	yaml_parser_set_input_string(&r.parser, (const unsigned char *)text, len);
 	json_t *doc = NULL;
-	int rc = 0;
-	for (;;) {
-		yaml_event_t ev;
-		if (next_event(&r, &ev) < 0) {
-			rc = -1;
-			break;
-		}
-		yaml_event_type_t type = ev.type;
-		if (type == YAML_SCALAR_EVENT || type == YAML_SEQUENCE_START_EVENT || type == YAML_MAPPING_START_EVENT ||
-		    type == YAML_ALIAS_EVENT) {
-			if (doc != NULL) {
-				yaml_event_delete(&ev);
-				rc = error_bad_request(err, "Invalid YAML: more than one document");
-				break;
-			}
-			rc = read_node(&r, &ev, &doc);
-		}
-		yaml_event_delete(&ev);
-		if (rc < 0 || type == YAML_STREAM_END_EVENT)
-			break;
-	}
-	yaml_parser_delete(&r.parser);
-	if (rc < 0) {
+	if (yaml_to_json(text, len, &doc, NULL, err) < 0)
+		return error_wrap(err, "Invalid YAML");
+	if (json_is_null(doc)) {
 		json_decref(doc);
-		return -1;
+		doc = json_object();
 	}
-	*out = doc != NULL && !json_is_null(doc) ? doc : json_object();
+	*out = doc;
 	return 0;
 }

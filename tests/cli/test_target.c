@@ -9,6 +9,8 @@ int main(void)
 {
 	struct target t;
 	struct ferry_error *err = NULL;
+	/* No config.yml: only the implicit remote "local", the default. */
+	setenv("FERRY_CONF", "/nonexistent/ferry-test-conf", 1);
 
 	CHECK(target_parse("c1", &t, &err) == 0);
 	CHECK_STR(t.remote, "local");
@@ -29,7 +31,7 @@ int main(void)
 	CHECK_STR(t.name, "");
 	target_clear(&t);
 
-	/* Other remotes are parsed but unknown until remotes exist. */
+	/* A remote config.yml doesn't know. */
 	CHECK(target_parse("other:c1", &t, &err) < 0);
 	CHECK(err != NULL && err->status == 404 && strstr(err->msg, "other") != NULL);
 	error_free(&err);
