@@ -226,6 +226,43 @@ static struct response *body_parse_json(struct request_state *st)
 	return NULL;
 }
 
+/* Handing an upgraded connection back (MHD_UPGRADE_ACTION_CLOSE) races
+ * with its cleanup in libmicrohttpd 0.9.75: MHD_upgrade_action sets
+ * urh->was_closed and only then calls MHD_resume_connection(connection),
+ * which writes connection->resuming. In between, the connection's own
+ * thread may resume it too (for a plain socket clean_ready is set before
+ * our handler even runs, and resuming stays set from an earlier pass), and
+ * the listen thread then frees the connection: the late write lands in
+ * freed memory (glibc: "malloc(): mismatching next->prev_size"). Later
+ * libmicrohttpd sets was_closed under its cleanup lock
+ * (MHD_upgraded_connection_mark_app_closed_). Here every CLOSE holds
+ * upgrade_close_lock, and the listen thread takes it in the
+ * MHD_CONNECTION_NOTIFY_CLOSED callback, which it calls before it frees a
+ * connection: no connection is freed while a CLOSE is still running. */
+static pthread_mutex_t upgrade_close_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void upgraded_close(struct MHD_UpgradeResponseHandle *urh)
+{
+	pthread_mutex_lock(&upgrade_close_lock);
+	MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+	pthread_mutex_unlock(&upgrade_close_lock);
+}
+
+/* Both listeners' MHD_OPTION_NOTIFY_CONNECTION (cls: &listener_https for HTTPS). */
+static void connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+			      enum MHD_ConnectionNotificationCode toe)
+{
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		/* Before the handshake: ask for the client's certificate. */
+		if (cls == &listener_https)
+			tls_connection_request_peer(conn);
+	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		/* The connection is freed after this returns: wait out a CLOSE in progress. */
+		pthread_mutex_lock(&upgrade_close_lock);
+		pthread_mutex_unlock(&upgrade_close_lock);
+	}
+}
+
 struct upgraded {
 	websocket_run run;
 	void *data;
@@ -255,7 +292,7 @@ static void *upgraded_thread(void *arg)
 	ws_push_prefetched(ws, u->extra, u->extra_len);
 	/* run owns ws and frees it; the socket itself belongs to libmicrohttpd. */
 	u->run(ws, u->data);
-	MHD_upgrade_action(u->urh, MHD_UPGRADE_ACTION_CLOSE);
+	upgraded_close(u->urh);
 	free(u->extra);
 	free(u);
 	return NULL;
@@ -282,7 +319,7 @@ static void upgrade_handler(void *cls, struct MHD_Connection *conn, void *con_cl
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	if (pthread_create(&thread, &attr, upgraded_thread, u) != 0) {
 		log_error("websocket thread: %s", strerror(errno));
-		MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+		upgraded_close(urh);
 		free(u->extra);
 		free(u);
 	}
@@ -563,6 +600,7 @@ int server_start(const char *socket_path, const char *spool_dir, struct ferry_er
 				 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, /* first, to catch every message */
 				 MHD_OPTION_LISTEN_SOCKET, fd,
 				 MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL,
+				 MHD_OPTION_NOTIFY_CONNECTION, connection_notify, NULL,
 				 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)0,
 				 MHD_OPTION_END);
 	if (httpd == NULL) {
@@ -603,14 +641,6 @@ static void https_log(void *cls, const char *fmt, va_list ap)
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	buf[strcspn(buf, "\n")] = '\0';
 	log_info("libmicrohttpd (https): %s", buf);
-}
-
-static void https_connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
-				    enum MHD_ConnectionNotificationCode toe)
-{
-	/* Before the handshake: ask for the client's certificate. */
-	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
-		tls_connection_request_peer(conn);
 }
 
 /* core.https_address as LXD takes it: ":8443", "[::]:8443", "ADDR:PORT",
@@ -714,7 +744,7 @@ static struct MHD_Daemon *https_start(int fd, struct ferry_error **err)
 		MHD_OPTION_HTTPS_MEM_KEY, tls_server_key_pem(),
 		MHD_OPTION_HTTPS_MEM_CERT, tls_server_certificate_pem(),
 		MHD_OPTION_HTTPS_PRIORITIES, HTTPS_PRIORITIES,
-		MHD_OPTION_NOTIFY_CONNECTION, https_connection_notify, NULL,
+		MHD_OPTION_NOTIFY_CONNECTION, connection_notify, (void *)&listener_https,
 		MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)HTTPS_IDLE_TIMEOUT_S,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HTTPS_CONNECTION_LIMIT,
