@@ -1,4 +1,5 @@
-/* ferry delete NAME...: delete instances (--force stops them first). */
+/* ferry delete NAME...: delete instances (--force stops them first), and
+ * snapshots named NAME/SNAPSHOT. */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -6,6 +7,7 @@
 #include "cli/cli.h"
 #include "cli/client.h"
 #include "cli/instance.h"
+#include "cli/snapshot.h"
 #include "cli/target.h"
 #include "common/util.h"
 
@@ -22,6 +24,14 @@ static int delete_instance(const char *arg, bool force, bool interactive, struct
 	json_t *inst = NULL;
 	if (target_parse(arg, &t, err) < 0 || client_open(t.remote, &client, err) < 0)
 		return -1;
+	/* "c1/s1": a snapshot (lxc's way). */
+	char *slash = strchr(t.name, '/');
+	if (slash != NULL) {
+		*slash = '\0';
+		if (interactive && !cli_confirm("Remove %s/%s (yes/no) [default=no]? ", t.name, slash + 1))
+			return error_set(err, 0, 0, "User aborted delete operation");
+		return snapshot_delete(client, t.name, slash + 1, err);
+	}
 	if (interactive && !cli_confirm("Remove %s (yes/no) [default=no]? ", t.name))
 		return error_set(err, 0, 0, "User aborted delete operation");
 	if (instance_get(client, t.name, &inst, err) < 0)

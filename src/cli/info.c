@@ -129,6 +129,23 @@ static void print_snapshots(struct client *client, const char *escaped)
 	json_decref(snaps);
 }
 
+/* CRIU's logs: WHAT_dump_TIMESTAMP.log, WHAT_restore_TIMESTAMP.log. */
+static bool is_criu_log(const char *base)
+{
+	return (strstr(base, "_dump_") != NULL || strstr(base, "_restore_") != NULL) &&
+	       strlen(base) > 4 && strcmp(base + strlen(base) - 4, ".log") == 0;
+}
+
+/* The timestamp part, which sorts by time. */
+static const char *criu_log_time(const char *base)
+{
+	const char *p = strstr(base, "_dump_");
+	if (p != NULL)
+		return p + 6;
+	p = strstr(base, "_restore_");
+	return p ? p + 9 : base;
+}
+
 /* The runtime's log ("lxc.log" as LXD names it, if there is one, else every
  * log that is not an exec's recorded output). */
 static int show_log(struct client *client, const char *escaped, struct ferry_error **err)
@@ -145,12 +162,23 @@ static int show_log(struct client *client, const char *escaped, struct ferry_err
 		const char *base = url && strrchr(url, '/') ? strrchr(url, '/') + 1 : url;
 		has_lxc_log |= base != NULL && strcmp(base, "lxc.log") == 0;
 	}
+	const char *latest_criu = NULL;
+	json_array_foreach(urls, i, u) {
+		const char *url = json_string_value(u);
+		const char *base = url && strrchr(url, '/') ? strrchr(url, '/') + 1 : url;
+		if (base != NULL && is_criu_log(base) &&
+		    (latest_criu == NULL || strcmp(criu_log_time(base), criu_log_time(latest_criu)) > 0))
+			latest_criu = base;
+	}
 	printf("\nLog:\n\n");
 	int r = 0;
 	json_array_foreach(urls, i, u) {
 		const char *url = json_string_value(u);
 		const char *base = url && strrchr(url, '/') ? strrchr(url, '/') + 1 : url;
 		if (base == NULL || (has_lxc_log && strcmp(base, "lxc.log") != 0) || strncmp(base, "exec", 4) == 0)
+			continue;
+		/* Of CRIU's logs (one per dump and restore), the latest only. */
+		if (is_criu_log(base) && (latest_criu == NULL || strcmp(base, latest_criu) != 0))
 			continue;
 		if (!has_lxc_log)
 			printf("==> %s <==\n", base);
@@ -187,6 +215,9 @@ static int instance_info(struct client *client, const char *name, bool log, stru
 	printf("Type: %s%s\n", type && *type ? type : "container",
 	       json_is_true(json_object_get(inst, "ephemeral")) ? " (ephemeral)" : "");
 	printf("Architecture: %s\n", json_string_value(json_object_get(inst, "architecture")) ?: "");
+	/* A stateful stop's saved state, which "ferry start" restores. */
+	if (json_is_true(json_object_get(inst, "stateful")))
+		printf("Stateful: true\n");
 	json_int_t pid = get_int(state, "pid", NULL);
 	if (pid > 0)
 		printf("PID: %" JSON_INTEGER_FORMAT "\n", pid);

@@ -30,6 +30,22 @@ int cli_instances_action(const struct cli_command *cmd, int nargs, char **names,
 	return rc;
 }
 
+/* Start one instance as lxc does: with its saved state (a stateful stop's)
+ * when it has some, unless stateless; a stateless start of an instance
+ * with state discards the state. */
+static int start_one(const char *arg, bool stateless, struct ferry_error **err)
+{
+	struct target t cleanup_target = { 0 };
+	struct client *client cleanup_client = NULL;
+	json_t *inst = NULL;
+	if (target_parse(arg, &t, err) < 0 || client_open(t.remote, &client, err) < 0 ||
+	    instance_get(client, t.name, &inst, err) < 0)
+		return -1;
+	bool stateful = json_is_true(json_object_get(inst, "stateful")) && !stateless;
+	json_decref(inst);
+	return instance_action(client, t.name, "start", false, -1, stateful, err);
+}
+
 static const struct option start_options[] = {
 	{ "stateless", no_argument, NULL, 's' },
 	{ 0 },
@@ -41,13 +57,15 @@ int cmd_start(int argc, char **argv)
 		.name = "start",
 		.usage = "[<remote>:]<instance> [[<remote>:]<instance>...] [flags]",
 		.summary = "Start instances",
-		.help = "      --stateless   Ignore the instance state\n",
+		.help = "      --stateless   Ignore the instance state (a stateful stop's saved state is discarded)\n",
 		.longopts = start_options,
 	};
+	bool stateless = false;
 	int c;
 	while ((c = cli_next_option(&cmd, argc, argv)) != -1) {
 		switch (c) {
 		case 's':
+			stateless = true;
 			break;
 		case CLI_OPT_HELP:
 			return EXIT_OK;
@@ -55,5 +73,19 @@ int cmd_start(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	return cli_instances_action(&cmd, argc - optind, argv + optind, "start", false, -1, false);
+	int nargs = argc - optind;
+	int rc = cli_check_args(&cmd, nargs, 1, -1);
+	if (rc != 0)
+		return rc;
+	for (int i = optind; i < argc; i++) {
+		cleanup_error struct ferry_error *err = NULL;
+		if (start_one(argv[i], stateless, &err) < 0) {
+			if (nargs > 1)
+				error_wrap(&err, "%s", argv[i]);
+			rc = cli_fail(err);
+			if (err && err->status != 404 && !cli_quiet)
+				fprintf(stderr, "Try `ferry info --show-log %s` for more info\n", argv[i]);
+		}
+	}
+	return rc;
 }

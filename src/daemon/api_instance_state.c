@@ -1,5 +1,11 @@
 /* /1.0/instances/{name}/state: the runtime state, and the actions start,
- * stop, restart, freeze, unfreeze. */
+ * stop, restart, freeze, unfreeze.
+ *
+ * Stateful stop and start as LXD has them: {"action":"stop","stateful":true}
+ * has CRIU save the instance; {"action":"start"} restores saved state when
+ * there is some ("stateful": true insists on it), and "stateful": false
+ * discards it and boots afresh (lxc sends true when the instance has state
+ * and --stateless was not given). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +41,7 @@ struct state_job {
 	enum state_action action;
 	int timeout;
 	bool force;
+	int stateful; /* -1: not given */
 };
 
 static void state_job_free(void *data)
@@ -51,11 +58,17 @@ static int state_run(struct operation *op, void *data, struct ferry_error **err)
 	instance_lock(job->name);
 	switch (job->action) {
 	case ACTION_START:
-		r = instance_start(job->name, err);
+		r = instance_start_mode(job->name,
+					job->stateful < 0 ? INSTANCE_START_DEFAULT
+					: job->stateful ? INSTANCE_START_STATEFUL
+							: INSTANCE_START_STATELESS,
+					NULL, NULL, err);
 		break;
 	case ACTION_STOP:
-		/* As LXD: timeout 0 or force kills at once. */
-		r = instance_stop(job->name, job->timeout, job->force || job->timeout == 0, err);
+		if (job->stateful == 1)
+			r = instance_stop_stateful(job->name, err);
+		else /* As LXD: timeout 0 or force kills at once. */
+			r = instance_stop(job->name, job->timeout, job->force || job->timeout == 0, err);
 		break;
 	case ACTION_RESTART:
 		r = instance_restart(job->name, job->timeout, job->force || job->timeout == 0, err);
@@ -90,7 +103,8 @@ static struct response *state_put(struct request *req)
 		return response_error(400, "Invalid stateful: expected a boolean");
 
 	struct state_job job = { .timeout = timeout ? (int)json_integer_value(timeout) : -1,
-				 .force = json_is_true(force) };
+				 .force = json_is_true(force),
+				 .stateful = stateful == NULL ? -1 : json_is_true(stateful) };
 	size_t i;
 	for (i = 0; i < sizeof(actions) / sizeof(actions[0]); i++)
 		if (action != NULL && strcmp(action, actions[i].name) == 0)
@@ -98,13 +112,20 @@ static struct response *state_put(struct request *req)
 	if (i == sizeof(actions) / sizeof(actions[0]))
 		return response_error(400, "Unknown action: '%s'", action ? action : "");
 	job.action = (enum state_action)i;
-	if (json_is_true(stateful) && (job.action == ACTION_STOP || job.action == ACTION_START))
-		return response_error(400, "Stateful %s isn't implemented yet", action);
+	if (json_is_true(stateful) && job.action != ACTION_STOP && job.action != ACTION_START)
+		return response_error(400, "Stateful %s isn't supported", action);
 
 	json_t *obj = NULL;
 	if (instance_to_json(name, 0, &obj, &err) < 0)
 		return response_from_error(err);
+	bool has_state = json_is_true(json_object_get(obj, "stateful"));
 	json_decref(obj);
+	/* Refused before an operation exists; checked again under the lock. */
+	if (job.action == ACTION_STOP && job.stateful == 1 &&
+	    instance_exec_sessions_check(name, "stop --stateful", &err) < 0)
+		return response_from_error(err);
+	if (job.action == ACTION_START && job.stateful == 1 && !has_state)
+		return response_error(400, "The instance has no saved state to restore");
 
 	struct state_job *heap = xcalloc(1, sizeof(*heap));
 	*heap = job;

@@ -1,5 +1,6 @@
-/* /1.0/instances and /1.0/instances/{name}: list, create, show, update,
- * rename, delete. */
+/* /1.0/instances and /1.0/instances/{name}: list, create (from an image,
+ * empty, or as a local copy), show, update, restore a snapshot, rename,
+ * delete. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "daemon/instance.h"
 #include "daemon/operations.h"
 #include "daemon/request.h"
+#include "daemon/snapshots.h"
 
 /* The value of a dotted field of an instance object: "name",
  * "config.user.x" (the rest of the path is one key), "state.status". */
@@ -134,6 +136,34 @@ static int create_run(struct operation *op, void *data, struct ferry_error **err
 	return r;
 }
 
+struct copy_job {
+	struct instance_copy_args args;
+	char *name, *source, *description;
+	json_t *config, *devices, *profiles;
+};
+
+static void copy_job_free(void *data)
+{
+	struct copy_job *job = data;
+	free(job->name);
+	free(job->source);
+	free(job->description);
+	json_decref(job->config);
+	json_decref(job->devices);
+	json_decref(job->profiles);
+	free(job);
+}
+
+static int copy_run(struct operation *op, void *data, struct ferry_error **err)
+{
+	(void)op;
+	struct copy_job *job = data;
+	instance_lock(job->name);
+	int r = instance_copy(&job->args, err);
+	instance_unlock(job->name);
+	return r;
+}
+
 static char *json_strdup(json_t *obj, const char *key)
 {
 	return xstrdup(json_string_value(json_object_get(obj, key)));
@@ -158,7 +188,7 @@ static struct response *instances_post(struct request *req)
 	const char *type = json_string_value(json_object_get(source, "type"));
 	if (type == NULL || type[0] == '\0')
 		type = "none";
-	if (strcmp(type, "image") != 0 && strcmp(type, "none") != 0)
+	if (strcmp(type, "image") != 0 && strcmp(type, "none") != 0 && strcmp(type, "copy") != 0)
 		return response_error(400, "Unknown source type %s", type);
 	const char *itype = json_string_value(json_object_get(body, "type"));
 	if (itype != NULL && itype[0] != '\0' && strcmp(itype, "container") != 0)
@@ -169,6 +199,46 @@ static struct response *instances_post(struct request *req)
 	json_t *ephemeral = json_object_get(body, "ephemeral");
 	if (ephemeral != NULL && !json_is_boolean(ephemeral))
 		return response_error(400, "Invalid ephemeral: expected a boolean");
+
+	if (strcmp(type, "copy") == 0) {
+		/* LXD's local copy: {"source": {"type": "copy", "source": "c1" or "c1/s1"}}. */
+		json_t *profiles = json_object_get(body, "profiles");
+		struct copy_job *cj = xcalloc(1, sizeof(*cj));
+		cj->name = json_strdup(body, "name");
+		if (cj->name == NULL || cj->name[0] == '\0') {
+			free(cj->name);
+			cj->name = random_instance_name();
+		}
+		cj->source = json_strdup(source, "source");
+		cj->description = json_strdup(body, "description");
+		if (cj->description != NULL && cj->description[0] == '\0') {
+			free(cj->description);
+			cj->description = NULL;
+		}
+		/* lxc sends the source's writable fields (config without volatile.*). */
+		json_t *config = json_object_get(body, "config");
+		json_t *devices = json_object_get(body, "devices");
+		cj->config = json_is_object(config) && json_object_size(config) > 0 ? json_incref(config) : NULL;
+		cj->devices = json_is_object(devices) && json_object_size(devices) > 0 ? json_incref(devices) : NULL;
+		cj->profiles = json_is_array(profiles) ? json_incref(profiles) : NULL;
+		cj->args = (struct instance_copy_args){
+			.name = cj->name,
+			.source = cj->source,
+			.config = cj->config,
+			.devices = cj->devices,
+			.profiles = cj->profiles,
+			.description = cj->description,
+			.ephemeral = json_is_true(ephemeral),
+			.instance_only = json_is_true(json_object_get(source, "instance_only")),
+		};
+		if (instance_copy_check(&cj->args, &err) < 0) {
+			copy_job_free(cj);
+			return response_from_error(err);
+		}
+		cleanup_free char *copy_name = xstrdup(cj->name);
+		return instance_operation_respond(false, "Creating instance", copy_name, NULL, copy_run, NULL, cj,
+						  copy_job_free);
+	}
 
 	struct create_job *job = xcalloc(1, sizeof(*job));
 	job->name = json_strdup(body, "name");
@@ -204,7 +274,7 @@ static struct response *instances_post(struct request *req)
 	return instance_operation_respond(false, "Creating instance", name_copy, NULL, create_run, NULL, job, create_job_free);
 }
 
-static struct response *instance_get(struct request *req)
+static struct response *instance_get_handler(struct request *req)
 {
 	cleanup_error struct ferry_error *err = NULL;
 	json_t *obj = NULL;
@@ -243,14 +313,70 @@ static int update_run(struct operation *op, void *data, struct ferry_error **err
 	return r;
 }
 
+struct restore_job {
+	char *name;
+	char *snap;
+	bool stateful;
+};
+
+static void restore_job_free(void *data)
+{
+	struct restore_job *job = data;
+	free(job->name);
+	free(job->snap);
+	free(job);
+}
+
+static int restore_run(struct operation *op, void *data, struct ferry_error **err)
+{
+	(void)op;
+	struct restore_job *job = data;
+	instance_lock(job->name);
+	int r = snapshot_restore(job->name, job->snap, job->stateful, err);
+	instance_unlock(job->name);
+	return r;
+}
+
+/* LXD restores a snapshot by a PUT of the instance: {"restore": "SNAP",
+ * "stateful": bool}; the rest of the body is ignored then. */
+static struct response *instance_restore(struct request *req)
+{
+	cleanup_error struct ferry_error *err = NULL;
+	const char *name = req->params[0];
+	const char *snap = json_string_value(json_object_get(req->body, "restore"));
+	if (snap == NULL)
+		return response_error(400, "Invalid restore: expected a snapshot name");
+	json_t *stateful = json_object_get(req->body, "stateful");
+	if (stateful != NULL && !json_is_boolean(stateful))
+		return response_error(400, "Invalid stateful: expected a boolean");
+	/* "c1/s1" is accepted too. */
+	const char *slash = strchr(snap, '/');
+	if (slash != NULL)
+		snap = slash + 1;
+	json_t *obj = NULL;
+	if (snapshot_to_json(name, snap, &obj, &err) < 0)
+		return response_from_error(err);
+	bool snap_stateful = json_is_true(json_object_get(obj, "stateful"));
+	json_decref(obj);
+	if (json_is_true(stateful) && !snap_stateful)
+		return response_error(400, "Snapshot \"%s\" is stateless: it has no processes to restore", snap);
+	struct restore_job *job = xcalloc(1, sizeof(*job));
+	job->name = xstrdup(name);
+	job->snap = xstrdup(snap);
+	job->stateful = json_is_true(stateful);
+	return instance_operation_respond(false, "Restoring snapshot", name, NULL, restore_run, NULL, job,
+					  restore_job_free);
+}
+
 static struct response *instance_put(struct request *req)
 {
 	cleanup_error struct ferry_error *err = NULL;
 	const char *name = req->params[0];
 	if (!json_is_object(req->body))
 		return response_error(400, "Invalid request: expected a JSON object");
-	if (json_object_get(req->body, "restore") != NULL)
-		return response_error(400, "Restoring snapshots isn't implemented yet");
+	json_t *restore = json_object_get(req->body, "restore");
+	if (restore != NULL && !(json_is_string(restore) && json_string_value(restore)[0] == '\0'))
+		return instance_restore(req);
 	instance_lock(name);
 	int r = instance_update(name, req->body, false, true, NULL, &err);
 	instance_unlock(name);
@@ -355,25 +481,13 @@ static struct response *instance_post(struct request *req)
 	return instance_operation_respond(false, "Renaming instance", name, NULL, rename_run, NULL, job, name_job_free);
 }
 
-/* Snapshots are a later issue; "lxc info" lists them, so answer with none. */
-static struct response *instance_snapshots_get(struct request *req)
-{
-	cleanup_error struct ferry_error *err = NULL;
-	json_t *obj = NULL;
-	if (instance_to_json(req->params[0], 0, &obj, &err) < 0)
-		return response_from_error(err);
-	json_decref(obj);
-	return response_sync(json_array());
-}
-
 const struct route api_instances_routes[] = {
 	{ "GET", "/1.0/instances", instances_get },
 	{ "POST", "/1.0/instances", instances_post },
-	{ "GET", "/1.0/instances/{name}", instance_get },
+	{ "GET", "/1.0/instances/{name}", instance_get_handler },
 	{ "PUT", "/1.0/instances/{name}", instance_put },
 	{ "PATCH", "/1.0/instances/{name}", instance_patch },
 	{ "DELETE", "/1.0/instances/{name}", instance_delete_handler },
 	{ "POST", "/1.0/instances/{name}", instance_post },
-	{ "GET", "/1.0/instances/{name}/snapshots", instance_snapshots_get },
 	{ NULL },
 };

@@ -122,6 +122,10 @@ static json_t *server_config_public(json_t *config)
 	return config;
 }
 
+/* CRIU on this host (checkpoint_check, cached): defined with the instances
+ * (instance.c), which the unit tests that link this file don't have. */
+json_t *instance_criu_environment(void) __attribute__((weak));
+
 static struct response *server_get(struct request *req)
 {
 	json_t *extensions = json_array();
@@ -154,6 +158,9 @@ static struct response *server_get(struct request *req)
 		"server_clustered", 0, "server_event_mode", "full-mesh", "server_pid", (int)getpid(),
 		"server_version", FERRY_VERSION, "storage", "dir", "storage_version", "1",
 		"storage_supported_drivers", "Name", "dir", "Version", "1", "Remote", 0);
+	json_t *criu = instance_criu_environment ? instance_criu_environment() : NULL;
+	if (criu != NULL)
+		json_object_set_new(environment, "criu", criu);
 	json_t *server = json_pack("{s:o, s:o, s:s, s:s, s:s, s:b, s:[s], s:o}", "config",
 				   server_config_public(config), "api_extensions", extensions, "api_status", "stable",
 				   "api_version", "1.0", "auth", "trusted", "public", 0, "auth_methods", "tls",

@@ -14,6 +14,7 @@
 #include "daemon/db_certificates.h"
 #include "daemon/db_networks.h"
 #include "daemon/db_profiles.h"
+#include "daemon/db_snapshots.h"
 
 struct db {
 	sqlite3 *conn;
@@ -72,6 +73,23 @@ static const char *const schema_migrations[] = {
 	"  certificate TEXT NOT NULL,"
 	"  restricted INTEGER NOT NULL DEFAULT 0,"
 	"  projects TEXT NOT NULL DEFAULT '[]');",
+	/* Instance snapshots (db_snapshots.h). */
+	"CREATE TABLE snapshots ("
+	"  id INTEGER PRIMARY KEY,"
+	"  instance TEXT NOT NULL REFERENCES instances(name) ON UPDATE CASCADE ON DELETE CASCADE,"
+	"  name TEXT NOT NULL,"
+	"  description TEXT NOT NULL DEFAULT '',"
+	"  stateful INTEGER NOT NULL DEFAULT 0,"
+	"  ephemeral INTEGER NOT NULL DEFAULT 0,"
+	"  architecture TEXT NOT NULL DEFAULT '',"
+	"  created_at TEXT NOT NULL DEFAULT '',"
+	"  expires_at TEXT NOT NULL DEFAULT '',"
+	"  last_used_at TEXT NOT NULL DEFAULT '',"
+	"  config TEXT NOT NULL DEFAULT '{}',"
+	"  devices TEXT NOT NULL DEFAULT '{}',"
+	"  profiles TEXT NOT NULL DEFAULT '[]',"
+	"  size INTEGER NOT NULL DEFAULT 0,"
+	"  UNIQUE (instance, name));",
 };
 
 static int db_sql_error(struct db *db, struct ferry_error **err, const char *what)
@@ -967,4 +985,145 @@ bool db_certificate_trusted(struct db *db, const char *fingerprint)
 		return false;
 	bind_text(stmt, 1, fingerprint);
 	return sqlite3_step(stmt) == SQLITE_ROW;
+}
+
+/* Snapshots */
+
+void db_snapshot_clear(struct db_snapshot *snap)
+{
+	free(snap->instance);
+	free(snap->name);
+	free(snap->description);
+	free(snap->architecture);
+	free(snap->created_at);
+	free(snap->expires_at);
+	free(snap->last_used_at);
+	json_decref(snap->config);
+	json_decref(snap->devices);
+	json_decref(snap->profiles);
+	memset(snap, 0, sizeof(*snap));
+}
+
+int db_snapshot_create(struct db *db, const struct db_snapshot *snap, struct ferry_error **err)
+{
+	DB_LOCK(db);
+	cleanup_stmt sqlite3_stmt *stmt = NULL;
+	if (db_prepare(db,
+		       "INSERT INTO snapshots (instance, name, description, stateful, ephemeral, architecture,"
+		       " created_at, expires_at, last_used_at, config, devices, profiles, size)"
+		       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		       &stmt, err) < 0)
+		return -1;
+	bind_text(stmt, 1, snap->instance);
+	bind_text(stmt, 2, snap->name);
+	bind_text(stmt, 3, snap->description);
+	sqlite3_bind_int(stmt, 4, snap->stateful);
+	sqlite3_bind_int(stmt, 5, snap->ephemeral);
+	bind_text(stmt, 6, snap->architecture);
+	bind_text(stmt, 7, snap->created_at);
+	bind_text(stmt, 8, snap->expires_at);
+	bind_text(stmt, 9, snap->last_used_at);
+	bind_json(stmt, 10, snap->config, "{}");
+	bind_json(stmt, 11, snap->devices, "{}");
+	bind_json(stmt, 12, snap->profiles, "[]");
+	sqlite3_bind_int64(stmt, 13, snap->size);
+	int r = sqlite3_step(stmt);
+	if (r == SQLITE_CONSTRAINT)
+		return error_conflict(err, "Snapshot \"%s\" already exists", snap->name);
+	if (r != SQLITE_DONE)
+		return db_sql_error(db, err, "add snapshot");
+	return 0;
+}
+
+int db_snapshot_get(struct db *db, const char *instance, const char *name, struct db_snapshot *out,
+		    struct ferry_error **err)
+{
+	DB_LOCK(db);
+	cleanup_stmt sqlite3_stmt *stmt = NULL;
+	if (db_prepare(db,
+		       "SELECT instance, name, description, stateful, ephemeral, architecture, created_at, expires_at,"
+		       " last_used_at, config, devices, profiles, size FROM snapshots WHERE instance = ? AND name = ?",
+		       &stmt, err) < 0)
+		return -1;
+	bind_text(stmt, 1, instance);
+	bind_text(stmt, 2, name);
+	int r = sqlite3_step(stmt);
+	if (r == SQLITE_DONE)
+		return error_not_found(err, "Snapshot not found");
+	if (r != SQLITE_ROW)
+		return db_sql_error(db, err, "get snapshot");
+	memset(out, 0, sizeof(*out));
+	out->instance = column_text(stmt, 0);
+	out->name = column_text(stmt, 1);
+	out->description = column_text(stmt, 2);
+	out->stateful = sqlite3_column_int(stmt, 3);
+	out->ephemeral = sqlite3_column_int(stmt, 4);
+	out->architecture = column_text(stmt, 5);
+	out->created_at = column_text(stmt, 6);
+	out->expires_at = column_text(stmt, 7);
+	out->last_used_at = column_text(stmt, 8);
+	out->config = column_json(stmt, 9, false);
+	out->devices = column_json(stmt, 10, false);
+	out->profiles = column_json(stmt, 11, true);
+	out->size = sqlite3_column_int64(stmt, 12);
+	return 0;
+}
+
+int db_snapshot_list(struct db *db, const char *instance, json_t **names, struct ferry_error **err)
+{
+	return db_list_names(db, "SELECT name FROM snapshots WHERE instance = ? ORDER BY created_at, id", instance,
+			     names, err);
+}
+
+int db_snapshot_update(struct db *db, const struct db_snapshot *snap, struct ferry_error **err)
+{
+	DB_LOCK(db);
+	cleanup_stmt sqlite3_stmt *stmt = NULL;
+	if (db_prepare(db, "UPDATE snapshots SET description = ?, expires_at = ? WHERE instance = ? AND name = ?",
+		       &stmt, err) < 0)
+		return -1;
+	bind_text(stmt, 1, snap->description);
+	bind_text(stmt, 2, snap->expires_at);
+	bind_text(stmt, 3, snap->instance);
+	bind_text(stmt, 4, snap->name);
+	if (db_step_done(db, stmt, "update snapshot", err) < 0)
+		return -1;
+	if (sqlite3_changes(db->conn) == 0)
+		return error_not_found(err, "Snapshot not found");
+	return 0;
+}
+
+int db_snapshot_rename(struct db *db, const char *instance, const char *old_name, const char *new_name,
+		       struct ferry_error **err)
+{
+	DB_LOCK(db);
+	cleanup_stmt sqlite3_stmt *stmt = NULL;
+	if (db_prepare(db, "UPDATE snapshots SET name = ? WHERE instance = ? AND name = ?", &stmt, err) < 0)
+		return -1;
+	bind_text(stmt, 1, new_name);
+	bind_text(stmt, 2, instance);
+	bind_text(stmt, 3, old_name);
+	int r = sqlite3_step(stmt);
+	if (r == SQLITE_CONSTRAINT)
+		return error_conflict(err, "Snapshot \"%s\" already exists", new_name);
+	if (r != SQLITE_DONE)
+		return db_sql_error(db, err, "rename snapshot");
+	if (sqlite3_changes(db->conn) == 0)
+		return error_not_found(err, "Snapshot not found");
+	return 0;
+}
+
+int db_snapshot_delete(struct db *db, const char *instance, const char *name, struct ferry_error **err)
+{
+	DB_LOCK(db);
+	cleanup_stmt sqlite3_stmt *stmt = NULL;
+	if (db_prepare(db, "DELETE FROM snapshots WHERE instance = ? AND name = ?", &stmt, err) < 0)
+		return -1;
+	bind_text(stmt, 1, instance);
+	bind_text(stmt, 2, name);
+	if (db_step_done(db, stmt, "delete snapshot", err) < 0)
+		return -1;
+	if (sqlite3_changes(db->conn) == 0)
+		return error_not_found(err, "Snapshot not found");
+	return 0;
 }

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "checkpoint/checkpoint.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "daemon/config.h"
@@ -22,6 +23,7 @@
 #include "daemon/operations.h"
 #include "daemon/profiles.h"
 #include "daemon/request.h"
+#include "daemon/snapshots.h"
 #include "image/image.h"
 #include "runtime/network.h"
 
@@ -70,6 +72,11 @@ char *instance_log_dir(const char *name)
 	return xasprintf("%s/%s", daemon_ctx->log_dir, name);
 }
 
+char *instance_state_dir(const char *name)
+{
+	return xasprintf("%s/%s/state", daemon_ctx->containers_dir, name);
+}
+
 char *instance_url(const char *name)
 {
 	return xasprintf("/1.0/instances/%s", name);
@@ -106,7 +113,7 @@ char *instance_cgroup_parent(const char *root)
 	return xasprintf("ferry-%08x", hash);
 }
 
-static char *instance_cgroup(const char *name)
+char *instance_cgroup(const char *name)
 {
 	cleanup_free char *parent = instance_cgroup_parent(daemon_ctx->root);
 	return xasprintf("%s/%s", parent, name);
@@ -493,7 +500,7 @@ out:
 	return ret;
 }
 
-static int instance_get(const char *name, struct db_instance *inst, struct ferry_error **err)
+int instance_get(const char *name, struct db_instance *inst, struct ferry_error **err)
 {
 	if (db_instance_get(daemon_ctx->db, name, inst, err) < 0) {
 		if ((*err)->status == 404) {
@@ -999,11 +1006,85 @@ static int save_power_state(const char *name, const char *power, struct ferry_er
 	return r;
 }
 
-int instance_start(const char *name, struct ferry_error **err)
+/* Discard a stateful stop's saved state (start --stateless, a snapshot
+ * restore). */
+static int discard_state(struct db_instance *inst, struct ferry_error **err)
+{
+	cleanup_free char *state = instance_state_dir(inst->name);
+	if (rm_rf(state, err) < 0)
+		return error_wrap(err, "discard the saved state");
+	inst->stateful = false;
+	if (db_instance_update(daemon_ctx->db, inst, err) < 0)
+		return error_wrap(err, "discard the saved state");
+	log_info("instance %s: saved state discarded", inst->name);
+	return 0;
+}
+
+int instance_discard_state(const char *name, struct ferry_error **err)
+{
+	struct db_instance inst = { 0 };
+	if (instance_get(name, &inst, err) < 0)
+		return -1;
+	int r = inst.stateful ? discard_state(&inst, err) : 0;
+	db_instance_clear(&inst);
+	return r;
+}
+
+/* After a restore: the restored veths have host-side names the monitor
+ * picked (spec.json), and neighbours must learn where the addresses live
+ * now (gratuitous ARP). */
+static void after_restore(const char *name)
+{
+	cleanup_free char *dir = instance_dir(name);
+	cleanup_free char *spec_path = xasprintf("%s/spec.json", dir);
+	cleanup_free char *text = NULL;
+	struct runtime_spec *spec = NULL;
+	struct runtime_state st;
+	cleanup_error struct ferry_error *e = NULL;
+	if (file_read(spec_path, &text, NULL, &e) < 0 || runtime_spec_from_json(text, &spec, &e) < 0 ||
+	    instance_runtime_state(name, &st, &e) < 0) {
+		log_warn("instance %s: after the restore: %s", name, e->msg);
+		runtime_spec_free(spec);
+		return;
+	}
+	struct db_instance inst = { 0 };
+	if (instance_get(name, &inst, &e) == 0) {
+		for (size_t i = 0; i < spec->n_nics; i++) {
+			/* The device's name in the config is the nic's name unless the device says otherwise. */
+			const char *dev;
+			json_t *d;
+			json_t *devices = instance_expanded_devices(&inst);
+			json_object_foreach(devices, dev, d) {
+				const char *nic_name = json_string_value(json_object_get(d, "name"));
+				if (!is_nic(d) || strcmp(nic_name ? nic_name : dev, spec->nics[i].name) != 0)
+					continue;
+				cleanup_free char *key = xasprintf("volatile.%s.host_name", dev);
+				config_set(inst.config, key, spec->nics[i].host_name);
+			}
+			json_decref(devices);
+		}
+		if (db_instance_update(daemon_ctx->db, &inst, &e) < 0)
+			log_warn("instance %s: recording the restored veths: %s", name, e->msg);
+		db_instance_clear(&inst);
+	}
+	error_free(&e);
+	for (size_t i = 0; st.init_pid > 0 && i < spec->n_nics; i++) {
+		if (network_announce(st.init_pid, spec->nics[i].name, &e) < 0) {
+			log_warn("instance %s: announcing %s: %s", name, spec->nics[i].name, e->msg);
+			error_free(&e);
+		}
+	}
+	runtime_spec_free(spec);
+}
+
+int instance_start_mode(const char *name, enum instance_start_mode mode, const char *images, const char *what,
+			struct ferry_error **err)
 {
 	struct db_instance inst = { 0 };
 	struct runtime_spec *spec = NULL;
 	struct runtime_state st;
+	cleanup_free char *state_dir = instance_state_dir(name);
+	cleanup_free char *log_path = NULL;
 	int ret = -1;
 
 	if (instance_get(name, &inst, err) < 0)
@@ -1013,6 +1094,17 @@ int instance_start(const char *name, struct ferry_error **err)
 	if (st.status != RUNTIME_STOPPED) {
 		error_bad_request(err, "The instance is already running");
 		goto out;
+	}
+	/* As LXD: a stateless start of an instance with saved state discards it. */
+	if (images == NULL && inst.stateful && mode == INSTANCE_START_STATELESS && discard_state(&inst, err) < 0)
+		goto out;
+	if (images == NULL && mode == INSTANCE_START_STATEFUL && !inst.stateful) {
+		error_bad_request(err, "The instance has no saved state to restore");
+		goto out;
+	}
+	if (images == NULL && inst.stateful) {
+		images = state_dir;
+		what = "stop";
 	}
 	pthread_mutex_lock(&address_mutex);
 	ret = assign_nics(&inst, err);
@@ -1030,13 +1122,36 @@ int instance_start(const char *name, struct ferry_error **err)
 	ret = -1;
 	if (mkdir_p(spec->log_dir, 0700, err) < 0)
 		goto out;
-	if (runtime_start(spec, err) < 0) {
+	if (images != NULL) {
+		log_path = checkpoint_log_path(spec->log_dir, what, "restore");
+		long long t0 = now_ms();
+		if (runtime_restore(spec, images, log_path, err) < 0) {
+			cleanup_error struct ferry_error *ignored = NULL;
+			save_power_state(name, "STOPPED", &ignored);
+			if (images == state_dir)
+				error_wrap(err, "restore the saved state (it is kept: \"ferry start --stateless %s\" "
+						"discards it and boots afresh)", name);
+			else
+				error_wrap(err, "restore the snapshot's state (the instance stays stopped)");
+			goto out;
+		}
+		log_info("instance %s: restored from %s in %lld ms", name, images, now_ms() - t0);
+		after_restore(name);
+		if (images == state_dir) {
+			/* Running again: the saved state has served. */
+			struct db_instance now = { 0 };
+			cleanup_error struct ferry_error *e = NULL;
+			if (instance_get(name, &now, &e) < 0 || discard_state(&now, &e) < 0)
+				log_error("instance %s: removing the used state: %s", name, e->msg);
+			db_instance_clear(&now);
+		}
+	} else if (runtime_start(spec, err) < 0) {
 		cleanup_error struct ferry_error *ignored = NULL;
 		save_power_state(name, "STOPPED", &ignored);
 		goto out;
 	}
 	ret = 0;
-	log_info("instance %s: started", name);
+	log_info("instance %s: started%s", name, images ? " (restored)" : "");
 	lifecycle("instance-started", name);
 out:
 	if (ret < 0)
@@ -1044,6 +1159,196 @@ out:
 	runtime_spec_free(spec);
 	db_instance_clear(&inst);
 	return ret;
+}
+
+int instance_start(const char *name, struct ferry_error **err)
+{
+	return instance_start_mode(name, INSTANCE_START_DEFAULT, NULL, NULL, err);
+}
+
+/* Processes of a running instance whose parent is outside it (not init,
+ * whose parent is the monitor): the processes of an open exec session.
+ * CRIU dumps the tree below init only, so a stateful stop would lose them. */
+int instance_exec_sessions_check(const char *name, const char *action, struct ferry_error **err)
+{
+	struct runtime_state st;
+	if (instance_runtime_state(name, &st, err) < 0)
+		return -1;
+	if (st.status == RUNTIME_STOPPED || st.init_pid <= 0)
+		return 0;
+	cleanup_free char *cgroup = instance_cgroup(name);
+	cleanup_free char *procs_path = xasprintf("/sys/fs/cgroup/freezer/%s/cgroup.procs", cgroup);
+	cleanup_free char *procs = NULL;
+	cleanup_error struct ferry_error *e = NULL;
+	if (file_read(procs_path, &procs, NULL, &e) < 0)
+		return 0; /* gone meanwhile: nothing to protect */
+	/* The pids, then each one's parent. */
+	size_t n = 0, cap = 64;
+	pid_t *pids = xcalloc(cap, sizeof(pid_t));
+	for (char *p = procs, *end; *p; p = end) {
+		long v = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		if (n == cap) {
+			cap *= 2;
+			pids = realloc(pids, cap * sizeof(pid_t));
+			if (pids == NULL)
+				abort();
+		}
+		pids[n++] = (pid_t)v;
+	}
+	pid_t outsider = 0;
+	for (size_t i = 0; i < n && outsider == 0; i++) {
+		if (pids[i] == st.init_pid)
+			continue;
+		cleanup_free char *stat_path = xasprintf("/proc/%d/stat", (int)pids[i]);
+		cleanup_free char *stat = NULL;
+		if (file_read(stat_path, &stat, NULL, NULL) < 0)
+			continue;
+		/* "pid (comm) state ppid ...": comm may hold spaces and parens. */
+		const char *rp = strrchr(stat, ')');
+		int ppid = 0;
+		if (rp == NULL || sscanf(rp + 1, " %*c %d", &ppid) != 1)
+			continue;
+		bool inside = false;
+		for (size_t j = 0; j < n && !inside; j++)
+			inside = pids[j] == (pid_t)ppid;
+		if (!inside)
+			outsider = pids[i];
+	}
+	free(pids);
+	if (outsider != 0)
+		return error_conflict(err,
+				      "Can't %s instance \"%s\" while an exec session runs in it (host pid %d): "
+				      "CRIU saves the processes below init only, and that session's would be lost. "
+				      "End the session (or let it finish) and try again",
+				      action, name, (int)outsider);
+	return 0;
+}
+
+int instance_images_dir_make(const char *name, const char *path, struct ferry_error **err)
+{
+	struct instance_idmap map;
+	if (instance_idmap(name, &map, err) < 0)
+		return -1;
+	if (mkdir(path, 0710) < 0 && errno != EEXIST)
+		return error_sys(err, errno, "mkdir %s", path);
+	if (chown(path, 0, map.base) < 0)
+		return error_sys(err, errno, "chown %s", path);
+	if (chmod(path, map.base ? 0710 : 0700) < 0)
+		return error_sys(err, errno, "chmod %s", path);
+	return 0;
+}
+
+int instance_stop_stateful(const char *name, struct ferry_error **err)
+{
+	struct db_instance inst = { 0 };
+	struct runtime_state st;
+	cleanup_free char *dir = instance_dir(name);
+	cleanup_free char *state_dir = instance_state_dir(name);
+	cleanup_free char *log_dir = instance_log_dir(name);
+	cleanup_free char *log_path = NULL;
+	int ret = -1;
+
+	if (instance_get(name, &inst, err) < 0)
+		return -1;
+	if (instance_runtime_state(name, &st, err) < 0)
+		goto out;
+	if (st.status == RUNTIME_STOPPED) {
+		error_bad_request(err, "The instance is already stopped");
+		goto out;
+	}
+	if (instance_exec_sessions_check(name, "stop --stateful", err) < 0)
+		goto out;
+	/* The images of an earlier stop can't be here (a start removes them),
+	 * unless a crash left them: this dump replaces them. */
+	if (rm_rf(state_dir, err) < 0 || instance_images_dir_make(name, state_dir, err) < 0 ||
+	    mkdir_p(log_dir, 0700, err) < 0)
+		goto out;
+	log_path = checkpoint_log_path(log_dir, "stop", "dump");
+	struct runtime_checkpoint_opts o = { .images_dir = state_dir, .log_path = log_path, .leave_running = false };
+	long long t0 = now_ms();
+	if (runtime_checkpoint(name, dir, &o, err) < 0) {
+		cleanup_error struct ferry_error *ignored = NULL;
+		rm_rf(state_dir, &ignored);
+		error_wrap(err, "the instance keeps running");
+		goto out;
+	}
+	log_info("instance %s: checkpointed and stopped in %lld ms", name, now_ms() - t0);
+	inst.stateful = true;
+	config_set(inst.config, "volatile.last_state.power", "STOPPED");
+	forget_host_names(inst.config);
+	if (db_instance_update(daemon_ctx->db, &inst, err) < 0)
+		goto out;
+	ret = 0;
+	lifecycle("instance-stopped", name);
+out:
+	if (ret < 0)
+		error_wrap(err, "stop --stateful instance \"%s\"", name);
+	db_instance_clear(&inst);
+	return ret;
+}
+
+/* ---- CRIU on this host (GET /1.0 environment.criu) ---------------------- */
+
+/* checkpoint_check runs CRIU three times (about 100 ms): once, in the
+ * background from start-up, and every GET /1.0 answers from the cache. */
+static pthread_mutex_t criu_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t criu_cond = PTHREAD_COND_INITIALIZER;
+static json_t *criu_environment;
+static bool criu_checking;
+
+static void *criu_check_thread(void *arg)
+{
+	(void)arg;
+	json_t *out = NULL;
+	cleanup_error struct ferry_error *e = NULL;
+	if (checkpoint_check(&out, &e) < 0)
+		out = json_pack("{s:n,s:s,s:{}}", "version", "check", e->msg, "features");
+	else
+		log_info("CRIU %s: check %s", json_string_value(json_object_get(out, "version")) ?: "?",
+			 json_string_value(json_object_get(out, "check")) ?: "?");
+	pthread_mutex_lock(&criu_mutex);
+	criu_environment = out;
+	criu_checking = false;
+	pthread_cond_broadcast(&criu_cond);
+	pthread_mutex_unlock(&criu_mutex);
+	return NULL;
+}
+
+/* Call with criu_mutex held. */
+static void criu_check_start_locked(void)
+{
+	if (criu_environment != NULL || criu_checking)
+		return;
+	pthread_t thread;
+	criu_checking = true;
+	if (pthread_create(&thread, NULL, criu_check_thread, NULL) != 0) {
+		criu_checking = false;
+		return;
+	}
+	pthread_detach(thread);
+}
+
+void instance_criu_check_start(void)
+{
+	pthread_mutex_lock(&criu_mutex);
+	criu_check_start_locked();
+	pthread_mutex_unlock(&criu_mutex);
+}
+
+json_t *instance_criu_environment(void)
+{
+	pthread_mutex_lock(&criu_mutex);
+	criu_check_start_locked();
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 10;
+	while (criu_checking && pthread_cond_timedwait(&criu_cond, &criu_mutex, &deadline) == 0)
+		;
+	json_t *out = criu_environment ? json_incref(criu_environment) : NULL;
+	pthread_mutex_unlock(&criu_mutex);
+	return out;
 }
 
 /* Stop without the ephemeral deletion and event (shared by stop and restart). */
@@ -1092,6 +1397,26 @@ int instance_restart(const char *name, int timeout_s, bool force, struct ferry_e
 		return error_wrap(err, "restart");
 	lifecycle("instance-restarted", name);
 	return 0;
+}
+
+int instance_stop_forced(const char *name, struct ferry_error **err)
+{
+	if (stop_runtime(name, -1, true, err) < 0)
+		return error_wrap(err, "stop instance \"%s\"", name);
+	lifecycle("instance-stopped", name);
+	return 0;
+}
+
+int instance_record_create(struct db_instance *inst, struct ferry_error **err)
+{
+	pthread_mutex_lock(&address_mutex);
+	int r;
+	if (instance_exists(inst->name))
+		r = error_conflict(err, "Instance \"%s\" already exists", inst->name);
+	else if ((r = assign_nics(inst, err)) == 0)
+		r = db_instance_create(daemon_ctx->db, inst, err);
+	pthread_mutex_unlock(&address_mutex);
+	return r;
 }
 
 int instance_freeze(const char *name, struct ferry_error **err)
@@ -1222,7 +1547,10 @@ int instance_to_json(const char *name, int recursion, json_t **out, struct ferry
 				"project", "default");
 	if (recursion >= 2) {
 		json_object_set_new(obj, "state", state_json(name, &st));
-		json_object_set_new(obj, "snapshots", json_null());
+		json_t *snaps = snapshots_to_json(name);
+		json_object_set_new(obj, "snapshots", json_array_size(snaps) > 0 ? snaps : json_null());
+		if (json_array_size(snaps) == 0)
+			json_decref(snaps);
 		json_object_set_new(obj, "backups", json_null());
 	}
 	db_instance_clear(&inst);
@@ -1309,6 +1637,7 @@ int instances_startup(struct ferry_error **err)
 	/* Instances from before profiles existed list "default": it must exist. */
 	if (profiles_ensure_default(err) < 0)
 		return -1;
+	instance_criu_check_start();
 	if (db_instance_list(daemon_ctx->db, &names, err) < 0)
 		return error_wrap(err, "list instances");
 	size_t i;

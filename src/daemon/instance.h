@@ -26,6 +26,9 @@ char *instance_dir(const char *name);      /* CONTAINERS/NAME: the runtime's sta
 char *instance_rootfs(const char *name);   /* CONTAINERS/NAME/rootfs */
 char *instance_logs_dir(const char *name); /* CONTAINERS/NAME/logs: exec output */
 char *instance_log_dir(const char *name);  /* LOGDIR/NAME: runtime logs */
+char *instance_state_dir(const char *name); /* CONTAINERS/NAME/state: a stateful stop's CRIU images */
+/* The cgroup below each hierarchy's root: "ferry-1a2b3c4d/NAME". */
+char *instance_cgroup(const char *name);
 
 struct instance_create_args {
 	const char *name;
@@ -56,7 +59,45 @@ int instance_rename(const char *name, const char *new_name, struct ferry_error *
 int instance_update(const char *name, json_t *body, bool merge, bool dry_run, json_t *next_start,
 		    struct ferry_error **err);
 
+/* The instance's row, 404 "Instance \"NAME\" not found" when missing. */
+int instance_get(const char *name, struct db_instance *inst, struct ferry_error **err);
+/* Add the row of a new instance (copies): fresh MAC and address for each
+ * nic (volatile.*), 409 when the name is taken. */
+int instance_record_create(struct db_instance *inst, struct ferry_error **err);
+
+/* Start. An instance with a stateful stop's saved state is restored from
+ * it (LXD: "lxc start" restores), and the state removed once it runs;
+ * when the restore fails the state stays and the instance stays stopped.
+ * INSTANCE_START_STATELESS discards the state and boots afresh;
+ * INSTANCE_START_STATEFUL fails (400) when there is none. images (may be
+ * NULL): restore from these CRIU images instead (a stateful snapshot's,
+ * left in place), logging as what ("snapshot"). */
+enum instance_start_mode { INSTANCE_START_DEFAULT, INSTANCE_START_STATEFUL, INSTANCE_START_STATELESS };
+int instance_start_mode(const char *name, enum instance_start_mode mode, const char *images, const char *what,
+			struct ferry_error **err);
 int instance_start(const char *name, struct ferry_error **err);
+/* Stateful stop: CRIU saves every process into instance_state_dir (its log:
+ * LOGDIR/NAME/stop_dump_<ts>.log) and the container stops; the instance is
+ * "stateful" until a start restores it. When the dump fails the instance
+ * keeps running and the error carries CRIU's line and the log's path. */
+int instance_stop_stateful(const char *name, struct ferry_error **err);
+/* Make a directory for CRIU images (or the directories above them): the
+ * restore reads them from inside the container's user namespace, so its
+ * root (the idmap's base gid) may pass through it, nobody else. */
+int instance_images_dir_make(const char *name, const char *path, struct ferry_error **err);
+/* Remove a stateful stop's saved state, if any. */
+int instance_discard_state(const char *name, struct ferry_error **err);
+/* Kill a running instance at once (no ephemeral deletion): before a restore. */
+int instance_stop_forced(const char *name, struct ferry_error **err);
+/* 409 when an exec session runs in the instance: its processes hang below
+ * ferryd, not below init, and a CRIU dump of init's tree would lose them.
+ * action names what is refused ("stop --stateful"). */
+int instance_exec_sessions_check(const char *name, const char *action, struct ferry_error **err);
+/* GET /1.0 environment.criu: checkpoint_check's answer, cached. The check
+ * starts in the background at start-up (instances_startup); the first
+ * callers wait for it. NULL if it could not run. */
+void instance_criu_check_start(void);
+json_t *instance_criu_environment(void);
 /* timeout_s < 0: wait forever for a clean shutdown; force: kill at once. */
 int instance_stop(const char *name, int timeout_s, bool force, struct ferry_error **err);
 int instance_restart(const char *name, int timeout_s, bool force, struct ferry_error **err);

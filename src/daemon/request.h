@@ -75,5 +75,6 @@ extern const struct route api_instance_state_routes[]; /* api_instance_state.c *
 extern const struct route api_instance_exec_routes[];  /* api_instance_exec.c */
 extern const struct route api_instance_files_routes[]; /* api_instance_files.c */
 extern const struct route api_instance_logs_routes[];  /* api_instance_logs.c (also console) */
+extern const struct route api_instance_snapshots_routes[]; /* api_instance_snapshots.c */
 extern const struct route api_certificates_routes[];   /* api_certificates.c: /1.0/certificates */
 extern const struct route api_profiles_routes[];       /* api_profiles.c: /1.0/profiles */

@@ -57,6 +57,7 @@ static const struct route *const route_tables[] = {
 	api_instance_exec_routes,
 	api_instance_files_routes,
 	api_instance_logs_routes,
+	api_instance_snapshots_routes,
 	api_certificates_routes,
 	api_profiles_routes,
 	NULL,

@@ -115,7 +115,7 @@ expect_eq "setting a volatile key is 400" \
 expect_eq "... and the config is unchanged" "$(api GET /1.0/instances/c1 | jq -c .metadata.config)" "$before"
 expect_eq "malformed JSON is 400" "$(api_status POST /1.0/instances '{"name": "c9", ')" 400
 expect_eq "unknown action is 400" "$(api_status PUT /1.0/instances/c1/state '{"action":"dance"}')" 400
-expect_eq "stateful stop is 400 for now" "$(api_status PUT /1.0/instances/c1/state '{"action":"stop","stateful":true}')" 400
+expect_eq "stateful restart is 400" "$(api_status PUT /1.0/instances/c1/state '{"action":"restart","stateful":true}')" 400
 expect_eq "deleting a running instance is 400" "$(api_status DELETE /1.0/instances/c1)" 400
 expect_eq "a missing instance is 404" "$(api_status GET /1.0/instances/nosuch)" 404
 
