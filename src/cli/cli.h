@@ -70,6 +70,8 @@ int cmd_profile(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_start(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
+/* stop and restart share their parsing; action is "stop" or "restart". */
+int cli_stop_or_restart(int argc, char **argv, const char *action);
 int cmd_restart(int argc, char **argv);
 int cmd_delete(int argc, char **argv);
 int cmd_list(int argc, char **argv);
