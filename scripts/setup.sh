@@ -7,6 +7,20 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CRIU_VERSION=4.2.1
 CRIU_DEB_VERSION=4.2.1-1
 CRIU_SHA256=29ec0ee09e296479fe7048c80980e8ef1d0684d0b0204c2b101dfea19f6725b9
+# CRIU caches its kernel-feature probe (about 45 ms of every run) in
+# RUNDIR/criu.kdat, and only on a tmpfs; /run is no tmpfs on these machines,
+# /dev/shm is. CRIU does not create the directory: src/checkpoint makes it,
+# root's own (0700), before each run; without it CRIU just probes again.
+CRIU_RUNDIR=/dev/shm/ferry-criu
+# Fixes ferry carries until CRIU has them (each patch says why), applied in
+# name order. A stamp records what the installed CRIU was built with; a
+# different stamp (older build, new patch, other run dir) means a rebuild.
+CRIU_PATCHES_DIR=$here/scripts/criu-patches
+CRIU_STAMP=/usr/local/share/ferry/criu-build
+criu_build_id() {
+	printf 'criu %s rundir %s patches %s\n' "$CRIU_VERSION" "$CRIU_RUNDIR" \
+		"$(cat "$CRIU_PATCHES_DIR"/*.patch 2>/dev/null | sha256sum | cut -c1-16)"
+}
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
@@ -14,7 +28,7 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 
 packages=(
 	# build
-	gcc meson ninja-build pkg-config
+	gcc make meson ninja-build pkg-config
 	# ferry's libraries (README lists why each)
 	libmicrohttpd-dev libwslay-dev libcurl4-gnutls-dev libgnutls28-dev
 	libjansson-dev libyaml-dev libsqlite3-dev libarchive-dev
@@ -22,11 +36,11 @@ packages=(
 	# CRIU's build dependencies
 	libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev protobuf-compiler
 	libnet1-dev libbsd-dev libnftables-dev libaio-dev uuid-dev
-	python3-protobuf xz-utils
+	python3-protobuf xz-utils patch
 	# run time: CRIU's network lock, images, networking
 	iptables iproute2 busybox-static debootstrap
 	# tests: the stock clients, and tools the tests drive
-	lxd-client python3-pylxd socat curl jq gnuplot-nox
+	lxd-client python3-pylxd socat curl jq gnuplot-nox openssl procps
 )
 
 missing=()
@@ -41,7 +55,10 @@ fi
 
 criu_ok() {
 	[ -x /usr/local/sbin/criu ] && /usr/local/sbin/criu --version 2>/dev/null | grep -q "Version: $CRIU_VERSION" &&
-		[ -e /usr/local/include/criu/criu.h ] && pkg-config --exists 'criu >= 4.2.1'
+		[ -e /usr/local/include/criu/criu.h ] && pkg-config --exists 'criu >= 4.2.1' &&
+		# built with our run dir (an older build looks in /run) and patches
+		grep -qaF "$CRIU_RUNDIR/criu.kdat" /usr/local/sbin/criu &&
+		[ "$(cat "$CRIU_STAMP" 2>/dev/null)" = "$(criu_build_id)" ]
 }
 
 # The mirror comes from this machine's own apt configuration: the project names no host.
@@ -84,12 +101,20 @@ SRC
 	fi
 	rm -rf "$work/src" && mkdir -p "$work/src"
 	tar -xJf "$tarball" -C "$work/src" --strip-components=1
+	local p
+	for p in "$CRIU_PATCHES_DIR"/*.patch; do
+		[ -e "$p" ] || continue
+		log "applying $(basename "$p")"
+		patch -d "$work/src" -p1 --quiet <"$p" || { log "CRIU patch failed: $p"; exit 1; }
+	done
 	log "building CRIU $CRIU_VERSION"
-	make -C "$work/src" -j"$(nproc)" criu lib >"$work/build.log" 2>&1 ||
+	make -C "$work/src" -j"$(nproc)" RUNDIR="$CRIU_RUNDIR" criu lib >"$work/build.log" 2>&1 ||
 		{ tail -30 "$work/build.log"; log "CRIU build failed: $work/build.log"; exit 1; }
-	make -C "$work/src" PREFIX=/usr/local SKIP_PIP_INSTALL=1 install-criu install-lib >>"$work/build.log" 2>&1 ||
+	make -C "$work/src" PREFIX=/usr/local RUNDIR="$CRIU_RUNDIR" SKIP_PIP_INSTALL=1 install-criu install-lib >>"$work/build.log" 2>&1 ||
 		{ tail -30 "$work/build.log"; log "CRIU install failed: $work/build.log"; exit 1; }
 	ldconfig
+	mkdir -p "$(dirname "$CRIU_STAMP")"
+	criu_build_id >"$CRIU_STAMP"
 }
 
 criu_ok || build_criu

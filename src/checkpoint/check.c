@@ -69,6 +69,7 @@ static json_t *run_criu_check(criu_opts *opts)
 int checkpoint_check(json_t **out, struct ferry_error **err)
 {
 	__attribute__((cleanup(criu_opts_freep))) criu_opts *opts = NULL;
+	checkpoint_prepare_rundir();
 	if (criu_local_init_opts(&opts) < 0 || criu_local_set_service_binary(opts, CHECKPOINT_CRIU_BINARY) < 0)
 		return error_set(err, 500, ENOMEM, "CRIU check: libcriu options");
 	int version = criu_local_get_version(opts);

@@ -18,6 +18,16 @@
 
 #include "common/error.h"
 
+/* A mount CRIU does not save but leaves to ferry: at dump, the mount at
+ * `where` inside the container is recorded under `key`; at restore, `key`
+ * is bound from the host directory `where`. (A bind from the host that
+ * CRIU would find by itself records the host path it came from, which a
+ * copied container must not inherit.) */
+struct checkpoint_ext_mount {
+	const char *key;   /* "ferry-dev" */
+	const char *where; /* dump: the mount point inside ("/dev"); restore: the host directory */
+};
+
 struct checkpoint_dump_opts {
 	pid_t pid;              /* host pid of the container's init */
 	const char *images_dir; /* an existing directory; CRIU writes its images here */
@@ -32,6 +42,8 @@ struct checkpoint_dump_opts {
 	 * keep NULL until checkpoint_check reports mem_dirty_track. */
 	const char *parent_images;
 	int log_level;          /* CRIU's 0-4; 0: the default (4, the log is kept for failures) */
+	const struct checkpoint_ext_mount *ext_mounts;
+	size_t n_ext_mounts;
 };
 
 /* Dump the process tree rooted at o->pid. On failure the container keeps
@@ -57,6 +69,8 @@ struct checkpoint_restore_opts {
 	const struct checkpoint_netdev *netdevs;
 	size_t n_netdevs;
 	int log_level;
+	const struct checkpoint_ext_mount *ext_mounts;
+	size_t n_ext_mounts;
 };
 
 /* Restore as a child of the calling process (criu_restore_child: the

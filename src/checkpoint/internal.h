@@ -5,6 +5,16 @@
 
 /* CRIU 4.2.1, built by the project's setup script (design.md). */
 #define CHECKPOINT_CRIU_BINARY "/usr/local/sbin/criu"
+/* Its run directory, compiled in (scripts/setup.sh: make RUNDIR=...): CRIU
+ * keeps its kernel-feature probe there (criu.kdat), on a tmpfs only. */
+#define CHECKPOINT_CRIU_RUNDIR "/dev/shm/ferry-criu"
+
+/* Make CHECKPOINT_CRIU_RUNDIR root's own private directory before a CRIU
+ * run, so that CRIU caches its kernel-feature probe there (about 45 ms of
+ * each run). /dev/shm is world-writable: a directory someone else made
+ * first is moved aside, since CRIU trusts the file it finds there. Never
+ * fails: without the directory CRIU just probes again. */
+void checkpoint_prepare_rundir(void);
 
 /* Fill *err for a failed libcriu call r: CRIU's own error lines from its log
  * and the log's path. Returns -1. */

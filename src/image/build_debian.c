@@ -17,9 +17,12 @@
 #include "image/image_internal.h"
 
 #define DEBIAN_SUITE "bookworm"
-/* A real init and the tools to look at a running system. Services (a web
- * server, sshd) are installed on top by whoever needs them. */
-#define DEBIAN_PACKAGES "systemd-sysv,iproute2,procps,netbase"
+/* A real init, the tools to look at a running system, and two small real
+ * services (a web server and a key-value store), enabled by their packages:
+ * containers have no internet to install them later, and issue 3 wants a
+ * Debian container whose services answer after a checkpoint/restore.
+ * Changing this list invalidates the cached tree (its .packages stamp). */
+#define DEBIAN_PACKAGES "systemd-sysv,iproute2,procps,netbase,nginx-light,redis-server"
 
 /* First URI of a deb822 stanza whose Suites has the bare suite ("bookworm",
  * not "bookworm-security"). */
@@ -122,6 +125,13 @@ static int tidy_tree(const char *tree, struct ferry_error **err)
 		{"etc/hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"},
 		/* debootstrap copies the host's; ferryd configures the network from outside. */
 		{"etc/resolv.conf", ""},
+		/* For every service: CRIU can't checkpoint a nested user or UTS
+		 * namespace, and some units ask for them (redis-server, logind,
+		 * hostnamed); their other sandboxing (mount namespaces, seccomp,
+		 * capabilities) stays. */
+		{"etc/systemd/system/service.d/ferry-checkpoint.conf",
+		 "# ferry: keep services checkpointable (CRIU can't dump nested user or UTS namespaces)\n"
+		 "[Service]\nPrivateUsers=no\nProtectHostname=no\n"},
 		{NULL, NULL},
 	};
 	/* As apt-get clean and Debian's container images do: the package
@@ -152,6 +162,10 @@ static int tidy_tree(const char *tree, struct ferry_error **err)
 		/* Replace a symlink instead of writing through it. */
 		if (unlink(path) < 0 && errno != ENOENT)
 			return error_sys(err, errno, "remove %s", path);
+		cleanup_free char *parent = xstrdup(path);
+		*strrchr(parent, '/') = '\0';
+		if (mkdir_p(parent, 0755, err) < 0)
+			return -1;
 		if (file_write_atomic(path, edits[i].content, strlen(edits[i].content), 0644, err) < 0)
 			return -1;
 	}

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,6 +28,8 @@ static const char *const hierarchies[] = {
 /* Without these, limits and freezing would silently do nothing (e.g. in a
  * mount namespace from `ip netns exec`, which has no cgroup mounts). */
 static const char *const required[] = { "memory", "cpuset", "pids", "freezer" };
+/* Files of a delegated cgroup2 directory its owner writes to. */
+static const char *const delegated_files[] = { "cgroup.procs", "cgroup.threads", "cgroup.subtree_control" };
 
 static bool hierarchy_mounted(const char *name)
 {
@@ -97,6 +100,21 @@ int cgroup_create(const struct runtime_spec *spec, struct ferry_error **err)
 			return error_wrap(err, "create cgroup");
 	}
 
+	/* Delegation, as for systemd's own containers: the container's root
+	 * owns its cgroup2 directory (mounted at its /sys/fs/cgroup) and may
+	 * make sub-cgroups and move its processes between them. The v1
+	 * hierarchies, where the limits are, stay root's. */
+	if (!spec->privileged && hierarchy_mounted("unified")) {
+		cleanup_free char *dir = cgroup_dir("unified", spec->cgroup);
+		if (chown(dir, spec->idmap_hostid, spec->idmap_hostid) < 0)
+			return error_sys(err, errno, "delegate cgroup %s to the container", dir);
+		for (size_t i = 0; i < sizeof(delegated_files) / sizeof(delegated_files[0]); i++) {
+			cleanup_free char *path = xasprintf("%s/%s", dir, delegated_files[i]);
+			if (chown(path, spec->idmap_hostid, spec->idmap_hostid) < 0 && errno != ENOENT)
+				return error_sys(err, errno, "delegate cgroup %s to the container", path);
+		}
+	}
+
 	char value[64];
 	if (spec->limits_memory > 0) {
 		snprintf(value, sizeof(value), "%lld", spec->limits_memory);
@@ -111,6 +129,68 @@ int cgroup_create(const struct runtime_spec *spec, struct ferry_error **err)
 		snprintf(value, sizeof(value), "%lld", spec->limits_processes);
 		if (write_limit("pids", spec->cgroup, "pids.max", value, err) < 0)
 			return error_wrap(err, "limits.processes");
+	}
+	return 0;
+}
+
+static int save_subtree(FILE *out, const char *top, const char *rel)
+{
+	cleanup_free char *dir = rel[0] != '\0' ? xasprintf("%s/%s", top, rel) : xstrdup(top);
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return errno == ENOENT ? 0 : -1;
+	struct dirent *de;
+	int ret = 0;
+	while (ret == 0 && (de = readdir(d)) != NULL) {
+		if (de->d_type != DT_DIR || de->d_name[0] == '.' || strchr(de->d_name, '\n') != NULL)
+			continue;
+		cleanup_free char *sub_rel = rel[0] != '\0' ? xasprintf("%s/%s", rel, de->d_name) : xstrdup(de->d_name);
+		cleanup_free char *sub = xasprintf("%s/%s", top, sub_rel);
+		struct stat st;
+		if (stat(sub, &st) < 0)
+			continue;
+		fprintf(out, "%u %u %s\n", (unsigned)st.st_uid, (unsigned)st.st_gid, sub_rel);
+		ret = save_subtree(out, top, sub_rel);
+	}
+	closedir(d);
+	return ret;
+}
+
+int cgroup_save_tree(const char *cgroup, const char *file, struct ferry_error **err)
+{
+	cleanup_free char *top = cgroup_dir("unified", cgroup);
+	cleanup_fclose FILE *out = fopen(file, "we");
+	if (out == NULL)
+		return error_sys(err, errno, "create %s", file);
+	if (save_subtree(out, top, "") < 0)
+		return error_sys(err, errno, "list the cgroups below %s", top);
+	if (fflush(out) != 0)
+		return error_sys(err, errno, "write %s", file);
+	return 0;
+}
+
+int cgroup_restore_tree(const char *cgroup, const char *file, struct ferry_error **err)
+{
+	cleanup_fclose FILE *in = fopen(file, "re");
+	if (in == NULL)
+		return errno == ENOENT ? 0 : error_sys(err, errno, "open %s", file);
+	cleanup_free char *top = cgroup_dir("unified", cgroup);
+	unsigned uid, gid;
+	char rel[4096];
+	while (fscanf(in, "%u %u %4095[^\n]\n", &uid, &gid, rel) == 3) {
+		/* Only below the container's own cgroup. */
+		if (rel[0] == '/' || strstr(rel, "..") != NULL)
+			return error_set(err, 400, EINVAL, "%s: bad cgroup path %s", file, rel);
+		cleanup_free char *dir = xasprintf("%s/%s", top, rel);
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+			return error_sys(err, errno, "create cgroup %s", dir);
+		if (chown(dir, uid, gid) < 0)
+			return error_sys(err, errno, "chown cgroup %s", dir);
+		for (size_t i = 0; i < sizeof(delegated_files) / sizeof(delegated_files[0]); i++) {
+			cleanup_free char *path = xasprintf("%s/%s", dir, delegated_files[i]);
+			if (chown(path, uid, gid) < 0 && errno != ENOENT)
+				return error_sys(err, errno, "chown %s", path);
+		}
 	}
 	return 0;
 }

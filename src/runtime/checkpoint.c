@@ -28,6 +28,12 @@ static int checkpoint_container(const struct runtime_spec *spec, const struct ru
 	cleanup_free char *freezer = xasprintf("/sys/fs/cgroup/freezer/%s", spec->cgroup);
 	if (!o->ptrace_seize && !was_frozen && cgroup_freeze(spec->cgroup, true, err) < 0)
 		return -1;
+	cleanup_free char *cgroups = xasprintf("%s/" RUNTIME_CGROUPS_IMAGE, o->images_dir);
+	if (cgroup_save_tree(spec->cgroup, cgroups, err) < 0) {
+		if (!was_frozen && !o->ptrace_seize)
+			cgroup_freeze(spec->cgroup, false, NULL);
+		return -1;
+	}
 	cleanup_free char *mark = state_path(spec->dir, RUNTIME_CHECKPOINT_STOP);
 	if (!o->leave_running && file_write_atomic(mark, "", 0, 0644, err) < 0) {
 		if (!was_frozen)
@@ -41,6 +47,8 @@ static int checkpoint_container(const struct runtime_spec *spec, const struct ru
 		.log_path = o->log_path,
 		.leave_running = o->leave_running,
 		.freeze_cgroup = o->ptrace_seize ? NULL : freezer,
+		.ext_mounts = &(struct checkpoint_ext_mount){ .key = RUNTIME_DEV_MOUNT_KEY, .where = "/dev" },
+		.n_ext_mounts = 1,
 	};
 	if (checkpoint_dump(&d, err) < 0) {
 		unlink(mark);

@@ -4,6 +4,7 @@
  * devpts), pivots into it, takes a console from its own devpts, and execs
  * init as pid 1 and session leader, with no fd from the host left open
  * (design.md, Facts: each of these breaks a CRIU dump otherwise). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -116,22 +117,69 @@ static int bind_mount(const char *source, const char *target, bool readonly, str
 	return 0;
 }
 
+/* Run by the monitor, on the host, before a boot or a restore: the
+ * container's /dev directory (RUNTIME_DEV_DIR) with what a boot puts there,
+ * owned by the container's root: mount points for the host's devices, the
+ * console, shm, pts and mqueue, and the usual symlinks. A boot gets it
+ * afresh; a restore keeps what the container left (the images expect it)
+ * and makes it only where it is missing (images from another host). */
+int container_dev_dir_prepare(const struct runtime_spec *spec, bool fresh, struct ferry_error **err)
+{
+	cleanup_free char *dev = state_path(spec->dir, RUNTIME_DEV_DIR);
+	struct stat st;
+	if (!fresh && lstat(dev, &st) == 0)
+		return 0;
+	if (rm_rf(dev, err) < 0)
+		return -1;
+	if (mkdir(dev, 0755) < 0)
+		return error_sys(err, errno, "mkdir %s", dev);
+	/* Made by the host's root, in a directory only it can reach yet. */
+	cleanup_close int dir = open(dev, O_DIRECTORY | O_NOFOLLOW | O_RDONLY | O_CLOEXEC);
+	if (dir < 0)
+		return error_sys(err, errno, "open %s", dev);
+	uid_t root = spec->privileged ? 0 : spec->idmap_hostid;
+	static const char *const dirs[] = { "shm", "pts", "mqueue" };
+	size_t n_devices = sizeof(host_devices) / sizeof(host_devices[0]);
+	for (size_t i = 0; i <= n_devices; i++) {
+		const char *name = i < n_devices ? host_devices[i] : "console";
+		int fd = openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+		if (fd < 0)
+			return error_sys(err, errno, "create %s/%s", dev, name);
+		close(fd);
+	}
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+		if (mkdirat(dir, dirs[i], 0755) < 0)
+			return error_sys(err, errno, "mkdir %s/%s", dev, dirs[i]);
+	for (size_t i = 0; i < sizeof(dev_symlinks) / sizeof(dev_symlinks[0]); i++)
+		if (symlinkat(dev_symlinks[i].target, dir, dev_symlinks[i].link) < 0)
+			return error_sys(err, errno, "symlink %s/%s", dev, dev_symlinks[i].link);
+	DIR *d = fdopendir(fcntl(dir, F_DUPFD_CLOEXEC, 0));
+	if (d == NULL)
+		return error_sys(err, errno, "read %s", dev);
+	struct dirent *de;
+	int ret = 0;
+	while (ret == 0 && (de = readdir(d)) != NULL)
+		if (fchownat(dir, de->d_name, root, root, AT_SYMLINK_NOFOLLOW) < 0)
+			ret = error_sys(err, errno, "chown %s/%s", dev, de->d_name);
+	closedir(d);
+	return ret;
+}
+
 static int mount_dev(const struct runtime_spec *spec, const char *rootfs, struct ferry_error **err)
 {
+	/* The monitor's directory (container_dev_dir_prepare), not a tmpfs: its
+	 * contents (mount points, symlinks) are ferry's, and a bind from the
+	 * host costs a checkpoint nothing (CRIU tars a tmpfs's files). */
 	cleanup_free char *dev = xasprintf("%s/dev", rootfs);
-	if (ensure_mountpoint(dev, true, err) < 0 ||
-	    do_mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=65536k", err) < 0)
+	cleanup_free char *dev_source = state_path(spec->dir, RUNTIME_DEV_DIR);
+	if (ensure_mountpoint(dev, true, err) < 0 || do_mount(dev_source, dev, NULL, MS_BIND, NULL, err) < 0 ||
+	    do_mount(NULL, dev, NULL, MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NOEXEC | locked_flags(dev), NULL, err) < 0)
 		return -1;
 	for (size_t i = 0; i < sizeof(host_devices) / sizeof(host_devices[0]); i++) {
 		cleanup_free char *source = xasprintf("/dev/%s", host_devices[i]);
 		cleanup_free char *target = xasprintf("%s/%s", dev, host_devices[i]);
 		if (ensure_mountpoint(target, false, err) < 0 || do_mount(source, target, NULL, MS_BIND, NULL, err) < 0)
 			return -1;
-	}
-	for (size_t i = 0; i < sizeof(dev_symlinks) / sizeof(dev_symlinks[0]); i++) {
-		cleanup_free char *link = xasprintf("%s/%s", dev, dev_symlinks[i].link);
-		if (symlink(dev_symlinks[i].target, link) < 0)
-			return error_sys(err, errno, "symlink %s", link);
 	}
 
 	cleanup_free char *shm = xasprintf("%s/shm", dev);
@@ -181,6 +229,14 @@ static int build_rootfs(const struct runtime_spec *spec, struct ferry_error **er
 	cleanup_free char *sys = xasprintf("%s/sys", rootfs);
 	if (ensure_mountpoint(sys, true, err) < 0 ||
 	    do_mount("sysfs", sys, "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL, err) < 0)
+		return -1;
+	/* The container's own cgroup2 tree (its cgroup namespace roots it at
+	 * the container's cgroup in the unified hierarchy), writable by the
+	 * container's root: systemd as init needs it, and a unified-only
+	 * /sys/fs/cgroup is the layout it handles best (no v1 controllers of
+	 * the host inside: the host's limits stay out of the container's reach). */
+	cleanup_free char *cgroup = xasprintf("%s/sys/fs/cgroup", rootfs);
+	if (do_mount("cgroup2", cgroup, "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, err) < 0)
 		return -1;
 	if (mount_dev(spec, rootfs, err) < 0)
 		return -1;

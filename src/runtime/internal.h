@@ -15,6 +15,14 @@
 #define RUNTIME_CONSOLE_LOG "console.log"
 #define RUNTIME_EXIT_STATUS "exit.status"
 #define RUNTIME_CHECKPOINT_STOP "checkpoint.stop"
+/* The container's /dev: a directory of the state dir, bound in (not a
+ * tmpfs: CRIU would archive a tmpfs's files with tar on every dump and
+ * restore; a bind from the host is external to it and costs nothing). */
+#define RUNTIME_DEV_DIR "dev"
+/* Its name in CRIU's images: restored from this container's own RUNTIME_DEV_DIR. */
+#define RUNTIME_DEV_MOUNT_KEY "ferry-dev"
+/* Kept with CRIU's images: the container's own cgroups (cgroup_save_tree). */
+#define RUNTIME_CGROUPS_IMAGE "ferry-cgroups.txt"
 
 /* Environment variable through which runtime_start hands the monitor the
  * write end of its status pipe. */
@@ -29,6 +37,14 @@
 /* Create spec->cgroup in every v1 hierarchy ferry uses and in the unified one,
  * and apply the spec's limits. */
 int cgroup_create(const struct runtime_spec *spec, struct ferry_error **err);
+/* The sub-cgroups the container made in its cgroup2 tree (systemd's
+ * slices and services), with their owners, one "UID GID PATH" line each,
+ * parents first, into file; and back after a restore, before CRIU runs.
+ * CRIU recreates only the cgroups that hold tasks, but systemd keeps
+ * inotify watches on the cgroup.events of empty ones too (a restore fails
+ * on "Unable to open .../system-getty.slice/cgroup.events"). */
+int cgroup_save_tree(const char *cgroup, const char *file, struct ferry_error **err);
+int cgroup_restore_tree(const char *cgroup, const char *file, struct ferry_error **err);
 /* Move pid into the container's cgroups. */
 int cgroup_attach(const char *cgroup, pid_t pid, struct ferry_error **err);
 /* Kill whatever is left in the cgroups and remove them. */
@@ -53,6 +69,9 @@ struct container_setup {
 	const struct runtime_spec *spec;
 	int sync_fd; /* the child's end of the monitor's socketpair */
 };
+/* The container's /dev directory on the host (RUNTIME_DEV_DIR), bound in
+ * at boot: made afresh (fresh), or only if missing (for a restore). */
+int container_dev_dir_prepare(const struct runtime_spec *spec, bool fresh, struct ferry_error **err);
 /* Entry point of the clone()d child. Waits for the monitor's go, builds the
  * container's filesystem and console, and execs init. Returns only on error
  * (after reporting it on sync_fd). */

@@ -241,6 +241,8 @@ static int monitor_network(struct monitor *m, pid_t child, struct ferry_error **
 static int monitor_spawn_init(struct monitor *m, struct ferry_error **err)
 {
 	struct runtime_spec *spec = m->spec;
+	if (container_dev_dir_prepare(spec, true, err) < 0)
+		return -1;
 	int sync_pair[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sync_pair) < 0)
 		return error_sys(err, errno, "socketpair");

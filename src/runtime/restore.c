@@ -41,6 +41,13 @@ int restore_init(struct runtime_spec *spec, const char *images_dir, const char *
 	if (spec->n_nics > 0 && spec_save(spec, err) < 0)
 		return error_wrap(err, "restore");
 
+	cleanup_free char *cgroups = xasprintf("%s/" RUNTIME_CGROUPS_IMAGE, images_dir);
+	if (cgroup_restore_tree(spec->cgroup, cgroups, err) < 0)
+		return error_wrap(err, "restore the container's cgroups");
+
+	if (container_dev_dir_prepare(spec, false, err) < 0)
+		return error_wrap(err, "restore");
+	cleanup_free char *dev = state_path(spec->dir, RUNTIME_DEV_DIR);
 	cleanup_free char *cgroup_root = xasprintf("/%s", spec->cgroup);
 	struct checkpoint_restore_opts o = {
 		.rootfs = spec->rootfs,
@@ -49,6 +56,8 @@ int restore_init(struct runtime_spec *spec, const char *images_dir, const char *
 		.cgroup_root = cgroup_root,
 		.netdevs = netdevs,
 		.n_netdevs = spec->n_nics,
+		.ext_mounts = &(struct checkpoint_ext_mount){ .key = RUNTIME_DEV_MOUNT_KEY, .where = dev },
+		.n_ext_mounts = 1,
 	};
 	if (checkpoint_restore(&o, init_pid, console, err) < 0)
 		return -1;

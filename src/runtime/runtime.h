@@ -15,6 +15,8 @@
  *   exit.status    init's last wait status ("9 checkpointed" after a stateful stop)
  *   checkpoint.stop present while a stateful stop's dump runs
  *   rootfs/        the root filesystem, owned by the idmap range on disk
+ *   dev/           the container's /dev (bound in; emptied at each fresh start,
+ *                  kept as it is for a restore)
  */
 #pragma once
 
@@ -71,7 +73,8 @@ int runtime_spec_from_json(const char *text, struct runtime_spec **spec, struct 
  * caller's exit. Safe to call from a multi-threaded process. */
 int runtime_start(const struct runtime_spec *spec, struct ferry_error **err);
 
-/* Restore a checkpointed container (runtime_checkpoint) from images_dir:
+/* Restore a checkpointed container (runtime_checkpoint) from images_dir
+ * (which also holds ferry's own record of the container's cgroups):
  * like runtime_start, but the monitor, instead of booting init, creates the
  * cgroups and fresh veths (new host-side names, recorded in spec.json) and
  * has CRIU restore the process tree as its children; the console continues
