@@ -1,12 +1,16 @@
 /* ferry copy c1[/s1] c2: a local copy of an instance or of a snapshot
  * (LXD's POST /1.0/instances with {"source": {"type": "copy", "source":
- * "c1/s1"}}). The copy gets a fresh MAC and address and is stopped. */
+ * "c1/s1"}}). The copy gets a fresh MAC and address and is stopped.
+ *
+ * ferry copy c1 r:[c2]: a copy to another server by LXD's pull migration
+ * (copy_remote, also behind `ferry move c1 r:`). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "cli/client.h"
+#include "cli/copy.h"
 #include "cli/instance.h"
 #include "cli/snapshot.h"
 #include "cli/target.h"
@@ -24,6 +28,126 @@ static const struct option copy_options[] = {
 	{ 0 },
 };
 
+/* The source server's HTTPS address and certificate, for the target. */
+static int source_identity(struct client *src, char **url_base, char **pem, struct ferry_error **err)
+{
+	json_t *server = NULL;
+	if (client_query(src, "GET", "/1.0", NULL, &server, err) < 0)
+		return -1;
+	json_t *env = json_object_get(server, "environment");
+	const char *addr = json_string_value(json_array_get(json_object_get(env, "addresses"), 0));
+	const char *cert = json_string_value(json_object_get(env, "certificate"));
+	if (addr == NULL || cert == NULL) {
+		json_decref(server);
+		return error_bad_request(err, "The source server isn't reachable over the network "
+					      "(set its core.https_address)");
+	}
+	*url_base = xasprintf("https://%s", addr);
+	*pem = xstrdup(cert);
+	json_decref(server);
+	return 0;
+}
+
+int copy_remote(const struct copy_remote_args *a, struct ferry_error **err)
+{
+	struct client *src cleanup_client = NULL, *dst cleanup_client = NULL;
+	json_t *inst = NULL, *src_op = NULL, *body = NULL;
+	cleanup_free char *url_base = NULL, *pem = NULL;
+	cleanup_free char *path = xasprintf("/1.0/instances/%s", a->src_name);
+	bool stopped_here = false;
+	int ret = -1;
+
+	if (client_open(a->src_remote, &src, err) < 0 || client_open(a->dst_remote, &dst, err) < 0)
+		return -1;
+	if (instance_get(src, a->src_name, &inst, err) < 0)
+		return -1;
+	const char *status = json_string_value(json_object_get(inst, "status"));
+	bool was_running = status != NULL && strcmp(status, "Stopped") != 0;
+	if (was_running) {
+		if (!a->stateless) {
+			error_bad_request(err, "Instance \"%s\" is running: live migration isn't implemented yet "
+					       "(stop it, or use --stateless)", a->src_name);
+			goto out;
+		}
+		if (instance_action(src, a->src_name, "stop", false, 30, false, err) < 0)
+			goto out;
+		stopped_here = true;
+	}
+	if (source_identity(src, &url_base, &pem, err) < 0)
+		goto out;
+
+	json_t *offer = json_pack("{s:b, s:b, s:b}", "migration", 1, "live", 0, "instance_only", a->instance_only);
+	int r = client_query_operation(src, "POST", path, offer, &src_op, err);
+	json_decref(offer);
+	if (r < 0)
+		goto out;
+	const char *op_id = json_string_value(json_object_get(src_op, "id"));
+	json_t *secrets = json_object_get(src_op, "metadata");
+	if (op_id == NULL || !json_is_object(secrets)) {
+		error_set(err, 502, 0, "The source answered no migration operation");
+		goto out;
+	}
+
+	/* A move keeps the instance's MAC and address (volatile.*); a copy gets its own. */
+	json_t *config = json_object();
+	const char *key;
+	json_t *v;
+	json_object_foreach(json_object_get(inst, "config"), key, v) {
+		if (a->move || strncmp(key, "volatile.", 9) != 0)
+			json_object_set(config, key, v);
+	}
+	if (json_is_object(a->config))
+		json_object_update(config, a->config);
+	json_t *source = json_pack("{s:s, s:s, s:s, s:s, s:O}", "type", "migration", "mode", "pull", "operation",
+				   "", "certificate", pem, "secrets", secrets);
+	json_object_set_new(source, "operation", json_sprintf("%s/1.0/operations/%s", url_base, op_id));
+	body = json_pack("{s:s, s:o, s:o, s:O, s:O}", "name", a->dst_name, "source", source, "config", config,
+			 "devices", json_object_get(inst, "devices"), "profiles",
+			 json_is_array(a->profiles) ? a->profiles : json_object_get(inst, "profiles"));
+	if (json_object_get(inst, "architecture") != NULL)
+		json_object_set(body, "architecture", json_object_get(inst, "architecture"));
+	if (client_run_operation(dst, "POST", "/1.0/instances", body, "Transferring instance", NULL, err) < 0) {
+		/* The source's operation ends on its own when nobody connects;
+		 * cancel it now so the instance is free at once. */
+		cleanup_free char *op_path = xasprintf("/1.0/operations/%s", op_id);
+		cleanup_error struct ferry_error *e = NULL;
+		client_query(src, "DELETE", op_path, NULL, NULL, &e);
+		goto out;
+	}
+	if (client_operation_wait(src, src_op, NULL, NULL, err) < 0)
+		goto out;
+	if (a->move) {
+		json_t *del = NULL;
+		if (client_query_operation(src, "DELETE", path, NULL, &del, err) < 0 ||
+		    client_operation_wait(src, del, NULL, NULL, err) < 0) {
+			json_decref(del);
+			error_wrap(err, "the instance is on %s now, but removing it from %s failed", a->dst_remote,
+				   a->src_remote);
+			goto out;
+		}
+		json_decref(del);
+		/* Gone from the source: it runs again on the target. */
+		stopped_here = false;
+		if (was_running && instance_action(dst, a->dst_name, "start", false, -1, false, err) < 0) {
+			error_wrap(err, "the instance is on %s now, stopped: starting it failed", a->dst_remote);
+			goto out;
+		}
+	}
+	ret = 0;
+out:
+	/* A copy leaves the source as it found it, and so does a failed move. */
+	if (stopped_here) {
+		cleanup_error struct ferry_error *e = NULL;
+		if (instance_action(src, a->src_name, "start", false, -1, false, &e) < 0)
+			fprintf(stderr, "Warning: restarting \"%s\" on %s failed: %s\n", a->src_name, a->src_remote,
+				e->msg);
+	}
+	json_decref(body);
+	json_decref(src_op);
+	json_decref(inst);
+	return ret;
+}
+
 int cmd_copy(int argc, char **argv)
 {
 	const struct cli_command cmd = {
@@ -39,7 +163,7 @@ int cmd_copy(int argc, char **argv)
 		.shortopts = "c:p:e",
 		.longopts = copy_options,
 	};
-	bool ephemeral = false, instance_only = false, no_profiles = false;
+	bool ephemeral = false, instance_only = false, no_profiles = false, stateless = false;
 	json_t *config = json_object(), *profiles = json_array();
 	int c;
 	while ((c = cli_next_option(&cmd, argc, argv)) != -1) {
@@ -67,6 +191,7 @@ int cmd_copy(int argc, char **argv)
 			no_profiles = true;
 			break;
 		case OPT_STATELESS:
+			stateless = true;
 			break;
 		case CLI_OPT_HELP:
 			json_decref(config);
@@ -91,7 +216,21 @@ int cmd_copy(int argc, char **argv)
 	if (target_parse(argv[optind], &src, &err) < 0 || target_parse(argv[optind + 1], &dst, &err) < 0)
 		goto out;
 	if (strcmp(src.remote, dst.remote) != 0) {
-		error_set(&err, 400, 0, "Copies between servers aren't supported yet");
+		if (strchr(src.name, '/') != NULL) {
+			error_set(&err, 400, 0, "Copies of snapshots between servers aren't supported yet");
+			goto out;
+		}
+		if (no_profiles) {
+			json_decref(profiles);
+			profiles = json_array();
+		}
+		struct copy_remote_args args = {
+			.src_remote = src.remote, .src_name = src.name,
+			.dst_remote = dst.remote, .dst_name = dst.name[0] ? dst.name : src.name,
+			.stateless = stateless, .instance_only = instance_only, .config = config,
+			.profiles = json_array_size(profiles) > 0 || no_profiles ? profiles : NULL,
+		};
+		r = copy_remote(&args, &err);
 		goto out;
 	}
 	if (dst.name[0] == '\0' || strchr(dst.name, '/') != NULL) {

@@ -1,9 +1,76 @@
+/* ferry move: rename on one server (LXD's POST /1.0/instances/NAME
+ * {"name": NEW}), or move to another server: a pull migration to the
+ * target, then the source is deleted once the target has the instance
+ * (copy_remote). A running instance moves with --stateless (stopped here,
+ * started there); live moves come later. */
+#include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cli/cli.h"
+#include "cli/client.h"
+#include "cli/copy.h"
+#include "cli/target.h"
+#include "common/util.h"
+
+enum { OPT_STATELESS = 0x200 };
+
+static const struct option move_options[] = {
+	{ "stateless", no_argument, NULL, OPT_STATELESS },
+	{ 0 },
+};
 
 int cmd_move(int argc, char **argv)
 {
-	fprintf(stderr, "Error: ferry move is not implemented yet\n");
-	return EXIT_FAIL;
+	const struct cli_command cmd = {
+		.name = "move",
+		.usage = "[<remote>:]<instance> [<remote>:][<instance>] [flags]",
+		.summary = "Move instances within or in between servers",
+		.help = "      --stateless   Move a running instance by stopping it here and starting it there\n",
+		.shortopts = "",
+		.longopts = move_options,
+	};
+	bool stateless = false;
+	int c;
+	while ((c = cli_next_option(&cmd, argc, argv)) != -1) {
+		if (c == OPT_STATELESS)
+			stateless = true;
+		else
+			return c == CLI_OPT_HELP ? EXIT_OK : EXIT_USAGE;
+	}
+	int rc = cli_check_args(&cmd, argc - optind, 2, 2);
+	if (rc != 0)
+		return rc;
+	cleanup_error struct ferry_error *err = NULL;
+	struct target src cleanup_target = { 0 }, dst cleanup_target = { 0 };
+	int r = -1;
+	if (target_parse(argv[optind], &src, &err) < 0 || target_parse(argv[optind + 1], &dst, &err) < 0)
+		goto out;
+	if (src.name[0] == '\0' || strchr(src.name, '/') != NULL || strchr(dst.name, '/') != NULL) {
+		error_bad_request(&err, "Moving snapshots isn't supported: name an instance");
+		goto out;
+	}
+	const char *new_name = dst.name[0] ? dst.name : src.name;
+	if (strcmp(src.remote, dst.remote) == 0) {
+		if (strcmp(new_name, src.name) == 0) {
+			error_bad_request(&err, "Source and target are the same instance");
+			goto out;
+		}
+		struct client *client cleanup_client = NULL;
+		if (client_open(src.remote, &client, &err) < 0)
+			goto out;
+		cleanup_free char *path = xasprintf("/1.0/instances/%s", src.name);
+		json_t *body = json_pack("{s:s}", "name", new_name);
+		r = client_run_operation(client, "POST", path, body, NULL, NULL, &err);
+		json_decref(body);
+		goto out;
+	}
+	struct copy_remote_args args = {
+		.src_remote = src.remote, .src_name = src.name,
+		.dst_remote = dst.remote, .dst_name = new_name,
+		.move = true, .stateless = stateless,
+	};
+	r = copy_remote(&args, &err);
+out:
+	return r < 0 ? cli_fail(err) : EXIT_OK;
 }

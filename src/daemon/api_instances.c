@@ -13,6 +13,7 @@
 #include "daemon/operations.h"
 #include "daemon/request.h"
 #include "daemon/snapshots.h"
+#include "migrate/migrate.h"
 
 /* The value of a dotted field of an instance object: "name",
  * "config.user.x" (the rest of the path is one key), "state.status". */
@@ -188,6 +189,8 @@ static struct response *instances_post(struct request *req)
 	const char *type = json_string_value(json_object_get(source, "type"));
 	if (type == NULL || type[0] == '\0')
 		type = "none";
+	if (strcmp(type, "migration") == 0)
+		return migrate_target_respond(body); /* pulled from another ferryd: src/migrate */
 	if (strcmp(type, "image") != 0 && strcmp(type, "none") != 0 && strcmp(type, "copy") != 0)
 		return response_error(400, "Unknown source type %s", type);
 	const char *itype = json_string_value(json_object_get(body, "type"));
@@ -458,7 +461,7 @@ static struct response *instance_post(struct request *req)
 	if (!json_is_object(req->body))
 		return response_error(400, "Invalid request: expected a JSON object");
 	if (json_is_true(json_object_get(req->body, "migration")))
-		return response_error(400, "Migration isn't implemented yet");
+		return migrate_source_respond(name, req->body);
 	const char *new_name = json_string_value(json_object_get(req->body, "name"));
 	if (new_name == NULL)
 		return response_error(400, "Invalid request: missing the new \"name\"");

@@ -30,6 +30,14 @@
 /* Address assignment reads every instance's addresses and writes one: it
  * runs under this lock so two creations never pick the same address. */
 static pthread_mutex_t address_mutex = PTHREAD_MUTEX_INITIALIZER;
+/* --address-range: picks stay inside it (0, 0: anywhere in the subnet). */
+static uint32_t address_range_first, address_range_last;
+
+void instance_address_range_set(uint32_t first, uint32_t last)
+{
+	address_range_first = first;
+	address_range_last = last;
+}
 
 /* ---- names and paths --------------------------------------------------- */
 
@@ -248,7 +256,8 @@ static int assign_nics(struct db_instance *inst, struct ferry_error **err)
 		char *picked = NULL;
 		for (uint32_t n = 2; (picked = network_ipv4_nth(daemon_ctx->bridge_cidr, n)) != NULL; n++) {
 			unsigned a;
-			if (config_parse_ipv4(picked, &a) == 0 && a != gw && json_object_get(used, picked) == NULL)
+			if (config_parse_ipv4(picked, &a) == 0 && a != gw && json_object_get(used, picked) == NULL &&
+			    (address_range_last == 0 || (a >= address_range_first && a <= address_range_last)))
 				break;
 			free(picked);
 		}
@@ -1650,6 +1659,12 @@ int instances_startup(struct ferry_error **err)
 		instance_lock(name);
 		if (instance_get(name, &inst, &e) < 0 || instance_runtime_state(name, &st, &e) < 0) {
 			log_error("start-up: %s", e->msg);
+			goto next;
+		}
+		if (json_object_get(inst.config, INSTANCE_KEY_MIGRATING) != NULL && st.status == RUNTIME_STOPPED) {
+			log_warn("instance %s: removing the partial copy of a migration that did not finish", name);
+			if (instance_delete(name, &e) < 0)
+				log_error("start-up: %s", e->msg);
 			goto next;
 		}
 		const char *last = json_string_value(json_object_get(inst.config, "volatile.last_state.power"));

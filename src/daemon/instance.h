@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "common/error.h"
@@ -61,6 +62,16 @@ int instance_update(const char *name, json_t *body, bool merge, bool dry_run, js
 
 /* The instance's row, 404 "Instance \"NAME\" not found" when missing. */
 int instance_get(const char *name, struct db_instance *inst, struct ferry_error **err);
+/* Limit the addresses picked for nics to first..last (host byte order,
+ * inclusive; 0, 0: the whole subnet). Hosts that share one L2 segment and
+ * subnet (the multi-host test bed) give each daemon its own range, so no
+ * two hand out the same address. Set once at start-up (--address-range). */
+void instance_address_range_set(uint32_t first, uint32_t last);
+/* Set on an instance's row while a migration brings it in, removed when it
+ * has all arrived: an instance still carrying it at start-up is the
+ * partial copy of a transfer that died with ferryd, and is deleted. */
+#define INSTANCE_KEY_MIGRATING "volatile.migration.incoming"
+
 /* Add the row of a new instance (copies): fresh MAC and address for each
  * nic (volatile.*), 409 when the name is taken. */
 int instance_record_create(struct db_instance *inst, struct ferry_error **err);

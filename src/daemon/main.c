@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -31,11 +32,15 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out, "Usage: ferryd [--root DIR] [--bridge NAME] [--debug]\n"
+	fprintf(out, "Usage: ferryd [--root DIR] [--bridge NAME] [--bridge-cidr CIDR] [--address-range FIRST-LAST] [--debug]\n"
 		     "       ferryd --root DIR --bridge NAME --purge\n"
 		     "\n"
 		     "  --root DIR       state directory (default /var/lib/ferry)\n"
 		     "  --bridge NAME    the containers' bridge (default ferrybr0)\n"
+		     "  --bridge-cidr CIDR  the bridge's address and subnet (\"10.5.6.1/24\"), kept\n"
+		     "                   from then on (default: a free /24 picked once)\n"
+		     "  --address-range FIRST-LAST  give containers addresses from this range of\n"
+		     "                   the subnet only (hosts sharing one L2 segment)\n"
 		     "  --debug          log every request\n"
 		     "  --purge          remove what this daemon made outside its root (the bridge,\n"
 		     "                   its NAT rule, empty cgroups), then exit\n");
@@ -112,11 +117,25 @@ static void https_listener_restore(struct daemon *d)
 
 /* The bridge's subnet is picked once and kept in the database, so
  * containers keep their addresses across restarts. */
-static int bridge_setup(struct daemon *d, struct ferry_error **err)
+static int bridge_setup(struct daemon *d, const char *fixed_cidr, struct ferry_error **err)
 {
 	json_t *config = NULL;
 	cleanup_error struct ferry_error *lookup_err = NULL;
-	if (db_network_get(d->db, d->bridge, &config, &lookup_err) < 0) {
+	if (fixed_cidr != NULL) {
+		/* --bridge-cidr: the hosts of one L2 segment share a subnet. */
+		if (db_network_get(d->db, d->bridge, &config, &lookup_err) < 0) {
+			if (lookup_err->status != 404) {
+				error_move(err, &lookup_err);
+				return -1;
+			}
+			config = json_pack("{s:s}", "ipv4.nat", "true");
+		}
+		json_object_set_new(config, "ipv4.address", json_string(fixed_cidr));
+		if (db_network_set(d->db, d->bridge, config, err) < 0) {
+			json_decref(config);
+			return -1;
+		}
+	} else if (db_network_get(d->db, d->bridge, &config, &lookup_err) < 0) {
 		if (lookup_err->status != 404) {
 			error_move(err, &lookup_err);
 			return -1;
@@ -180,6 +199,22 @@ static int purge_host(const char *root, const char *bridge)
 	return 0;
 }
 
+/* "10.5.6.100-10.5.6.149" -> both ends in host byte order. */
+static int address_range_parse(const char *text, uint32_t *first, uint32_t *last)
+{
+	const char *dash = strchr(text, '-');
+	if (dash == NULL || dash - text >= INET_ADDRSTRLEN)
+		return -1;
+	char a[INET_ADDRSTRLEN] = "";
+	memcpy(a, text, dash - text);
+	struct in_addr fa, la;
+	if (inet_pton(AF_INET, a, &fa) != 1 || inet_pton(AF_INET, dash + 1, &la) != 1)
+		return -1;
+	*first = ntohl(fa.s_addr);
+	*last = ntohl(la.s_addr);
+	return *first <= *last ? 0 : -1;
+}
+
 int main(int argc, char **argv)
 {
 	/* The runtime re-executes ferryd as each container's monitor. */
@@ -189,12 +224,14 @@ int main(int argc, char **argv)
 	static const struct option options[] = {
 		{ "root", required_argument, NULL, 'r' },
 		{ "bridge", required_argument, NULL, 'b' },
+		{ "bridge-cidr", required_argument, NULL, 'c' },
+		{ "address-range", required_argument, NULL, 'a' },
 		{ "debug", no_argument, NULL, 'd' },
 		{ "purge", no_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *root = NULL, *bridge = "ferrybr0";
+	const char *root = NULL, *bridge = "ferrybr0", *bridge_cidr = NULL, *address_range = NULL;
 	bool debug = false, purge = false;
 	int c;
 	while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
@@ -204,6 +241,12 @@ int main(int argc, char **argv)
 			break;
 		case 'b':
 			bridge = optarg;
+			break;
+		case 'c':
+			bridge_cidr = optarg;
+			break;
+		case 'a':
+			address_range = optarg;
 			break;
 		case 'd':
 			debug = true;
@@ -227,6 +270,21 @@ int main(int argc, char **argv)
 
 	if (purge)
 		return purge_host(root ? root : "/var/lib/ferry", bridge);
+	if (bridge_cidr != NULL) {
+		uint32_t gw;
+		int prefix;
+		if (network_cidr_parse(bridge_cidr, &gw, &prefix, &err) < 0)
+			return die(err, "--bridge-cidr");
+	}
+	if (address_range != NULL) {
+		uint32_t first, last;
+		if (address_range_parse(address_range, &first, &last) < 0) {
+			fprintf(stderr, "ferryd: --address-range: expected FIRST-LAST (two IPv4 addresses), got \"%s\"\n",
+				address_range);
+			return 2;
+		}
+		instance_address_range_set(first, last);
+	}
 
 	umask(022);
 	struct daemon *d = xcalloc(1, sizeof(*d));
@@ -277,7 +335,7 @@ int main(int argc, char **argv)
 	cleanup_free char *db_path = xasprintf("%s/database/ferry.db", d->root);
 	if (db_open(db_path, &d->db, &err) < 0)
 		return die(err, "database");
-	if (bridge_setup(d, &err) < 0)
+	if (bridge_setup(d, bridge_cidr, &err) < 0)
 		return die(err, "network");
 	if (server_start(d->socket_path, d->cache_dir, &err) < 0)
 		return die(err, "API");

@@ -1,0 +1,100 @@
+/* Migration of instances between two ferryds, LXD's way: pulled by the
+ * target.
+ *
+ *   client -> source: POST /1.0/instances/NAME {"migration": true, "live": false,
+ *            "instance_only": false}
+ *            answers a websocket operation with the secrets of its streams,
+ *            metadata {"control": S1, "fs": S2}
+ *   client -> target: POST /1.0/instances {"name", "source": {"type": "migration",
+ *            "mode": "pull", "operation": "https://SRC:8443/1.0/operations/ID",
+ *            "certificate": PEM, "secrets": {"control": S1, "fs": S2}}, "config"...}
+ *   target -> source: connects to both websockets over mutual TLS, presenting
+ *            its own server certificate and insisting on the given one.
+ *
+ * On "control" (JSON text messages, the types below; the only place they
+ * are declared): the source sends a header (the instance's record and its
+ * snapshots'); the fs stream follows; the target answers with a result.
+ * On "fs": the rootfs as binary messages of a tar stream (uncompressed, the
+ * image tarball's layout: rootfs/...) with unshifted owners (container ids),
+ * ended by an empty message: first one such stream per snapshot, in the
+ * header's order, then the instance's own rootfs. Snapshots arrive
+ * stateless (their CRIU images stay behind). Nothing is spooled to disk on either side: the
+ * source writes the tar straight into the websocket, the target unpacks as
+ * it arrives, shifting owners into its own idmap.
+ *
+ * Neither side deletes the source: a move is a copy followed by the
+ * client's DELETE of the source once the target's operation succeeded, so
+ * a failure at any point leaves the source as it was. The target removes a
+ * partial copy on any failure. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/error.h"
+#include "common/ws.h"
+
+#define MIGRATE_SECRET_CONTROL "control"
+#define MIGRATE_SECRET_FS "fs"
+/* How long the source waits for the target to connect its streams. */
+#define MIGRATE_CONNECT_TIMEOUT_MS 30000
+/* fs stream: tar blocks of this size, one websocket message each. */
+#define MIGRATE_FS_CHUNK (256 * 1024)
+/* After a failed fs stream, how long to wait for the peer's reason on control. */
+#define MIGRATE_REASON_TIMEOUT_MS 5000
+
+/* ---- control messages: {"type": "header"|"result", ...} ---------------- */
+
+enum migrate_msg_type { MIGRATE_MSG_HEADER, MIGRATE_MSG_RESULT };
+
+/* Source -> target, first: what is coming. */
+struct migrate_header {
+	char *name;          /* the instance's name on the source */
+	char *architecture;
+	char *description;
+	bool ephemeral;
+	json_t *config;      /* the instance's own config (with volatile.*) */
+	json_t *devices;
+	json_t *profiles;
+	/* Oldest first: struct db_snapshot rows (instance and stateful left out),
+	 * encoded by migrate_snapshot_to_json. */
+	json_t *snapshots;
+};
+
+struct db_snapshot;
+json_t *migrate_snapshot_to_json(const struct db_snapshot *s);
+/* Fills s (its instance: NULL, stateful: false). 502 when malformed. */
+int migrate_snapshot_from_json(json_t *j, struct db_snapshot *s, struct ferry_error **err);
+
+/* Target -> source, last: did the instance arrive. */
+struct migrate_result {
+	bool success;
+	char *message;       /* why not, when !success */
+};
+
+void migrate_header_clear(struct migrate_header *h);
+void migrate_result_clear(struct migrate_result *r);
+
+int migrate_send_header(struct ws *ws, const struct migrate_header *h, struct ferry_error **err);
+int migrate_send_result(struct ws *ws, const struct migrate_result *r, struct ferry_error **err);
+/* Receive the next control message, which must be of type want. */
+int migrate_recv_header(struct ws *ws, struct migrate_header *h, int timeout_ms, struct ferry_error **err);
+int migrate_recv_result(struct ws *ws, struct migrate_result *r, int timeout_ms, struct ferry_error **err);
+
+/* ---- the daemon's entry points ------------------------------------------ */
+
+struct response;
+/* POST /1.0/instances/NAME with "migration": true: the source's operation. */
+struct response *migrate_source_respond(const char *name, json_t *body);
+/* POST /1.0/instances with source.type "migration": the target's operation. */
+struct response *migrate_target_respond(json_t *body);
+
+/* ---- the target's websocket client (dial.c) ----------------------------- */
+
+struct migrate_conn;
+/* Connect to ws_url ("https://HOST:PORT/1.0/operations/ID/websocket?secret=S")
+ * presenting this daemon's server certificate, accepting only server_pem. */
+int migrate_dial(const char *ws_url, const char *server_pem, struct migrate_conn **out, struct ferry_error **err);
+struct ws *migrate_conn_ws(struct migrate_conn *c);
+void migrate_conn_free(struct migrate_conn *c);

@@ -1,0 +1,305 @@
+/* The source side of a migration: an operation whose two websockets
+ * ("control", "fs") the target connects to; then the header, the rootfs as
+ * a tar stream, and the target's result. The instance stays locked (no
+ * start, no edit) and untouched throughout. */
+#include <archive.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "daemon/daemon.h"
+#include "daemon/db_snapshots.h"
+#include "daemon/instance.h"
+#include "daemon/operations.h"
+#include "daemon/request.h"
+#include "daemon/snapshots.h"
+#include "image/image.h"
+/* image_tar_add_tree: the image library's packer, here writing into a
+ * websocket instead of a file. */
+#include "image/image_internal.h"
+#include "migrate/migrate.h"
+
+struct source_job {
+	char *name;
+	char *secret_control, *secret_fs;
+	bool instance_only; /* no snapshots */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct ws *control, *fs;
+	bool finished;
+};
+
+static void source_job_free(void *data)
+{
+	struct source_job *job = data;
+	free(job->name);
+	free(job->secret_control);
+	free(job->secret_fs);
+	pthread_mutex_destroy(&job->lock);
+	pthread_cond_destroy(&job->cond);
+	free(job);
+}
+
+/* A target connected a stream: hand it to the run, hold it until the run is done. */
+static void source_connect(struct operation *op, void *data, const char *secret, struct ws *ws)
+{
+	struct source_job *job = data;
+	pthread_mutex_lock(&job->lock);
+	struct ws **slot = strcmp(secret, job->secret_control) == 0 ? &job->control
+			   : strcmp(secret, job->secret_fs) == 0    ? &job->fs
+								     : NULL;
+	if (slot == NULL || *slot != NULL || job->finished) {
+		pthread_mutex_unlock(&job->lock);
+		ws_close(ws, 1000, "");
+		ws_free(ws);
+		return;
+	}
+	*slot = ws;
+	pthread_cond_broadcast(&job->cond);
+	while (!job->finished)
+		pthread_cond_wait(&job->cond, &job->lock);
+	*slot = NULL;
+	pthread_mutex_unlock(&job->lock);
+	ws_close(ws, 1000, "");
+	ws_free(ws);
+}
+
+static int wait_streams(struct operation *op, struct source_job *job, struct ferry_error **err)
+{
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += MIGRATE_CONNECT_TIMEOUT_MS / 1000;
+	pthread_mutex_lock(&job->lock);
+	int r = 0;
+	while ((job->control == NULL || job->fs == NULL) && r == 0) {
+		if (operation_cancelled(op)) {
+			pthread_mutex_unlock(&job->lock);
+			return error_set(err, 400, ECANCELED, "migration cancelled before the target connected");
+		}
+		/* Wake now and then to notice a cancel. */
+		struct timespec step;
+		clock_gettime(CLOCK_REALTIME, &step);
+		step.tv_nsec += 200 * 1000000L;
+		if (step.tv_nsec >= 1000000000L) {
+			step.tv_sec++;
+			step.tv_nsec -= 1000000000L;
+		}
+		if (step.tv_sec > deadline.tv_sec || (step.tv_sec == deadline.tv_sec && step.tv_nsec > deadline.tv_nsec))
+			step = deadline;
+		r = pthread_cond_timedwait(&job->cond, &job->lock, &step);
+		if (r == ETIMEDOUT) {
+			struct timespec now;
+			clock_gettime(CLOCK_REALTIME, &now);
+			r = now.tv_sec > deadline.tv_sec ||
+			    (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec) ? ETIMEDOUT : 0;
+		}
+	}
+	pthread_mutex_unlock(&job->lock);
+	if (r != 0)
+		return error_set(err, 504, ETIMEDOUT, "the migration target did not connect within %d s",
+				 MIGRATE_CONNECT_TIMEOUT_MS / 1000);
+	return 0;
+}
+
+/* libarchive's writer, straight into the fs websocket. */
+struct fs_sink {
+	struct ws *ws;
+	struct operation *op;
+	unsigned long long sent;
+	long long last_report_ms;
+	struct ferry_error *err;
+};
+
+static la_ssize_t fs_sink_write(struct archive *a, void *ctx, const void *buf, size_t len)
+{
+	struct fs_sink *sink = ctx;
+	if (ws_send(sink->ws, WS_BINARY, buf, len, &sink->err) < 0) {
+		archive_set_error(a, EPIPE, "%s", sink->err->msg);
+		return -1;
+	}
+	sink->sent += len;
+	long long now = now_ms();
+	if (now - sink->last_report_ms >= 500) {
+		sink->last_report_ms = now;
+		operation_set_metadata_key(sink->op, "fs_progress", json_sprintf("%llu bytes sent", sink->sent));
+	}
+	return (la_ssize_t)len;
+}
+
+/* The rootfs as a tar stream with container ids (the target shifts them
+ * into its own map), then an empty message: the end. */
+static int send_rootfs(struct operation *op, struct ws *ws, const char *rootfs, unsigned shift,
+		       unsigned long long *sent, struct ferry_error **err)
+{
+	struct fs_sink sink = { .ws = ws, .op = op };
+	struct archive *tar = archive_write_new();
+	int ret = -1;
+	if (archive_write_set_format_pax_restricted(tar) != ARCHIVE_OK ||
+	    archive_write_set_bytes_per_block(tar, MIGRATE_FS_CHUNK) != ARCHIVE_OK ||
+	    archive_write_open(tar, &sink, NULL, fs_sink_write, NULL) != ARCHIVE_OK) {
+		error_set(err, 500, 0, "tar writer: %s", archive_error_string(tar));
+		goto out;
+	}
+	if (image_tar_add_tree(tar, rootfs, shift, shift, err) < 0)
+		goto out;
+	if (archive_write_close(tar) != ARCHIVE_OK) {
+		error_set(err, 500, archive_errno(tar), "send the rootfs: %s", archive_error_string(tar));
+		goto out;
+	}
+	if (ws_send(ws, WS_BINARY, "", 0, err) < 0)
+		goto out;
+	ret = 0;
+out:
+	archive_write_free(tar);
+	/* The websocket's own error says more than libarchive's copy of it. */
+	if (ret < 0 && sink.err != NULL) {
+		error_free(err);
+		error_move(err, &sink.err);
+		error_wrap(err, "send the rootfs");
+	}
+	error_free(&sink.err);
+	*sent = sink.sent;
+	return ret;
+}
+
+/* The snapshots' rows, oldest first, as the header carries them. */
+static int snapshots_header(const char *name, json_t **out, struct ferry_error **err)
+{
+	json_t *names = NULL;
+	if (db_snapshot_list(daemon_ctx->db, name, &names, err) < 0)
+		return -1;
+	json_t *list = json_array();
+	size_t i;
+	json_t *n;
+	json_array_foreach(names, i, n) {
+		struct db_snapshot s = { 0 };
+		if (db_snapshot_get(daemon_ctx->db, name, json_string_value(n), &s, err) < 0) {
+			json_decref(names);
+			json_decref(list);
+			return -1;
+		}
+		json_array_append_new(list, migrate_snapshot_to_json(&s));
+		db_snapshot_clear(&s);
+	}
+	json_decref(names);
+	*out = list;
+	return 0;
+}
+
+static int source_run(struct operation *op, void *data, struct ferry_error **err)
+{
+	struct source_job *job = data;
+	struct db_instance inst = { 0 };
+	json_t *snapshots = NULL;
+	/* Declared before the first goto: cleanup must never see them uninitialised. */
+	cleanup_free char *rootfs = instance_rootfs(job->name);
+	int ret = -1;
+
+	instance_lock(job->name);
+	if (wait_streams(op, job, err) < 0)
+		goto out;
+	if (instance_get(job->name, &inst, err) < 0)
+		goto out;
+	if (instance_is_running(job->name)) {
+		error_bad_request(err, "Instance \"%s\" is running: stop it first, or move it --stateless", job->name);
+		goto out;
+	}
+	struct instance_idmap map;
+	if (instance_idmap(job->name, &map, err) < 0)
+		goto out;
+	if (job->instance_only)
+		snapshots = json_array();
+	else if (snapshots_header(job->name, &snapshots, err) < 0)
+		goto out;
+	struct migrate_header h = {
+		.name = inst.name, .architecture = inst.architecture, .description = inst.description,
+		.ephemeral = inst.ephemeral, .config = inst.config, .devices = inst.devices,
+		.profiles = inst.profiles, .snapshots = snapshots,
+	};
+	if (migrate_send_header(job->control, &h, err) < 0)
+		goto out;
+	unsigned long long sent = 0;
+	struct migrate_result res = { 0 };
+	/* Each snapshot's rootfs, oldest first, then the instance's. */
+	int sent_ok = 0;
+	size_t i;
+	json_t *snap;
+	json_array_foreach(snapshots, i, snap) {
+		cleanup_free char *sdir = snapshot_dir(job->name, json_string_value(json_object_get(snap, "name")));
+		cleanup_free char *srootfs = xasprintf("%s/rootfs", sdir);
+		unsigned long long n = 0;
+		sent_ok = send_rootfs(op, job->fs, srootfs, map.base, &n, err);
+		sent += n;
+		if (sent_ok < 0)
+			break;
+	}
+	if (sent_ok == 0) {
+		unsigned long long n = 0;
+		sent_ok = send_rootfs(op, job->fs, rootfs, map.base, &n, err);
+		sent += n;
+	}
+	if (sent_ok < 0) {
+		/* The target may have stopped reading because it refused: its reason is better. */
+		cleanup_error struct ferry_error *e = NULL;
+		if (migrate_recv_result(job->control, &res, MIGRATE_REASON_TIMEOUT_MS, &e) == 0 && !res.success) {
+			error_free(err);
+			error_set(err, 500, 0, "the target refused: %s", res.message ? res.message : "no reason given");
+		}
+		migrate_result_clear(&res);
+		goto out;
+	}
+	operation_set_metadata_key(op, "fs_progress", json_sprintf("%llu bytes sent", sent));
+	/* The target answers once the last file is on its disk. */
+	if (migrate_recv_result(job->control, &res, 3600 * 1000, err) < 0)
+		goto out;
+	if (!res.success) {
+		error_set(err, 500, 0, "the target refused: %s", res.message ? res.message : "no reason given");
+		migrate_result_clear(&res);
+		goto out;
+	}
+	migrate_result_clear(&res);
+	log_info("instance %s: sent to a migration target (%llu bytes of rootfs)", job->name, sent);
+	ret = 0;
+out:
+	json_decref(snapshots);
+	db_instance_clear(&inst);
+	instance_unlock(job->name);
+	pthread_mutex_lock(&job->lock);
+	job->finished = true;
+	pthread_cond_broadcast(&job->cond);
+	pthread_mutex_unlock(&job->lock);
+	if (ret < 0)
+		error_wrap(err, "migrate \"%s\"", job->name);
+	return ret;
+}
+
+struct response *migrate_source_respond(const char *name, json_t *body)
+{
+	cleanup_error struct ferry_error *err = NULL;
+	if (json_is_true(json_object_get(body, "live")))
+		return response_error(400, "Live migration isn't implemented yet: stop the instance, or move it --stateless");
+	struct db_instance inst = { 0 };
+	if (instance_get(name, &inst, &err) < 0)
+		return response_from_error(err);
+	db_instance_clear(&inst);
+	if (instance_is_running(name))
+		return response_error(400, "Instance \"%s\" is running: stop it first, or move it --stateless", name);
+	struct source_job *job = xcalloc(1, sizeof(*job));
+	job->name = xstrdup(name);
+	job->secret_control = instance_new_secret();
+	job->secret_fs = instance_new_secret();
+	job->instance_only = json_is_true(json_object_get(body, "instance_only"));
+	pthread_mutex_init(&job->lock, NULL);
+	pthread_cond_init(&job->cond, NULL);
+	json_t *metadata = json_pack("{s:s, s:s}", MIGRATE_SECRET_CONTROL, job->secret_control, MIGRATE_SECRET_FS,
+				     job->secret_fs);
+	return instance_operation_respond(true, "Migrating instance", name, metadata, source_run, source_connect, job,
+					  source_job_free);
+}

@@ -1,0 +1,369 @@
+/* The target side of a migration: pull from the source's operation. Dial
+ * both streams, take the header, create the instance's record (keeping its
+ * MAC and address when free here), unpack the rootfs shifted into this
+ * host's idmap, and answer with the result. Any failure removes whatever
+ * was made here and tells the source, whose instance stays as it was. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "daemon/daemon.h"
+#include "daemon/db.h"
+#include "daemon/db_snapshots.h"
+#include "daemon/instance.h"
+#include "daemon/operations.h"
+#include "daemon/request.h"
+#include "daemon/snapshots.h"
+#include "image/image.h"
+#include "migrate/migrate.h"
+
+struct target_job {
+	char *name;
+	char *operation;   /* the source's operation URL */
+	char *certificate; /* the source's server certificate (PEM) */
+	char *secret_control, *secret_fs;
+	json_t *config, *devices, *profiles; /* the request's, when given: override the source's */
+};
+
+static void target_job_free(void *data)
+{
+	struct target_job *job = data;
+	free(job->name);
+	free(job->operation);
+	free(job->certificate);
+	free(job->secret_control);
+	free(job->secret_fs);
+	json_decref(job->config);
+	json_decref(job->devices);
+	json_decref(job->profiles);
+	free(job);
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* config without volatile.*: what a user may set, and what is checked. */
+static json_t *config_user_keys(json_t *config)
+{
+	json_t *out = json_object();
+	const char *key;
+	json_t *v;
+	json_object_foreach(config, key, v) {
+		if (strncmp(key, "volatile.", 9) != 0)
+			json_object_set(out, key, v);
+	}
+	return out;
+}
+
+/* The source's config, minus what belongs to its host: idmap, veth names,
+ * power state. The MAC and address stay (the container keeps them when
+ * they are free here). */
+static json_t *config_for_target(json_t *config)
+{
+	json_t *out = json_object();
+	const char *key;
+	json_t *v;
+	json_object_foreach(config, key, v) {
+		if (strncmp(key, "volatile.", 9) == 0) {
+			bool keep = ends_with(key, ".hwaddr") || ends_with(key, ".ipv4.address");
+			if (!keep || strncmp(key, "volatile.idmap.", 15) == 0)
+				continue;
+		}
+		json_object_set(out, key, v);
+	}
+	return out;
+}
+
+/* The fs stream into a pipe that the unpacker reads, on its own thread.
+ * It reads up to the empty end message even when the unpacker has stopped
+ * (done, or failed): the source then hears our result, not a broken pipe. */
+struct fs_pump {
+	struct ws *ws;
+	int fd;              /* the pipe's write end; closed by the pump */
+	struct ferry_error *err;
+	bool ended;          /* the end message arrived */
+	pthread_t thread;
+};
+
+static void *fs_pump_run(void *arg)
+{
+	struct fs_pump *p = arg;
+	bool reader_gone = false;
+	for (;;) {
+		enum ws_opcode op;
+		char *data = NULL;
+		size_t len = 0;
+		int r = ws_recv(p->ws, &op, &data, &len, 600 * 1000, &p->err);
+		if (r <= 0) {
+			if (r < 0)
+				error_wrap(&p->err, "receive the rootfs");
+			else
+				error_set(&p->err, 502, EPIPE, "the source closed the rootfs stream early");
+			break;
+		}
+		if (len == 0) {
+			free(data);
+			p->ended = true;
+			break;
+		}
+		for (size_t off = 0; off < len && !reader_gone;) {
+			ssize_t n = write(p->fd, data + off, len - off);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				reader_gone = true; /* EPIPE: the unpacker says why */
+				break;
+			}
+			off += n;
+		}
+		free(data);
+	}
+	close(p->fd);
+	return NULL;
+}
+
+/* Unpack the fs stream into rootfs as it arrives, owners shifted by shift. */
+static int recv_rootfs(struct ws *ws, const char *rootfs, unsigned shift, struct ferry_error **err)
+{
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return error_sys(err, errno, "pipe");
+	struct fs_pump pump = { .ws = ws, .fd = fds[1] };
+	int r = pthread_create(&pump.thread, NULL, fs_pump_run, &pump);
+	if (r != 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return error_sys(err, r, "start the rootfs receiver");
+	}
+	/* image_unpack_rootfs opens a path: the pipe's read end by /proc. */
+	cleanup_free char *path = xasprintf("/proc/self/fd/%d", fds[0]);
+	cleanup_error struct ferry_error *unpack_err = NULL;
+	int ret = image_unpack_rootfs(path, rootfs, shift, shift, &unpack_err);
+	close(fds[0]);
+	pthread_join(pump.thread, NULL);
+	/* A broken stream explains a failed unpack better than the unpacker can. */
+	if (pump.err != NULL) {
+		error_move(err, &pump.err);
+		return -1;
+	}
+	if (ret < 0) {
+		error_move(err, &unpack_err);
+		return -1;
+	}
+	if (!pump.ended)
+		return error_set(err, 502, EPROTO, "the rootfs stream did not end");
+	return 0;
+}
+
+/* The header's snapshots, each from its fs stream, stateless. *created
+ * counts the rows made, for the cleanup. */
+static int recv_snapshots(struct migrate_conn *fs, const char *name, json_t *snapshots, unsigned shift,
+			  size_t *created, struct ferry_error **err)
+{
+	size_t i;
+	json_t *j;
+	json_array_foreach(snapshots, i, j) {
+		struct db_snapshot s = { 0 };
+		if (migrate_snapshot_from_json(j, &s, err) < 0)
+			return -1;
+		cleanup_free char *sdir = NULL;
+		cleanup_free char *srootfs = NULL;
+		int r = snapshot_name_validate(s.name, err);
+		if (r == 0) {
+			sdir = snapshot_dir(name, s.name);
+			srootfs = xasprintf("%s/rootfs", sdir);
+			r = mkdir_p(sdir, 0700, err);
+		}
+		if (r == 0)
+			r = recv_rootfs(migrate_conn_ws(fs), srootfs, shift, err);
+		if (r == 0) {
+			s.instance = xstrdup(name);
+			s.stateful = false;
+			json_t *config = config_for_target(s.config);
+			json_decref(s.config);
+			s.config = config;
+			r = db_snapshot_create(daemon_ctx->db, &s, err);
+		}
+		if (r < 0) {
+			error_wrap(err, "snapshot \"%s\"", s.name ? s.name : "?");
+			db_snapshot_clear(&s);
+			return -1;
+		}
+		(*created)++;
+		db_snapshot_clear(&s);
+	}
+	return 0;
+}
+
+static char *ws_url(const char *operation, const char *secret)
+{
+	return xasprintf("%s/websocket?secret=%s", operation, secret);
+}
+
+static int target_run(struct operation *op, void *data, struct ferry_error **err)
+{
+	struct target_job *job = data;
+	struct migrate_conn *control = NULL, *fs = NULL;
+	struct migrate_header h = { 0 };
+	struct db_instance inst = { 0 };
+	cleanup_free char *dir = instance_dir(job->name);
+	cleanup_free char *rootfs = instance_rootfs(job->name);
+	cleanup_free char *logs = instance_logs_dir(job->name);
+	bool db_created = false, dir_created = false;
+	size_t snapshots_created = 0;
+	int ret = -1;
+
+	cleanup_free char *url_control = ws_url(job->operation, job->secret_control);
+	cleanup_free char *url_fs = ws_url(job->operation, job->secret_fs);
+	if (migrate_dial(url_control, job->certificate, &control, err) < 0 ||
+	    migrate_dial(url_fs, job->certificate, &fs, err) < 0)
+		goto out;
+	if (migrate_recv_header(migrate_conn_ws(control), &h, 60 * 1000, err) < 0)
+		goto out;
+
+	inst.name = xstrdup(job->name);
+	inst.type = xstrdup("container");
+	inst.architecture = xstrdup(h.architecture ? h.architecture : "x86_64");
+	inst.description = xstrdup(h.description ? h.description : "");
+	inst.ephemeral = h.ephemeral;
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	inst.created_at = time_rfc3339(&now);
+	inst.last_used_at = xstrdup("1970-01-01T00:00:00Z");
+	inst.config = config_for_target(json_is_object(job->config) ? job->config : h.config);
+	inst.devices = json_deep_copy(json_is_object(job->devices) ? job->devices : h.devices);
+	inst.profiles = json_deep_copy(json_is_array(job->profiles) ? job->profiles : h.profiles);
+	/* Profiles, config and devices must make sense here (LXD refuses a
+	 * missing profile the same way). */
+	/* Marks a partial copy until the end: a ferryd that dies meanwhile
+	 * removes it at its next start (instances_startup). */
+	json_object_set_new(inst.config, INSTANCE_KEY_MIGRATING, json_string("true"));
+	json_t *user_config = config_user_keys(inst.config);
+	struct instance_create_args check = {
+		.name = inst.name, .source_type = "none", .config = user_config, .devices = inst.devices,
+		.profiles = inst.profiles,
+	};
+	int checked = instance_create_check(&check, err);
+	json_decref(user_config);
+	if (checked < 0 || instance_record_create(&inst, err) < 0)
+		goto out;
+	db_created = true;
+	if (mkdir_p(daemon_ctx->containers_dir, 0711, err) < 0)
+		goto out;
+	if (mkdir(dir, 0711) < 0) {
+		error_sys(err, errno, "mkdir %s", dir);
+		goto out;
+	}
+	dir_created = true;
+	if (mkdir(logs, 0700) < 0) {
+		error_sys(err, errno, "mkdir %s", logs);
+		goto out;
+	}
+	struct instance_idmap map;
+	if (instance_idmap(job->name, &map, err) < 0)
+		goto out;
+	operation_set_metadata_key(op, "fs_progress", json_string("receiving the rootfs"));
+	if (recv_snapshots(fs, job->name, h.snapshots, map.base, &snapshots_created, err) < 0 ||
+	    recv_rootfs(migrate_conn_ws(fs), rootfs, map.base, err) < 0)
+		goto out;
+	json_object_del(inst.config, INSTANCE_KEY_MIGRATING);
+	if (db_instance_update(daemon_ctx->db, &inst, err) < 0)
+		goto out;
+	ret = 0;
+	log_info("instance %s: received from %s", job->name, job->operation);
+out:
+	if (ret < 0) {
+		cleanup_error struct ferry_error *e = NULL;
+		if (dir_created && rm_rf(dir, &e) < 0)
+			log_error("instance %s: cleaning up %s: %s", job->name, dir, e->msg);
+		error_free(&e);
+		for (size_t i = 0; i < snapshots_created; i++) {
+			const char *sname = json_string_value(json_object_get(json_array_get(h.snapshots, i), "name"));
+			if (db_snapshot_delete(daemon_ctx->db, job->name, sname, &e) < 0) {
+				log_error("instance %s: cleaning up snapshot %s: %s", job->name, sname, e->msg);
+				error_free(&e);
+			}
+		}
+		if (db_created && db_instance_delete(daemon_ctx->db, job->name, &e) < 0)
+			log_error("instance %s: cleaning up the DB row: %s", job->name, e->msg);
+	}
+	/* Tell the source, when it can still hear us. */
+	if (control != NULL) {
+		struct migrate_result res = { .success = ret == 0, .message = ret < 0 && *err ? (*err)->msg : NULL };
+		cleanup_error struct ferry_error *e = NULL;
+		if (migrate_send_result(migrate_conn_ws(control), &res, &e) < 0 && ret == 0) {
+			/* The source can't learn that we have it: it keeps its copy, and so would we. */
+			log_warn("instance %s: could not confirm to the source: %s", job->name, e->msg);
+		}
+	}
+	migrate_conn_free(fs);
+	migrate_conn_free(control);
+	migrate_header_clear(&h);
+	db_instance_clear(&inst);
+	if (ret < 0)
+		error_wrap(err, "migrate \"%s\" here", job->name);
+	return ret;
+}
+
+struct response *migrate_target_respond(json_t *body)
+{
+	cleanup_error struct ferry_error *err = NULL;
+	json_t *source = json_object_get(body, "source");
+	const char *name = json_string_value(json_object_get(body, "name"));
+	const char *mode = json_string_value(json_object_get(source, "mode"));
+	const char *operation = json_string_value(json_object_get(source, "operation"));
+	const char *certificate = json_string_value(json_object_get(source, "certificate"));
+	json_t *secrets = json_object_get(source, "secrets");
+	const char *s_control = json_string_value(json_object_get(secrets, MIGRATE_SECRET_CONTROL));
+	const char *s_fs = json_string_value(json_object_get(secrets, MIGRATE_SECRET_FS));
+	if (name == NULL)
+		return response_error(400, "Invalid request: missing the instance \"name\"");
+	if (instance_name_validate(name, &err) < 0)
+		return response_from_error(err);
+	if (mode != NULL && strcmp(mode, "pull") != 0)
+		return response_error(400, "Migration mode \"%s\" isn't supported (only \"pull\")", mode);
+	if (operation == NULL || certificate == NULL || s_control == NULL || s_fs == NULL)
+		return response_error(400, "Invalid migration source: operation, certificate and secrets "
+					   "{\"control\", \"fs\"} are required");
+	if (json_is_true(json_object_get(source, "live")))
+		return response_error(400, "Live migration isn't implemented yet");
+	/* Refuse a taken name now, before the source sends anything. */
+	struct db_instance existing = { 0 };
+	if (instance_get(name, &existing, &err) == 0) {
+		db_instance_clear(&existing);
+		return response_error(409, "Instance \"%s\" already exists", name);
+	}
+	error_free(&err);
+	/* What the request itself brings is checked now, before the source sends anything. */
+	json_t *user_config = config_user_keys(json_object_get(body, "config"));
+	struct instance_create_args check = {
+		.name = name, .source_type = "none", .config = user_config,
+		.devices = json_object_get(body, "devices"), .profiles = json_object_get(body, "profiles"),
+	};
+	int checked = instance_create_check(&check, &err);
+	json_decref(user_config);
+	if (checked < 0)
+		return response_from_error(err);
+	struct target_job *job = xcalloc(1, sizeof(*job));
+	job->name = xstrdup(name);
+	job->operation = xstrdup(operation);
+	job->certificate = xstrdup(certificate);
+	job->secret_control = xstrdup(s_control);
+	job->secret_fs = xstrdup(s_fs);
+	job->config = json_incref(json_object_get(body, "config"));
+	job->devices = json_incref(json_object_get(body, "devices"));
+	job->profiles = json_incref(json_object_get(body, "profiles"));
+	cleanup_free char *name_copy = xstrdup(name);
+	return instance_operation_respond(false, "Creating instance", name_copy, NULL, target_run, NULL, job,
+					  target_job_free);
+}

@@ -1,0 +1,157 @@
+/* The control messages of migrate.h, as JSON text frames. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+#include "daemon/db_snapshots.h"
+#include "migrate/migrate.h"
+
+static const char *const msg_type_names[] = {
+	[MIGRATE_MSG_HEADER] = "header",
+	[MIGRATE_MSG_RESULT] = "result",
+};
+
+void migrate_header_clear(struct migrate_header *h)
+{
+	free(h->name);
+	free(h->architecture);
+	free(h->description);
+	json_decref(h->config);
+	json_decref(h->devices);
+	json_decref(h->profiles);
+	json_decref(h->snapshots);
+	memset(h, 0, sizeof(*h));
+}
+
+void migrate_result_clear(struct migrate_result *r)
+{
+	free(r->message);
+	memset(r, 0, sizeof(*r));
+}
+
+static int send_json(struct ws *ws, json_t *msg, struct ferry_error **err)
+{
+	char *text = json_dumps(msg, JSON_COMPACT);
+	json_decref(msg);
+	if (text == NULL)
+		return error_set(err, 500, ENOMEM, "encode a migration message");
+	int r = ws_send(ws, WS_TEXT, text, strlen(text), err);
+	free(text);
+	return r;
+}
+
+/* The next message, checked to be of type want. */
+static int recv_json(struct ws *ws, enum migrate_msg_type want, int timeout_ms, json_t **out,
+		     struct ferry_error **err)
+{
+	enum ws_opcode op;
+	char *data = NULL;
+	size_t len = 0;
+	int r = ws_recv(ws, &op, &data, &len, timeout_ms, err);
+	if (r < 0)
+		return error_wrap(err, "migration control stream");
+	if (r == 0)
+		return error_set(err, 502, EPIPE, "migration control stream: closed by the peer before the %s",
+				 msg_type_names[want]);
+	json_error_t jerr;
+	json_t *msg = json_loadb(data, len, 0, &jerr);
+	free(data);
+	const char *type = json_string_value(json_object_get(msg, "type"));
+	if (type == NULL || strcmp(type, msg_type_names[want]) != 0) {
+		json_decref(msg);
+		return error_set(err, 502, EPROTO, "migration control stream: expected a %s message, got %s",
+				 msg_type_names[want], type ? type : "something else");
+	}
+	*out = msg;
+	return 0;
+}
+
+static char *dup_or_null(json_t *v)
+{
+	return json_is_string(v) ? xstrdup(json_string_value(v)) : NULL;
+}
+
+int migrate_send_header(struct ws *ws, const struct migrate_header *h, struct ferry_error **err)
+{
+	json_t *msg = json_pack("{s:s, s:s, s:s?, s:s?, s:b, s:O, s:O, s:O, s:O}", "type",
+				msg_type_names[MIGRATE_MSG_HEADER], "name", h->name, "architecture", h->architecture,
+				"description", h->description, "ephemeral", h->ephemeral, "config", h->config,
+				"devices", h->devices, "profiles", h->profiles, "snapshots",
+				h->snapshots ? h->snapshots : json_array());
+	if (msg == NULL)
+		return error_set(err, 500, EINVAL, "encode the migration header");
+	return send_json(ws, msg, err);
+}
+
+int migrate_recv_header(struct ws *ws, struct migrate_header *h, int timeout_ms, struct ferry_error **err)
+{
+	json_t *msg = NULL;
+	if (recv_json(ws, MIGRATE_MSG_HEADER, timeout_ms, &msg, err) < 0)
+		return -1;
+	memset(h, 0, sizeof(*h));
+	h->name = dup_or_null(json_object_get(msg, "name"));
+	h->architecture = dup_or_null(json_object_get(msg, "architecture"));
+	h->description = dup_or_null(json_object_get(msg, "description"));
+	h->ephemeral = json_is_true(json_object_get(msg, "ephemeral"));
+	h->config = json_incref(json_object_get(msg, "config"));
+	h->devices = json_incref(json_object_get(msg, "devices"));
+	h->profiles = json_incref(json_object_get(msg, "profiles"));
+	h->snapshots = json_incref(json_object_get(msg, "snapshots"));
+	if (h->snapshots == NULL)
+		h->snapshots = json_array();
+	json_decref(msg);
+	if (h->name == NULL || !json_is_object(h->config) || !json_is_object(h->devices) ||
+	    !json_is_array(h->profiles) || !json_is_array(h->snapshots)) {
+		migrate_header_clear(h);
+		return error_set(err, 502, EPROTO, "migration header: missing name, config, devices or profiles");
+	}
+	return 0;
+}
+
+int migrate_send_result(struct ws *ws, const struct migrate_result *r, struct ferry_error **err)
+{
+	json_t *msg = json_pack("{s:s, s:b, s:s?}", "type", msg_type_names[MIGRATE_MSG_RESULT], "success",
+				r->success, "message", r->message);
+	return send_json(ws, msg, err);
+}
+
+int migrate_recv_result(struct ws *ws, struct migrate_result *r, int timeout_ms, struct ferry_error **err)
+{
+	json_t *msg = NULL;
+	if (recv_json(ws, MIGRATE_MSG_RESULT, timeout_ms, &msg, err) < 0)
+		return -1;
+	memset(r, 0, sizeof(*r));
+	r->success = json_is_true(json_object_get(msg, "success"));
+	r->message = dup_or_null(json_object_get(msg, "message"));
+	json_decref(msg);
+	return 0;
+}
+
+json_t *migrate_snapshot_to_json(const struct db_snapshot *s)
+{
+	return json_pack("{s:s, s:s?, s:b, s:s?, s:s?, s:s?, s:s?, s:O, s:O, s:O}", "name", s->name, "description",
+			 s->description, "ephemeral", s->ephemeral, "architecture", s->architecture, "created_at",
+			 s->created_at, "expires_at", s->expires_at, "last_used_at", s->last_used_at, "config",
+			 s->config, "devices", s->devices, "profiles", s->profiles);
+}
+
+int migrate_snapshot_from_json(json_t *j, struct db_snapshot *s, struct ferry_error **err)
+{
+	memset(s, 0, sizeof(*s));
+	s->name = dup_or_null(json_object_get(j, "name"));
+	s->description = dup_or_null(json_object_get(j, "description"));
+	s->ephemeral = json_is_true(json_object_get(j, "ephemeral"));
+	s->architecture = dup_or_null(json_object_get(j, "architecture"));
+	s->created_at = dup_or_null(json_object_get(j, "created_at"));
+	s->expires_at = dup_or_null(json_object_get(j, "expires_at"));
+	s->last_used_at = dup_or_null(json_object_get(j, "last_used_at"));
+	s->config = json_incref(json_object_get(j, "config"));
+	s->devices = json_incref(json_object_get(j, "devices"));
+	s->profiles = json_incref(json_object_get(j, "profiles"));
+	if (s->name == NULL || !json_is_object(s->config) || !json_is_object(s->devices) || !json_is_array(s->profiles)) {
+		db_snapshot_clear(s);
+		return error_set(err, 502, EPROTO, "migration header: a snapshot without name, config, devices or profiles");
+	}
+	return 0;
+}

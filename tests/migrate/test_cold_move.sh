@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Moves and copies between two hosts of the test bed, the way a user does
+# them: a stopped container moves to a host that lacks its image (the rootfs
+# goes over the wire) with a file written inside it, keeping its MAC and
+# address, and its name is gone from the source; a copy keeps both; a
+# running container moves --stateless and runs on the target with its
+# address; snapshots travel with it; a target that refuses (name taken) leaves the source as it was;
+# a running container is not moved without --stateless; and a local move
+# renames.
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/bed_lib.sh"
+bed_up 2 || { echo "Bail out! testbed up failed"; exit 1; }
+
+names() { fy "$1" list --format csv -c n | tr '\n' ' ' | sed 's/ $//'; }
+state() { fy "$1" list "$2" --format csv -c s; }
+ipv4() { fy "$1" list "$2" --format csv -c 4 | cut -d' ' -f1; }
+hwaddr() { fy "$1" config get "$2" volatile.eth0.hwaddr; }
+
+fy h1 image build busybox --alias busybox >/dev/null
+check "launch c1 on h1" fy h1 launch busybox c1
+check "write a file in c1" fy h1 exec c1 -- sh -c 'echo moved-with-me > /root/note; chown 33:33 /root/note'
+check "write a file for the snapshot" fy h1 exec c1 -- sh -c 'echo from-the-snapshot > /root/old'
+check "snapshot c1 s1" fy h1 snapshot c1 s1
+check "remove that file after the snapshot" fy h1 exec c1 -- rm /root/old
+ip_c1=$(ipv4 h1 c1)
+mac_c1=$(hwaddr h1 c1)
+check "stop c1" fy h1 stop c1
+check_fails "h2 has no image" sh -c "[ -n \"\$($FERRY image list --format csv)\" ]"
+
+# --- a cold move
+check "move c1 h2: (h2 lacks the image)" fy h1 move c1 h2:
+expect_eq "c1 is gone from h1" "$(names h1)" ""
+expect_eq "c1 is on h2, stopped" "$(fy h2 list --format csv -c ns)" "c1,STOPPED"
+expect_eq "... with its MAC" "$(hwaddr h2 c1)" "$mac_c1"
+expect_eq "... and its snapshot" "$(fy h2 list c1 --format csv -c S)" 1
+check "start c1 on h2" fy h2 start c1
+expect_eq "the file is there after the move" "$(fy h2 exec c1 -- cat /root/note)" moved-with-me
+expect_eq "... still owned by uid 33 inside" "$(fy h2 exec c1 -- stat -c %u /root/note)" 33
+expect_eq "c1 kept its address on h2" "$(ipv4 h2 c1)" "$ip_c1"
+check "c1 on h2 reaches h1 over the LAN" fy h2 exec c1 -- ping -c1 -W2 "$(bed_addr h1)"
+
+# --- a copy keeps both
+check "stop c1" fy h2 stop c1
+check "copy c1 h1:c1copy --instance-only" fy h2 copy c1 h1:c1copy --instance-only
+expect_eq "the source stays on h2" "$(names h2)" "c1"
+expect_eq "the copy is on h1" "$(names h1)" "c1copy"
+expect_eq "... without snapshots" "$(fy h1 list c1copy --format csv -c S)" 0
+check "start the copy" fy h1 start c1copy
+expect_eq "the copy has the file" "$(fy h1 exec c1copy -- cat /root/note)" moved-with-me
+check_fails "the copy has its own MAC" test "$(hwaddr h1 c1copy)" = "$mac_c1"
+# Known limitation: h1 may hand the copy c1's old address (c1 took it from
+# h1's range to h2, and h1 sees it free): addresses are managed per host, not
+# per L2 segment. So the copy is stopped before c1 runs again.
+echo "# known limitation: copy's address $(ipv4 h1 c1copy), c1's $ip_c1 (per-host address management)"
+check "stop the copy" fy h1 stop c1copy
+
+# --- a target that refuses leaves the source untouched
+check "start c1 on h2" fy h2 start c1
+check_fails "move c1 h1:c1copy --stateless (name taken) fails" fy h2 move c1 h1:c1copy --stateless
+expect_eq "c1 is still on h2" "$(names h2)" "c1"
+expect_eq "... running again" "$(state h2 c1)" RUNNING
+expect_eq "... with its file" "$(fy h2 exec c1 -- cat /root/note)" moved-with-me
+expect_eq "h1 has nothing new" "$(names h1)" "c1copy"
+check_fails "a running instance isn't moved without --stateless" fy h2 move c1 h1:
+expect_eq "... and keeps running" "$(state h2 c1)" RUNNING
+
+# --- a stateless move of a running container
+check "delete the copy (it may hold c1's address on h1)" fy h1 delete c1copy
+check "move c1 h1:c2 --stateless" fy h2 move c1 h1:c2 --stateless
+expect_eq "c1 is gone from h2" "$(names h2)" ""
+expect_eq "c2 runs on h1" "$(state h1 c2)" RUNNING
+expect_eq "... with c1's address" "$(ipv4 h1 c2)" "$ip_c1"
+expect_eq "... and its file" "$(fy h1 exec c2 -- cat /root/note)" moved-with-me
+check "c2 reaches h2 over the LAN" fy h1 exec c2 -- ping -c1 -W2 "$(bed_addr h2)"
+
+# --- a local move renames
+check "stop c2" fy h1 stop c2
+check "move c2 c3 (local rename)" fy h1 move c2 c3
+expect_eq "h1 has c3 only" "$(names h1)" "c3"
+check "restore c3's snapshot s1 (taken on h1, moved twice)" fy h1 restore c3 s1
+check "start c3" fy h1 start c3
+expect_eq "the snapshot's file is back" "$(fy h1 exec c3 -- cat /root/old)" from-the-snapshot
+check "stop c3" fy h1 stop c3
+
+# --- a target that refuses mid-transfer (a profile it lacks) keeps nothing
+check_fails "copy c3 h2:c4 --profile missing fails" fy h1 copy c3 h2:c4 --profile missing
+expect_match "... saying why" "$(fy h1 copy c3 h2:c4 --profile missing 2>&1)" "missing"
+expect_eq "h2 has no c4" "$(names h2)" ""
+expect_eq "... and no partial copy on its disk" "$(ls "$BED_DIR/h2/containers")" ""
+expect_eq "c3 is still on h1" "$(names h1)" "c3"
+expect_eq "no transfer files are left on either host" "$(ls "$BED_DIR"/h1/cache "$BED_DIR"/h2/cache 2>/dev/null | grep -c migrate)" 0
