@@ -84,6 +84,8 @@ ferry_busybox_image() {
 
 ferry_teardown() {
 	local c pid
+	# Also from scripts with `set -e` (the benchmarks): every step runs.
+	set +e
 	if [ -n "${FERRYD_PID:-}" ] && kill -0 "$FERRYD_PID" 2>/dev/null; then
 		for c in $("$FERRY" list --format csv -c n 2>/dev/null); do
 			"$FERRY" delete --force "$c" >/dev/null 2>&1
