@@ -171,7 +171,10 @@ check "the counter continues from the snapshot ($at_snapshot -> $from_snapshot)"
 coproc TCP { exec socat - "TCP:$SUBNET.2:7000,connect-timeout=5"; }
 TCP_PID=$TCP_PID
 check "a new TCP connection echoes" tcp_echo hello-3
-ps_before=$(inner_ps)
+# Without nc's per-connection cats: the snapshot brought back the server end
+# of a connection whose host end is gone, and its cat ends whenever that
+# connection finds out (the live connection is checked by its echo below).
+ps_before=$(inner_ps | grep -v ' /bin/cat$')
 
 # --- freezer first or CRIU's seize: how long a snapshot takes ---------------------
 fz=() sz=()
@@ -220,7 +223,7 @@ echo "# $CYCLES cycles, median: dump ${dumps[*]:+$(printf '%s\n' "${dumps[@]}" |
 	"(CRIU's log: $(printf '%s\n' "${criu_restores[@]}" | median) ms)"
 echo "# dump ms: ${dumps[*]}"
 echo "# restore ms: ${restores[*]}"
-expect_eq "the same processes after $CYCLES cycles" "$(inner_ps)" "$ps_before"
+expect_eq "the same processes after $CYCLES cycles" "$(inner_ps | grep -v ' /bin/cat$')" "$ps_before"
 
 # --- a dump that fails leaves the container running ------------------------------
 INIT=$(state_field c1 init_pid)
