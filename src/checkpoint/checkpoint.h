@@ -71,6 +71,10 @@ struct checkpoint_restore_opts {
 	int log_level;
 	const struct checkpoint_ext_mount *ext_mounts;
 	size_t n_ext_mounts;
+	/* Leave every restored task stopped (SIGSTOP) instead of running: a live
+	 * migration's target holds the container so until the source lets it go
+	 * (checkpoint_resume). The network is already unlocked then. */
+	bool leave_stopped;
 };
 
 /* Restore as a child of the calling process (criu_restore_child: the
@@ -81,6 +85,10 @@ struct checkpoint_restore_opts {
  * failure CRIU has killed whatever it restored; the images are untouched. */
 int checkpoint_restore(const struct checkpoint_restore_opts *o, pid_t *pid, int *console_master,
 		       struct ferry_error **err);
+
+/* Continue the tasks of a tree restored with leave_stopped: SIGCONT to each
+ * process listed in cgroup_procs (a cgroup.procs file that holds them all). */
+int checkpoint_resume(const char *cgroup_procs, struct ferry_error **err);
 
 /* What this host can do, for GET /1.0's environment:
  * {"version": "4.2.1", "check": "ok" or CRIU's error,

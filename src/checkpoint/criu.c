@@ -2,6 +2,7 @@
  * (criu_local_*, so that ferryd's threads never share CRIU's global options)
  * and runs one `criu swrk` for it. */
 #include <criu/criu.h>
+#include <criu/rpc.pb-c.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -241,6 +242,13 @@ int checkpoint_restore(const struct checkpoint_restore_opts *o, pid_t *pid, int 
 		if (criu_local_add_ext_mount(opts, o->ext_mounts[i].key, o->ext_mounts[i].where) < 0)
 			return error_set(err, 500, ENOMEM, "CRIU restore: libcriu options");
 	criu_local_set_notify_cb(opts, restore_notify);
+	if (o->leave_stopped) {
+		/* libcriu has no setter for this RPC option: its opts begin with
+		 * the request's CriuOpts (lib/c/criu.c, struct criu_opts). */
+		CriuOpts *rpc = *(CriuOpts **)opts;
+		rpc->has_leave_stopped = true;
+		rpc->leave_stopped = true;
+	}
 
 	restore_console_master = -1;
 	long long start = now_ms();
@@ -262,5 +270,24 @@ int checkpoint_restore(const struct checkpoint_restore_opts *o, pid_t *pid, int 
 		 o->log_path);
 	*pid = r;
 	*console_master = master;
+	return 0;
+}
+
+int checkpoint_resume(const char *cgroup_procs, struct ferry_error **err)
+{
+	cleanup_free char *procs = NULL;
+	if (file_read(cgroup_procs, &procs, NULL, err) < 0)
+		return error_wrap(err, "resume the restored tasks");
+	int resumed = 0;
+	for (char *p = procs, *end; *p; p = end) {
+		long pid = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		if (kill((pid_t)pid, SIGCONT) < 0 && errno != ESRCH)
+			return error_sys(err, errno, "resume the restored tasks: SIGCONT to %ld", pid);
+		resumed++;
+	}
+	if (resumed == 0)
+		return error_set(err, 500, ESRCH, "resume the restored tasks: none in %s", cgroup_procs);
 	return 0;
 }

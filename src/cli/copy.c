@@ -63,10 +63,12 @@ int copy_remote(const struct copy_remote_args *a, struct ferry_error **err)
 		return -1;
 	const char *status = json_string_value(json_object_get(inst, "status"));
 	bool was_running = status != NULL && strcmp(status, "Stopped") != 0;
-	if (was_running) {
+	/* A running instance moves live unless asked otherwise; copies of one are stateless. */
+	bool live = was_running && a->move && !a->stateless;
+	if (was_running && !live) {
 		if (!a->stateless) {
-			error_bad_request(err, "Instance \"%s\" is running: live migration isn't implemented yet "
-					       "(stop it, or use --stateless)", a->src_name);
+			error_bad_request(err, "Instance \"%s\" is running: only a move takes a running instance along "
+					       "(stop it, or copy it --stateless)", a->src_name);
 			goto out;
 		}
 		if (instance_action(src, a->src_name, "stop", false, 30, false, err) < 0)
@@ -76,7 +78,7 @@ int copy_remote(const struct copy_remote_args *a, struct ferry_error **err)
 	if (source_identity(src, &url_base, &pem, err) < 0)
 		goto out;
 
-	json_t *offer = json_pack("{s:b, s:b, s:b}", "migration", 1, "live", 0, "instance_only", a->instance_only);
+	json_t *offer = json_pack("{s:b, s:b, s:b}", "migration", 1, "live", live, "instance_only", a->instance_only);
 	int r = client_query_operation(src, "POST", path, offer, &src_op, err);
 	json_decref(offer);
 	if (r < 0)
@@ -98,8 +100,8 @@ int copy_remote(const struct copy_remote_args *a, struct ferry_error **err)
 	}
 	if (json_is_object(a->config))
 		json_object_update(config, a->config);
-	json_t *source = json_pack("{s:s, s:s, s:s, s:s, s:O}", "type", "migration", "mode", "pull", "operation",
-				   "", "certificate", pem, "secrets", secrets);
+	json_t *source = json_pack("{s:s, s:s, s:s, s:s, s:O, s:b}", "type", "migration", "mode", "pull", "operation",
+				   "", "certificate", pem, "secrets", secrets, "live", live);
 	json_object_set_new(source, "operation", json_sprintf("%s/1.0/operations/%s", url_base, op_id));
 	body = json_pack("{s:s, s:o, s:o, s:O, s:O}", "name", a->dst_name, "source", source, "config", config,
 			 "devices", json_object_get(inst, "devices"), "profiles",
@@ -107,10 +109,22 @@ int copy_remote(const struct copy_remote_args *a, struct ferry_error **err)
 	if (json_object_get(inst, "architecture") != NULL)
 		json_object_set(body, "architecture", json_object_get(inst, "architecture"));
 	if (client_run_operation(dst, "POST", "/1.0/instances", body, "Transferring instance", NULL, err) < 0) {
+		cleanup_error struct ferry_error *e = NULL;
+		if (live) {
+			/* The source decides what became of the instance (it runs
+			 * there again, or why not): its answer is the one to show. */
+			if (client_operation_wait(src, src_op, NULL, NULL, &e) < 0) {
+				struct ferry_error *both = NULL;
+				error_set(&both, e->status, e->errnum, "on %s: %s; on %s: %s", a->dst_remote,
+					  (*err)->msg, a->src_remote, e->msg);
+				error_free(err);
+				error_move(err, &both);
+			}
+			goto out;
+		}
 		/* The source's operation ends on its own when nobody connects;
 		 * cancel it now so the instance is free at once. */
 		cleanup_free char *op_path = xasprintf("/1.0/operations/%s", op_id);
-		cleanup_error struct ferry_error *e = NULL;
 		client_query(src, "DELETE", op_path, NULL, NULL, &e);
 		goto out;
 	}
@@ -128,7 +142,7 @@ int copy_remote(const struct copy_remote_args *a, struct ferry_error **err)
 		json_decref(del);
 		/* Gone from the source: it runs again on the target. */
 		stopped_here = false;
-		if (was_running && instance_action(dst, a->dst_name, "start", false, -1, false, err) < 0) {
+		if (was_running && !live && instance_action(dst, a->dst_name, "start", false, -1, false, err) < 0) {
 			error_wrap(err, "the instance is on %s now, stopped: starting it failed", a->dst_remote);
 			goto out;
 		}

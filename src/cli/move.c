@@ -1,8 +1,9 @@
 /* ferry move: rename on one server (LXD's POST /1.0/instances/NAME
  * {"name": NEW}), or move to another server: a pull migration to the
  * target, then the source is deleted once the target has the instance
- * (copy_remote). A running instance moves with --stateless (stopped here,
- * started there); live moves come later. */
+ * (copy_remote). A running instance moves live (its processes, memory,
+ * open files and connections go on running there), or with --stateless
+ * (stopped here, booted there). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,10 +14,11 @@
 #include "cli/target.h"
 #include "common/util.h"
 
-enum { OPT_STATELESS = 0x200 };
+enum { OPT_STATELESS = 0x200, OPT_MEMORY };
 
 static const struct option move_options[] = {
 	{ "stateless", no_argument, NULL, OPT_STATELESS },
+	{ "memory", required_argument, NULL, OPT_MEMORY },
 	{ 0 },
 };
 
@@ -26,16 +28,26 @@ int cmd_move(int argc, char **argv)
 		.name = "move",
 		.usage = "[<remote>:]<instance> [<remote>:][<instance>] [flags]",
 		.summary = "Move instances within or in between servers",
-		.help = "      --stateless   Move a running instance by stopping it here and starting it there\n",
+		.help = "      --stateless       Move a running instance by stopping it here and starting it there\n"
+			"      --memory MODE     How a live move takes the memory along: stop-and-copy (all of it\n"
+			"                        while the instance is stopped; the default)\n",
 		.shortopts = "",
 		.longopts = move_options,
 	};
 	bool stateless = false;
 	int c;
 	while ((c = cli_next_option(&cmd, argc, argv)) != -1) {
-		if (c == OPT_STATELESS)
+		if (c == OPT_STATELESS) {
 			stateless = true;
-		else
+		} else if (c == OPT_MEMORY) {
+			if (strcmp(optarg, "stop-and-copy") != 0) {
+				fprintf(stderr, "Error: --memory %s: %s\n", optarg,
+					strcmp(optarg, "post-copy") == 0
+						? "post-copy (lazy pages) isn't implemented yet; use stop-and-copy"
+						: "unknown mode (stop-and-copy)");
+				return EXIT_USAGE;
+			}
+		} else
 			return c == CLI_OPT_HELP ? EXIT_OK : EXIT_USAGE;
 	}
 	int rc = cli_check_args(&cmd, argc - optind, 2, 2);

@@ -1015,6 +1015,20 @@ static int save_power_state(const char *name, const char *power, struct ferry_er
 	return r;
 }
 
+int instance_config_mark(const char *name, const char *key, const char *value, struct ferry_error **err)
+{
+	struct db_instance inst = { 0 };
+	if (instance_get(name, &inst, err) < 0)
+		return -1;
+	if (value != NULL)
+		config_set(inst.config, key, value);
+	else
+		json_object_del(inst.config, key);
+	int r = db_instance_update(daemon_ctx->db, &inst, err);
+	db_instance_clear(&inst);
+	return r;
+}
+
 /* Discard a stateful stop's saved state (start --stateless, a snapshot
  * restore). */
 static int discard_state(struct db_instance *inst, struct ferry_error **err)
@@ -1086,8 +1100,8 @@ static void after_restore(const char *name)
 	runtime_spec_free(spec);
 }
 
-int instance_start_mode(const char *name, enum instance_start_mode mode, const char *images, const char *what,
-			struct ferry_error **err)
+static int start_instance(const char *name, enum instance_start_mode mode, const char *images, const char *what,
+			  bool paused, struct ferry_error **err)
 {
 	struct db_instance inst = { 0 };
 	struct runtime_spec *spec = NULL;
@@ -1113,7 +1127,8 @@ int instance_start_mode(const char *name, enum instance_start_mode mode, const c
 	}
 	if (images == NULL && inst.stateful) {
 		images = state_dir;
-		what = "stop";
+		if (what == NULL)
+			what = "stop";
 	}
 	pthread_mutex_lock(&address_mutex);
 	ret = assign_nics(&inst, err);
@@ -1134,7 +1149,7 @@ int instance_start_mode(const char *name, enum instance_start_mode mode, const c
 	if (images != NULL) {
 		log_path = checkpoint_log_path(spec->log_dir, what, "restore");
 		long long t0 = now_ms();
-		if (runtime_restore(spec, images, log_path, err) < 0) {
+		if (runtime_restore(spec, images, log_path, paused, err) < 0) {
 			cleanup_error struct ferry_error *ignored = NULL;
 			save_power_state(name, "STOPPED", &ignored);
 			if (images == state_dir)
@@ -1168,6 +1183,23 @@ out:
 	runtime_spec_free(spec);
 	db_instance_clear(&inst);
 	return ret;
+}
+
+int instance_start_mode(const char *name, enum instance_start_mode mode, const char *images, const char *what,
+			struct ferry_error **err)
+{
+	return start_instance(name, mode, images, what, false, err);
+}
+
+int instance_restore_paused(const char *name, const char *what, struct ferry_error **err)
+{
+	return start_instance(name, INSTANCE_START_STATEFUL, NULL, what, true, err);
+}
+
+int instance_resume(const char *name, struct ferry_error **err)
+{
+	cleanup_free char *dir = instance_dir(name);
+	return runtime_resume(name, dir, err);
 }
 
 int instance_start(const char *name, struct ferry_error **err)
@@ -1249,7 +1281,7 @@ int instance_images_dir_make(const char *name, const char *path, struct ferry_er
 	return 0;
 }
 
-int instance_stop_stateful(const char *name, struct ferry_error **err)
+int instance_stop_stateful_as(const char *name, const char *what, struct ferry_error **err)
 {
 	struct db_instance inst = { 0 };
 	struct runtime_state st;
@@ -1274,7 +1306,7 @@ int instance_stop_stateful(const char *name, struct ferry_error **err)
 	if (rm_rf(state_dir, err) < 0 || instance_images_dir_make(name, state_dir, err) < 0 ||
 	    mkdir_p(log_dir, 0700, err) < 0)
 		goto out;
-	log_path = checkpoint_log_path(log_dir, "stop", "dump");
+	log_path = checkpoint_log_path(log_dir, what, "dump");
 	struct runtime_checkpoint_opts o = { .images_dir = state_dir, .log_path = log_path, .leave_running = false };
 	long long t0 = now_ms();
 	if (runtime_checkpoint(name, dir, &o, err) < 0) {
@@ -1296,6 +1328,11 @@ out:
 		error_wrap(err, "stop --stateful instance \"%s\"", name);
 	db_instance_clear(&inst);
 	return ret;
+}
+
+int instance_stop_stateful(const char *name, struct ferry_error **err)
+{
+	return instance_stop_stateful_as(name, "stop", err);
 }
 
 /* ---- CRIU on this host (GET /1.0 environment.criu) ---------------------- */
@@ -1661,10 +1698,31 @@ int instances_startup(struct ferry_error **err)
 			log_error("start-up: %s", e->msg);
 			goto next;
 		}
-		if (json_object_get(inst.config, INSTANCE_KEY_MIGRATING) != NULL && st.status == RUNTIME_STOPPED) {
+		if (json_object_get(inst.config, INSTANCE_KEY_MIGRATING) != NULL) {
 			log_warn("instance %s: removing the partial copy of a migration that did not finish", name);
+			/* A live move's copy, restored but never committed by its source. */
+			if (st.status != RUNTIME_STOPPED && instance_stop_forced(name, &e) < 0) {
+				log_error("start-up: %s", e->msg);
+				goto next;
+			}
 			if (instance_delete(name, &e) < 0)
 				log_error("start-up: %s", e->msg);
+			goto next;
+		}
+		const char *outgoing = json_string_value(json_object_get(inst.config, INSTANCE_KEY_OUTGOING));
+		if (outgoing != NULL && st.status == RUNTIME_STOPPED) {
+			if (strcmp(outgoing, "frozen") == 0) {
+				/* A live move that ended with this ferryd before the commit:
+				 * the target has dropped its copy; this one runs again. */
+				log_warn("instance %s: a live move away did not finish: restoring it here", name);
+				if (instance_start_mode(name, INSTANCE_START_STATEFUL, NULL, "migration", &e) < 0 ||
+				    instance_config_mark(name, INSTANCE_KEY_OUTGOING, NULL, &e) < 0)
+					log_error("start-up: %s", e->msg);
+			} else {
+				log_warn("instance %s: moved live to another host, which may not have confirmed it: "
+					 "its saved state stays here, stopped",
+					 name);
+			}
 			goto next;
 		}
 		const char *last = json_string_value(json_object_get(inst.config, "volatile.last_state.power"));

@@ -71,6 +71,12 @@ void instance_address_range_set(uint32_t first, uint32_t last);
  * has all arrived: an instance still carrying it at start-up is the
  * partial copy of a transfer that died with ferryd, and is deleted. */
 #define INSTANCE_KEY_MIGRATING "volatile.migration.incoming"
+/* On a live move's source, from the dump on: "frozen" (a failure, or a
+ * ferryd start, restores the saved state here), then "committed" (the target
+ * has it: never run it here again). */
+#define INSTANCE_KEY_OUTGOING "volatile.migration.outgoing"
+/* Set (value) or remove (NULL) one key of an instance's own config, as is. */
+int instance_config_mark(const char *name, const char *key, const char *value, struct ferry_error **err);
 
 /* Add the row of a new instance (copies): fresh MAC and address for each
  * nic (volatile.*), 409 when the name is taken. */
@@ -92,6 +98,13 @@ int instance_start(const char *name, struct ferry_error **err);
  * "stateful" until a start restores it. When the dump fails the instance
  * keeps running and the error carries CRIU's line and the log's path. */
 int instance_stop_stateful(const char *name, struct ferry_error **err);
+/* The same, logging as what ("migration": LOGDIR/NAME/migration_dump_<ts>.log). */
+int instance_stop_stateful_as(const char *name, const char *what, struct ferry_error **err);
+/* A live migration's target: restore the saved state (logging as what) with
+ * every task left stopped, network up; instance_resume lets them run. On
+ * failure the state stays, as for any start. */
+int instance_restore_paused(const char *name, const char *what, struct ferry_error **err);
+int instance_resume(const char *name, struct ferry_error **err);
 /* Make a directory for CRIU images (or the directories above them): the
  * restore reads them from inside the container's user namespace, so its
  * root (the idmap's base gid) may pass through it, nobody else. */

@@ -49,6 +49,11 @@ int image_remove(const char *store_dir, const char *fingerprint, struct ferry_er
  * setuid/setgid bits. */
 int image_unpack_rootfs(const char *tarball, const char *dest, uid_t uid_shift, gid_t gid_shift,
 			struct ferry_error **err);
+/* Unpack over an existing tree (dest exists): entries replace what is
+ * there, nothing else is touched; on failure dest is left as it got. The
+ * same checks and shifting as image_unpack_rootfs. */
+int image_unpack_update(const char *tarball, const char *dest, uid_t uid_shift, gid_t gid_shift,
+			struct ferry_error **err);
 
 /* Write a unified tarball (gzip) of rootfs_dir with a metadata.yaml built
  * from properties, subtracting the shift from owners (export of a container

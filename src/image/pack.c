@@ -166,8 +166,8 @@ static int add_tree_entry(struct archive *disk, struct archive *tar, struct arch
 	return 0;
 }
 
-int image_tar_add_tree(struct archive *tar, const char *rootfs_dir, uid_t uid_shift, gid_t gid_shift,
-		       struct ferry_error **err)
+static int add_tree(struct archive *tar, const char *rootfs_dir, uid_t uid_shift, gid_t gid_shift, time_t since,
+		    void (*seen)(const char *rel, void *arg), void *seen_arg, struct ferry_error **err)
 {
 	cleanup_free char *top = xstrdup(rootfs_dir);
 	for (size_t n = strlen(top); n > 1 && top[n - 1] == '/'; n--)
@@ -202,6 +202,15 @@ int image_tar_add_tree(struct archive *tar, const char *rootfs_dir, uid_t uid_sh
 			goto out;
 		}
 		archive_read_disk_descend(disk);
+		if (seen != NULL) {
+			const char *rel = archive_entry_pathname(entry) + strlen(top);
+			while (*rel == '/')
+				rel++;
+			if (*rel)
+				seen(rel, seen_arg);
+		}
+		if (since > 0 && archive_entry_ctime(entry) < since && archive_entry_mtime(entry) < since)
+			continue;
 		ret = add_tree_entry(disk, tar, links, entry, strlen(top), uid_shift, gid_shift, err);
 		if (ret < 0)
 			goto out;
@@ -212,6 +221,19 @@ out:
 	archive_read_close(disk);
 	archive_read_free(disk);
 	return ret;
+}
+
+int image_tar_add_tree(struct archive *tar, const char *rootfs_dir, uid_t uid_shift, gid_t gid_shift,
+		       struct ferry_error **err)
+{
+	return add_tree(tar, rootfs_dir, uid_shift, gid_shift, 0, NULL, NULL, err);
+}
+
+int image_tar_add_tree_changed(struct archive *tar, const char *rootfs_dir, uid_t uid_shift, gid_t gid_shift,
+			       time_t since, void (*seen)(const char *rel, void *arg), void *seen_arg,
+			       struct ferry_error **err)
+{
+	return add_tree(tar, rootfs_dir, uid_shift, gid_shift, since, seen, seen_arg, err);
 }
 
 int image_pack_rootfs(const char *rootfs_dir, const char *out_tarball, uid_t uid_shift, gid_t gid_shift,

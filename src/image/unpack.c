@@ -29,6 +29,7 @@ struct unpack_job {
 	const char *dest;
 	uid_t uid_shift;
 	gid_t gid_shift;
+	bool update; /* over an existing tree: no implicit directories to fix */
 	struct ferry_error *err;
 	int ret;
 };
@@ -199,7 +200,7 @@ static int unpack_in_dest(struct unpack_job *job, struct ferry_error **err)
 		error_set(err, 500, archive_errno(writer), "finish unpacking: %s", archive_error_string(writer));
 		goto out;
 	}
-	if (job->uid_shift != 0 && fix_implicit_dirs(job->uid_shift, job->gid_shift, err) < 0)
+	if (job->uid_shift != 0 && !job->update && fix_implicit_dirs(job->uid_shift, job->gid_shift, err) < 0)
 		goto out;
 	ret = 0;
 out:
@@ -261,6 +262,31 @@ static int prepare_dest(const char *dest, bool *created, struct ferry_error **er
 			return error_set(err, 409, ENOTEMPTY, "%s is not empty", dest);
 	} else {
 		return error_sys(err, errno, "mkdir %s", dest);
+	}
+	return 0;
+}
+
+int image_unpack_update(const char *tarball, const char *dest, uid_t uid_shift, gid_t gid_shift,
+			struct ferry_error **err)
+{
+	cleanup_close int fd = open(tarball, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return error_sys(err, errno, "unpack %s: open", tarball);
+	cleanup_free char *dest_abs = realpath(dest, NULL);
+	if (dest_abs == NULL)
+		return error_sys(err, errno, "unpack %s: %s", tarball, dest);
+	struct unpack_job job = {
+		.tarball_fd = fd, .tarball = tarball, .dest = dest_abs,
+		.uid_shift = uid_shift, .gid_shift = gid_shift, .update = true,
+	};
+	pthread_t thread;
+	int r = pthread_create(&thread, NULL, unpack_thread, &job);
+	if (r != 0)
+		return error_sys(err, r, "unpack %s: start the unpacking thread", tarball);
+	pthread_join(thread, NULL);
+	if (job.ret < 0) {
+		error_move(err, &job.err);
+		return error_wrap(err, "unpack %s over %s", tarball, dest);
 	}
 	return 0;
 }

@@ -25,7 +25,34 @@
  * Neither side deletes the source: a move is a copy followed by the
  * client's DELETE of the source once the target's operation succeeded, so
  * a failure at any point leaves the source as it was. The target removes a
- * partial copy on any failure. */
+ * partial copy on any failure.
+ *
+ * A live move ("live": true to both sides, the instance running) has a
+ * third stream, "state", and goes on after the first pass of the rootfs
+ * (sent while the instance runs):
+ *
+ *   T->S result "ready": the record is made, the rootfs is in place (or why not:
+ *        the source is untouched)
+ *   S    stateful stop: CRIU saves the container into its state directory and it
+ *        stops (the downtime begins); config INSTANCE_KEY_OUTGOING = "frozen"
+ *   S->T fs: what changed in the rootfs since the first pass (ctime or mtime), then
+ *        on control a "paths" message: every path the rootfs holds (the target
+ *        removes the others)
+ *   S->T state: CRIU's images (owners unshifted: they belong to host root), then
+ *        the container's /dev directory (shifted), each a tar stream ended by an
+ *        empty message
+ *   T    restores with every task stopped, network up
+ *   T->S result "restored" (or why not)
+ *   S->T commit; INSTANCE_KEY_OUTGOING = "committed": the source never runs it again
+ *   T    lets the tasks run and announces the addresses (the downtime ends)
+ *   T->S result "running": the source discards its saved state
+ *
+ * Exactly one running copy: any failure before the commit makes the target
+ * kill and remove its copy and the source restore its saved state (it runs
+ * where it was; a source ferryd restarted meanwhile does so at start-up). A
+ * target that hears no commit within MIGRATE_COMMIT_TIMEOUT_MS kills its
+ * copy; a source that hears no "running" after its commit keeps the saved
+ * state, stopped, and says so (the target may run it). */
 #pragma once
 
 #include <jansson.h>
@@ -37,16 +64,21 @@
 
 #define MIGRATE_SECRET_CONTROL "control"
 #define MIGRATE_SECRET_FS "fs"
+#define MIGRATE_SECRET_STATE "state"
 /* How long the source waits for the target to connect its streams. */
 #define MIGRATE_CONNECT_TIMEOUT_MS 30000
 /* fs stream: tar blocks of this size, one websocket message each. */
 #define MIGRATE_FS_CHUNK (256 * 1024)
 /* After a failed fs stream, how long to wait for the peer's reason on control. */
 #define MIGRATE_REASON_TIMEOUT_MS 5000
+/* Live: how long the target holds its restored, stopped copy for the commit. */
+#define MIGRATE_COMMIT_TIMEOUT_MS 30000
+/* Live: how long the source waits for the target's restore. */
+#define MIGRATE_RESTORE_TIMEOUT_MS 300000
 
 /* ---- control messages: {"type": "header"|"result", ...} ---------------- */
 
-enum migrate_msg_type { MIGRATE_MSG_HEADER, MIGRATE_MSG_RESULT };
+enum migrate_msg_type { MIGRATE_MSG_HEADER, MIGRATE_MSG_RESULT, MIGRATE_MSG_PATHS, MIGRATE_MSG_COMMIT };
 
 /* Source -> target, first: what is coming. */
 struct migrate_header {
@@ -60,6 +92,7 @@ struct migrate_header {
 	/* Oldest first: struct db_snapshot rows (instance and stateful left out),
 	 * encoded by migrate_snapshot_to_json. */
 	json_t *snapshots;
+	bool live;           /* the instance runs: its state follows (see above) */
 };
 
 struct db_snapshot;
@@ -81,6 +114,14 @@ int migrate_send_result(struct ws *ws, const struct migrate_result *r, struct fe
 /* Receive the next control message, which must be of type want. */
 int migrate_recv_header(struct ws *ws, struct migrate_header *h, int timeout_ms, struct ferry_error **err);
 int migrate_recv_result(struct ws *ws, struct migrate_result *r, int timeout_ms, struct ferry_error **err);
+
+/* Live: {"type": "paths", "paths": {"etc": 1, "etc/passwd": 1, ...}}, every
+ * path the frozen rootfs holds (a JSON object used as a set). */
+int migrate_send_paths(struct ws *ws, json_t *paths, struct ferry_error **err);
+int migrate_recv_paths(struct ws *ws, json_t **paths, int timeout_ms, struct ferry_error **err);
+/* Live: {"type": "commit"}, source -> target. */
+int migrate_send_commit(struct ws *ws, struct ferry_error **err);
+int migrate_recv_commit(struct ws *ws, int timeout_ms, struct ferry_error **err);
 
 /* ---- the daemon's entry points ------------------------------------------ */
 

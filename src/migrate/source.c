@@ -1,7 +1,8 @@
-/* The source side of a migration: an operation whose two websockets
- * ("control", "fs") the target connects to; then the header, the rootfs as
- * a tar stream, and the target's result. The instance stays locked (no
- * start, no edit) and untouched throughout. */
+/* The source side of a migration: an operation whose websockets
+ * ("control", "fs", and "state" for a live move) the target connects to;
+ * then the header, the rootfs as a tar stream, and the target's result. The
+ * instance stays locked (no start, no edit) throughout; a cold one stays
+ * untouched, a live one is checkpointed and handed over (migrate.h). */
 #include <archive.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -28,11 +29,12 @@
 
 struct source_job {
 	char *name;
-	char *secret_control, *secret_fs;
+	char *secret_control, *secret_fs, *secret_state;
 	bool instance_only; /* no snapshots */
+	bool live;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct ws *control, *fs;
+	struct ws *control, *fs, *state;
 	bool finished;
 };
 
@@ -42,6 +44,7 @@ static void source_job_free(void *data)
 	free(job->name);
 	free(job->secret_control);
 	free(job->secret_fs);
+	free(job->secret_state);
 	pthread_mutex_destroy(&job->lock);
 	pthread_cond_destroy(&job->cond);
 	free(job);
@@ -52,9 +55,10 @@ static void source_connect(struct operation *op, void *data, const char *secret,
 {
 	struct source_job *job = data;
 	pthread_mutex_lock(&job->lock);
-	struct ws **slot = strcmp(secret, job->secret_control) == 0 ? &job->control
-			   : strcmp(secret, job->secret_fs) == 0    ? &job->fs
-								     : NULL;
+	struct ws **slot = strcmp(secret, job->secret_control) == 0		 ? &job->control
+			   : strcmp(secret, job->secret_fs) == 0		 ? &job->fs
+			   : job->live && strcmp(secret, job->secret_state) == 0 ? &job->state
+										 : NULL;
 	if (slot == NULL || *slot != NULL || job->finished) {
 		pthread_mutex_unlock(&job->lock);
 		ws_close(ws, 1000, "");
@@ -78,7 +82,7 @@ static int wait_streams(struct operation *op, struct source_job *job, struct fer
 	deadline.tv_sec += MIGRATE_CONNECT_TIMEOUT_MS / 1000;
 	pthread_mutex_lock(&job->lock);
 	int r = 0;
-	while ((job->control == NULL || job->fs == NULL) && r == 0) {
+	while ((job->control == NULL || job->fs == NULL || (job->live && job->state == NULL)) && r == 0) {
 		if (operation_cancelled(op)) {
 			pthread_mutex_unlock(&job->lock);
 			return error_set(err, 400, ECANCELED, "migration cancelled before the target connected");
@@ -133,10 +137,12 @@ static la_ssize_t fs_sink_write(struct archive *a, void *ctx, const void *buf, s
 	return (la_ssize_t)len;
 }
 
-/* The rootfs as a tar stream with container ids (the target shifts them
- * into its own map), then an empty message: the end. */
-static int send_rootfs(struct operation *op, struct ws *ws, const char *rootfs, unsigned shift,
-		       unsigned long long *sent, struct ferry_error **err)
+/* A tree as a tar stream with container ids (the target shifts them into
+ * its own map; shift 0: as they are), then an empty message: the end.
+ * since > 0: only what changed since then; seen gets every path. */
+static int send_tree(struct operation *op, struct ws *ws, const char *rootfs, unsigned shift, time_t since,
+		     void (*seen)(const char *rel, void *arg), void *seen_arg, unsigned long long *sent,
+		     struct ferry_error **err)
 {
 	struct fs_sink sink = { .ws = ws, .op = op };
 	struct archive *tar = archive_write_new();
@@ -147,7 +153,7 @@ static int send_rootfs(struct operation *op, struct ws *ws, const char *rootfs, 
 		error_set(err, 500, 0, "tar writer: %s", archive_error_string(tar));
 		goto out;
 	}
-	if (image_tar_add_tree(tar, rootfs, shift, shift, err) < 0)
+	if (image_tar_add_tree_changed(tar, rootfs, shift, shift, since, seen, seen_arg, err) < 0)
 		goto out;
 	if (archive_write_close(tar) != ARCHIVE_OK) {
 		error_set(err, 500, archive_errno(tar), "send the rootfs: %s", archive_error_string(tar));
@@ -162,7 +168,7 @@ out:
 	if (ret < 0 && sink.err != NULL) {
 		error_free(err);
 		error_move(err, &sink.err);
-		error_wrap(err, "send the rootfs");
+		error_wrap(err, "send %s", rootfs);
 	}
 	error_free(&sink.err);
 	*sent = sink.sent;
@@ -170,6 +176,12 @@ out:
 }
 
 /* The snapshots' rows, oldest first, as the header carries them. */
+static int send_rootfs(struct operation *op, struct ws *ws, const char *rootfs, unsigned shift,
+		       unsigned long long *sent, struct ferry_error **err)
+{
+	return send_tree(op, ws, rootfs, shift, 0, NULL, NULL, sent, err);
+}
+
 static int snapshots_header(const char *name, json_t **out, struct ferry_error **err)
 {
 	json_t *names = NULL;
@@ -193,6 +205,125 @@ static int snapshots_header(const char *name, json_t **out, struct ferry_error *
 	return 0;
 }
 
+static void path_seen(const char *rel, void *arg)
+{
+	json_object_set_new((json_t *)arg, rel, json_true());
+}
+
+/* What a live move sends while the instance is stopped: the rootfs's
+ * changes and its paths, then the saved state and /dev. */
+static int send_final(struct operation *op, struct source_job *job, const char *rootfs, unsigned shift,
+		      time_t first_pass, struct ferry_error **err)
+{
+	cleanup_free char *state = instance_state_dir(job->name);
+	cleanup_free char *dir = instance_dir(job->name);
+	cleanup_free char *dev = xasprintf("%s/dev", dir);
+	json_t *paths = json_object();
+	unsigned long long n = 0, total = 0;
+	/* A second of slack: times are compared in whole seconds. */
+	int r = send_tree(op, job->fs, rootfs, shift, first_pass - 1, path_seen, paths, &n, err);
+	total += n;
+	if (r == 0)
+		r = migrate_send_paths(job->control, paths, err);
+	json_decref(paths);
+	if (r == 0) {
+		operation_set_metadata_key(op, "phase", json_string("sending the state"));
+		r = send_tree(op, job->state, state, 0, 0, NULL, NULL, &n, err);
+		total += n;
+	}
+	if (r == 0) {
+		r = send_tree(op, job->state, dev, shift, 0, NULL, NULL, &n, err);
+		total += n;
+	}
+	if (r == 0)
+		log_info("instance %s: sent its state and rootfs changes (%llu bytes)", job->name, total);
+	return r;
+}
+
+/* After a failure before the commit: the saved state runs here again. */
+static void roll_back(const char *name, struct ferry_error **err)
+{
+	cleanup_error struct ferry_error *e = NULL;
+	if (instance_start_mode(name, INSTANCE_START_STATEFUL, NULL, "migration", &e) < 0) {
+		error_wrap(err, "restoring it here failed too (%s); its state is kept: \"ferry start %s\" retries", e->msg,
+			   name);
+		return;
+	}
+	if (instance_config_mark(name, INSTANCE_KEY_OUTGOING, NULL, &e) < 0)
+		log_error("instance %s: %s", name, e->msg);
+	error_wrap(err, "the instance runs here again");
+}
+
+static int live_handover(struct operation *op, struct source_job *job, const char *rootfs, unsigned shift,
+			 time_t first_pass, struct ferry_error **err)
+{
+	struct migrate_result res = { 0 };
+	/* The target's checks and the first pass: nothing is frozen yet. */
+	if (migrate_recv_result(job->control, &res, 3600 * 1000, err) < 0)
+		return -1;
+	if (!res.success) {
+		error_set(err, 500, 0, "the target refused: %s", res.message ? res.message : "no reason given");
+		migrate_result_clear(&res);
+		return -1;
+	}
+	migrate_result_clear(&res);
+
+	operation_set_metadata_key(op, "phase", json_string("checkpoint"));
+	if (instance_config_mark(job->name, INSTANCE_KEY_OUTGOING, "frozen", err) < 0)
+		return -1;
+	long long t_freeze = now_ms();
+	if (instance_stop_stateful_as(job->name, "migration", err) < 0) {
+		cleanup_error struct ferry_error *e = NULL;
+		if (instance_config_mark(job->name, INSTANCE_KEY_OUTGOING, NULL, &e) < 0)
+			log_error("instance %s: %s", job->name, e->msg);
+		return -1;
+	}
+	long long t_dumped = now_ms();
+	int r = send_final(op, job, rootfs, shift, first_pass, err);
+	long long t_sent = now_ms();
+	if (r == 0) {
+		operation_set_metadata_key(op, "phase", json_string("restore"));
+		r = migrate_recv_result(job->control, &res, MIGRATE_RESTORE_TIMEOUT_MS, err);
+	}
+	if (r == 0 && !res.success)
+		r = error_set(err, 500, 0, "the target could not restore it: %s",
+			      res.message ? res.message : "no reason given");
+	migrate_result_clear(&res);
+	if (r == 0)
+		r = instance_config_mark(job->name, INSTANCE_KEY_OUTGOING, "committed", err);
+	if (r < 0) {
+		roll_back(job->name, err);
+		return -1;
+	}
+	long long t_restored = now_ms();
+	if (migrate_send_commit(job->control, err) < 0 ||
+	    migrate_recv_result(job->control, &res, MIGRATE_COMMIT_TIMEOUT_MS, err) < 0 || !res.success) {
+		if (*err == NULL)
+			error_set(err, 500, 0, "%s", res.message ? res.message : "no reason given");
+		migrate_result_clear(&res);
+		return error_wrap(err, "the target restored the instance but did not confirm that it runs: "
+				       "the saved state stays here, stopped (start it here only if the target "
+				       "does not have it)");
+	}
+	migrate_result_clear(&res);
+	long long t_running = now_ms();
+	cleanup_error struct ferry_error *e = NULL;
+	if (instance_discard_state(job->name, &e) < 0 ||
+	    instance_config_mark(job->name, INSTANCE_KEY_OUTGOING, NULL, &e) < 0)
+		log_error("instance %s: after the move: %s", job->name, e->msg);
+	json_t *times = json_pack("{s:I, s:I, s:I, s:I, s:I}", "checkpoint_ms", (json_int_t)(t_dumped - t_freeze),
+				  "transfer_ms", (json_int_t)(t_sent - t_dumped), "restore_ms",
+				  (json_int_t)(t_restored - t_sent), "resume_ms", (json_int_t)(t_running - t_restored),
+				  "downtime_ms", (json_int_t)(t_running - t_freeze));
+	operation_set_metadata_key(op, "migration_times", times);
+	operation_set_metadata_key(op, "phase", json_string("done"));
+	log_info("instance %s: moved live: stopped for %lld ms (checkpoint %lld, transfer %lld, restore %lld, "
+		 "resume %lld)",
+		 job->name, t_running - t_freeze, t_dumped - t_freeze, t_sent - t_dumped, t_restored - t_sent,
+		 t_running - t_restored);
+	return 0;
+}
+
 static int source_run(struct operation *op, void *data, struct ferry_error **err)
 {
 	struct source_job *job = data;
@@ -207,10 +338,14 @@ static int source_run(struct operation *op, void *data, struct ferry_error **err
 		goto out;
 	if (instance_get(job->name, &inst, err) < 0)
 		goto out;
-	if (instance_is_running(job->name)) {
+	bool running = instance_is_running(job->name);
+	if (running && !job->live) {
 		error_bad_request(err, "Instance \"%s\" is running: stop it first, or move it --stateless", job->name);
 		goto out;
 	}
+	bool live = running && job->live;
+	if (live && instance_exec_sessions_check(job->name, "move", err) < 0)
+		goto out;
 	struct instance_idmap map;
 	if (instance_idmap(job->name, &map, err) < 0)
 		goto out;
@@ -221,10 +356,12 @@ static int source_run(struct operation *op, void *data, struct ferry_error **err
 	struct migrate_header h = {
 		.name = inst.name, .architecture = inst.architecture, .description = inst.description,
 		.ephemeral = inst.ephemeral, .config = inst.config, .devices = inst.devices,
-		.profiles = inst.profiles, .snapshots = snapshots,
+		.profiles = inst.profiles, .snapshots = snapshots, .live = live,
 	};
 	if (migrate_send_header(job->control, &h, err) < 0)
 		goto out;
+	/* A live move's second pass sends what changed after this. */
+	time_t first_pass = time(NULL);
 	unsigned long long sent = 0;
 	struct migrate_result res = { 0 };
 	/* Each snapshot's rootfs, oldest first, then the instance's. */
@@ -256,6 +393,10 @@ static int source_run(struct operation *op, void *data, struct ferry_error **err
 		goto out;
 	}
 	operation_set_metadata_key(op, "fs_progress", json_sprintf("%llu bytes sent", sent));
+	if (live) {
+		ret = live_handover(op, job, rootfs, map.base, first_pass, err);
+		goto out;
+	}
 	/* The target answers once the last file is on its disk. */
 	if (migrate_recv_result(job->control, &res, 3600 * 1000, err) < 0)
 		goto out;
@@ -283,23 +424,28 @@ out:
 struct response *migrate_source_respond(const char *name, json_t *body)
 {
 	cleanup_error struct ferry_error *err = NULL;
-	if (json_is_true(json_object_get(body, "live")))
-		return response_error(400, "Live migration isn't implemented yet: stop the instance, or move it --stateless");
 	struct db_instance inst = { 0 };
 	if (instance_get(name, &inst, &err) < 0)
 		return response_from_error(err);
 	db_instance_clear(&inst);
-	if (instance_is_running(name))
+	bool live = json_is_true(json_object_get(body, "live"));
+	if (instance_is_running(name) && !live)
 		return response_error(400, "Instance \"%s\" is running: stop it first, or move it --stateless", name);
+	if (live && instance_exec_sessions_check(name, "move", &err) < 0)
+		return response_from_error(err);
 	struct source_job *job = xcalloc(1, sizeof(*job));
 	job->name = xstrdup(name);
 	job->secret_control = instance_new_secret();
 	job->secret_fs = instance_new_secret();
 	job->instance_only = json_is_true(json_object_get(body, "instance_only"));
+	job->live = live;
+	job->secret_state = instance_new_secret();
 	pthread_mutex_init(&job->lock, NULL);
 	pthread_cond_init(&job->cond, NULL);
 	json_t *metadata = json_pack("{s:s, s:s}", MIGRATE_SECRET_CONTROL, job->secret_control, MIGRATE_SECRET_FS,
 				     job->secret_fs);
+	if (live)
+		json_object_set_new(metadata, MIGRATE_SECRET_STATE, json_string(job->secret_state));
 	return instance_operation_respond(true, "Migrating instance", name, metadata, source_run, source_connect, job,
 					  source_job_free);
 }

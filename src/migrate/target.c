@@ -1,8 +1,10 @@
 /* The target side of a migration: pull from the source's operation. Dial
- * both streams, take the header, create the instance's record (keeping its
+ * the streams, take the header, create the instance's record (keeping its
  * MAC and address when free here), unpack the rootfs shifted into this
- * host's idmap, and answer with the result. Any failure removes whatever
- * was made here and tells the source, whose instance stays as it was. */
+ * host's idmap, and answer with the result; a live move then takes the
+ * running instance over (migrate.h). Any failure removes whatever was made
+ * here and tells the source, whose instance stays or runs again there. */
+#include <ftw.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -28,7 +30,8 @@ struct target_job {
 	char *name;
 	char *operation;   /* the source's operation URL */
 	char *certificate; /* the source's server certificate (PEM) */
-	char *secret_control, *secret_fs;
+	char *secret_control, *secret_fs, *secret_state;
+	bool live;
 	json_t *config, *devices, *profiles; /* the request's, when given: override the source's */
 };
 
@@ -40,6 +43,7 @@ static void target_job_free(void *data)
 	free(job->certificate);
 	free(job->secret_control);
 	free(job->secret_fs);
+	free(job->secret_state);
 	json_decref(job->config);
 	json_decref(job->devices);
 	json_decref(job->profiles);
@@ -132,8 +136,9 @@ static void *fs_pump_run(void *arg)
 	return NULL;
 }
 
-/* Unpack the fs stream into rootfs as it arrives, owners shifted by shift. */
-static int recv_rootfs(struct ws *ws, const char *rootfs, unsigned shift, struct ferry_error **err)
+/* Unpack the fs stream into rootfs as it arrives, owners shifted by shift.
+ * update: over the tree that is there (a live move's second pass). */
+static int recv_tree(struct ws *ws, const char *rootfs, unsigned shift, bool update, struct ferry_error **err)
 {
 	int fds[2];
 	if (pipe2(fds, O_CLOEXEC) < 0)
@@ -148,7 +153,8 @@ static int recv_rootfs(struct ws *ws, const char *rootfs, unsigned shift, struct
 	/* image_unpack_rootfs opens a path: the pipe's read end by /proc. */
 	cleanup_free char *path = xasprintf("/proc/self/fd/%d", fds[0]);
 	cleanup_error struct ferry_error *unpack_err = NULL;
-	int ret = image_unpack_rootfs(path, rootfs, shift, shift, &unpack_err);
+	int ret = update ? image_unpack_update(path, rootfs, shift, shift, &unpack_err)
+			 : image_unpack_rootfs(path, rootfs, shift, shift, &unpack_err);
 	close(fds[0]);
 	pthread_join(pump.thread, NULL);
 	/* A broken stream explains a failed unpack better than the unpacker can. */
@@ -162,6 +168,47 @@ static int recv_rootfs(struct ws *ws, const char *rootfs, unsigned shift, struct
 	}
 	if (!pump.ended)
 		return error_set(err, 502, EPROTO, "the rootfs stream did not end");
+	return 0;
+}
+
+static int recv_rootfs(struct ws *ws, const char *rootfs, unsigned shift, struct ferry_error **err)
+{
+	return recv_tree(ws, rootfs, shift, false, err);
+}
+
+/* Remove what the source's rootfs no longer holds (nftw has no user data:
+ * one prune at a time). */
+static pthread_mutex_t prune_lock = PTHREAD_MUTEX_INITIALIZER;
+static json_t *prune_keep;
+static size_t prune_top_len;
+static int prune_errno;
+
+static int prune_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st;
+	if (ftw->level == 0)
+		return 0;
+	const char *rel = path + prune_top_len;
+	while (*rel == '/')
+		rel++;
+	if (json_object_get(prune_keep, rel) != NULL)
+		return 0;
+	if ((type == FTW_DP ? rmdir(path) : unlink(path)) < 0 && errno != ENOENT)
+		prune_errno = errno;
+	return 0;
+}
+
+static int prune_tree(const char *rootfs, json_t *keep, struct ferry_error **err)
+{
+	pthread_mutex_lock(&prune_lock);
+	prune_keep = keep;
+	prune_top_len = strlen(rootfs);
+	prune_errno = 0;
+	int r = nftw(rootfs, prune_entry, 64, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+	int e = r < 0 ? errno : prune_errno;
+	pthread_mutex_unlock(&prune_lock);
+	if (e != 0)
+		return error_sys(err, e, "remove what the source removed from the rootfs");
 	return 0;
 }
 
@@ -210,10 +257,73 @@ static char *ws_url(const char *operation, const char *secret)
 	return xasprintf("%s/websocket?secret=%s", operation, secret);
 }
 
+/* A live move, after the first pass: say ready, take the changes, the
+ * state and /dev, restore with the tasks stopped, and let them run once the
+ * source has committed. *restored: a copy runs here (stopped) and must be
+ * killed if this fails. */
+static int live_takeover(struct operation *op, struct target_job *job, struct ws *control, struct ws *fs,
+			 struct ws *state, const char *rootfs, unsigned shift, bool *restored, struct ferry_error **err)
+{
+	cleanup_free char *dir = instance_dir(job->name);
+	cleanup_free char *state_dir = instance_state_dir(job->name);
+	cleanup_free char *dev = xasprintf("%s/dev", dir);
+	struct migrate_result res = { .success = true, .message = "ready" };
+	if (migrate_send_result(control, &res, err) < 0)
+		return -1;
+	operation_set_metadata_key(op, "phase", json_string("waiting for the state"));
+	json_t *paths = NULL;
+	if (recv_tree(fs, rootfs, shift, true, err) < 0 || migrate_recv_paths(control, &paths, 600 * 1000, err) < 0)
+		return error_wrap(err, "the rootfs's changes");
+	long long t0 = now_ms();
+	int r = prune_tree(rootfs, paths, err);
+	json_decref(paths);
+	if (r < 0)
+		return -1;
+	if (instance_images_dir_make(job->name, state_dir, err) < 0 || recv_rootfs(state, state_dir, 0, err) < 0 ||
+	    instance_images_dir_make(job->name, state_dir, err) < 0 || recv_rootfs(state, dev, shift, err) < 0)
+		return error_wrap(err, "the saved state");
+	struct db_instance inst = { 0 };
+	if (instance_get(job->name, &inst, err) < 0)
+		return -1;
+	inst.stateful = true;
+	r = db_instance_update(daemon_ctx->db, &inst, err);
+	db_instance_clear(&inst);
+	if (r < 0)
+		return -1;
+	long long t1 = now_ms();
+	operation_set_metadata_key(op, "phase", json_string("restore"));
+	if (instance_restore_paused(job->name, "migration", err) < 0)
+		return -1;
+	*restored = true;
+	long long t2 = now_ms();
+	res.message = "restored";
+	if (migrate_send_result(control, &res, err) < 0 || migrate_recv_commit(control, MIGRATE_COMMIT_TIMEOUT_MS, err) < 0)
+		return error_wrap(err, "no commit from the source: this copy goes");
+	long long t3 = now_ms();
+	/* Ours from now on: nothing may remove it any more. */
+	if (instance_config_mark(job->name, INSTANCE_KEY_MIGRATING, NULL, err) < 0)
+		return -1;
+	*restored = false;
+	cleanup_error struct ferry_error *e = NULL;
+	if (instance_resume(job->name, &e) < 0) {
+		log_error("instance %s: %s", job->name, e->msg);
+		res = (struct migrate_result){ .success = false, .message = e->msg };
+	} else {
+		res.message = "running";
+	}
+	if (migrate_send_result(control, &res, err) < 0)
+		log_warn("instance %s: runs here, but the source did not hear it: %s", job->name, (*err)->msg);
+	error_free(err);
+	log_info("instance %s: taken over live (state unpacked in %lld ms, restored in %lld ms, commit after %lld ms)",
+		 job->name, t1 - t0, t2 - t1, t3 - t2);
+	return 0;
+}
+
 static int target_run(struct operation *op, void *data, struct ferry_error **err)
 {
 	struct target_job *job = data;
-	struct migrate_conn *control = NULL, *fs = NULL;
+	struct migrate_conn *control = NULL, *fs = NULL, *state = NULL;
+	bool restored = false, answered = false;
 	struct migrate_header h = { 0 };
 	struct db_instance inst = { 0 };
 	cleanup_free char *dir = instance_dir(job->name);
@@ -228,8 +338,17 @@ static int target_run(struct operation *op, void *data, struct ferry_error **err
 	if (migrate_dial(url_control, job->certificate, &control, err) < 0 ||
 	    migrate_dial(url_fs, job->certificate, &fs, err) < 0)
 		goto out;
+	if (job->secret_state != NULL) {
+		cleanup_free char *url_state = ws_url(job->operation, job->secret_state);
+		if (migrate_dial(url_state, job->certificate, &state, err) < 0)
+			goto out;
+	}
 	if (migrate_recv_header(migrate_conn_ws(control), &h, 60 * 1000, err) < 0)
 		goto out;
+	if (h.live && state == NULL) {
+		error_set(err, 502, EPROTO, "the source sends a running instance, but no state stream was offered");
+		goto out;
+	}
 
 	inst.name = xstrdup(job->name);
 	inst.type = xstrdup("container");
@@ -276,6 +395,15 @@ static int target_run(struct operation *op, void *data, struct ferry_error **err
 	if (recv_snapshots(fs, job->name, h.snapshots, map.base, &snapshots_created, err) < 0 ||
 	    recv_rootfs(migrate_conn_ws(fs), rootfs, map.base, err) < 0)
 		goto out;
+	if (h.live) {
+		if (live_takeover(op, job, migrate_conn_ws(control), migrate_conn_ws(fs), migrate_conn_ws(state), rootfs,
+				  map.base, &restored, err) < 0)
+			goto out;
+		answered = true;
+		ret = 0;
+		log_info("instance %s: received live from %s", job->name, job->operation);
+		goto out;
+	}
 	json_object_del(inst.config, INSTANCE_KEY_MIGRATING);
 	if (db_instance_update(daemon_ctx->db, &inst, err) < 0)
 		goto out;
@@ -284,6 +412,11 @@ static int target_run(struct operation *op, void *data, struct ferry_error **err
 out:
 	if (ret < 0) {
 		cleanup_error struct ferry_error *e = NULL;
+		/* A restored copy the source never let go: it must not run twice. */
+		if (restored && instance_stop_forced(job->name, &e) < 0) {
+			log_error("instance %s: stopping the uncommitted copy: %s", job->name, e->msg);
+			error_free(&e);
+		}
 		if (dir_created && rm_rf(dir, &e) < 0)
 			log_error("instance %s: cleaning up %s: %s", job->name, dir, e->msg);
 		error_free(&e);
@@ -298,7 +431,7 @@ out:
 			log_error("instance %s: cleaning up the DB row: %s", job->name, e->msg);
 	}
 	/* Tell the source, when it can still hear us. */
-	if (control != NULL) {
+	if (control != NULL && !answered) {
 		struct migrate_result res = { .success = ret == 0, .message = ret < 0 && *err ? (*err)->msg : NULL };
 		cleanup_error struct ferry_error *e = NULL;
 		if (migrate_send_result(migrate_conn_ws(control), &res, &e) < 0 && ret == 0) {
@@ -306,6 +439,7 @@ out:
 			log_warn("instance %s: could not confirm to the source: %s", job->name, e->msg);
 		}
 	}
+	migrate_conn_free(state);
 	migrate_conn_free(fs);
 	migrate_conn_free(control);
 	migrate_header_clear(&h);
@@ -335,8 +469,10 @@ struct response *migrate_target_respond(json_t *body)
 	if (operation == NULL || certificate == NULL || s_control == NULL || s_fs == NULL)
 		return response_error(400, "Invalid migration source: operation, certificate and secrets "
 					   "{\"control\", \"fs\"} are required");
-	if (json_is_true(json_object_get(source, "live")))
-		return response_error(400, "Live migration isn't implemented yet");
+	bool live = json_is_true(json_object_get(source, "live"));
+	const char *s_state = json_string_value(json_object_get(secrets, MIGRATE_SECRET_STATE));
+	if (live && s_state == NULL)
+		return response_error(400, "Invalid migration source: a live migration needs the secret \"state\"");
 	/* Refuse a taken name now, before the source sends anything. */
 	struct db_instance existing = { 0 };
 	if (instance_get(name, &existing, &err) == 0) {
@@ -360,6 +496,8 @@ struct response *migrate_target_respond(json_t *body)
 	job->certificate = xstrdup(certificate);
 	job->secret_control = xstrdup(s_control);
 	job->secret_fs = xstrdup(s_fs);
+	job->live = live;
+	job->secret_state = live ? xstrdup(s_state) : NULL;
 	job->config = json_incref(json_object_get(body, "config"));
 	job->devices = json_incref(json_object_get(body, "devices"));
 	job->profiles = json_incref(json_object_get(body, "profiles"));

@@ -10,6 +10,8 @@
 static const char *const msg_type_names[] = {
 	[MIGRATE_MSG_HEADER] = "header",
 	[MIGRATE_MSG_RESULT] = "result",
+	[MIGRATE_MSG_PATHS] = "paths",
+	[MIGRATE_MSG_COMMIT] = "commit",
 };
 
 void migrate_header_clear(struct migrate_header *h)
@@ -74,11 +76,11 @@ static char *dup_or_null(json_t *v)
 
 int migrate_send_header(struct ws *ws, const struct migrate_header *h, struct ferry_error **err)
 {
-	json_t *msg = json_pack("{s:s, s:s, s:s?, s:s?, s:b, s:O, s:O, s:O, s:O}", "type",
+	json_t *msg = json_pack("{s:s, s:s, s:s?, s:s?, s:b, s:O, s:O, s:O, s:O, s:b}", "type",
 				msg_type_names[MIGRATE_MSG_HEADER], "name", h->name, "architecture", h->architecture,
 				"description", h->description, "ephemeral", h->ephemeral, "config", h->config,
 				"devices", h->devices, "profiles", h->profiles, "snapshots",
-				h->snapshots ? h->snapshots : json_array());
+				h->snapshots ? h->snapshots : json_array(), "live", h->live);
 	if (msg == NULL)
 		return error_set(err, 500, EINVAL, "encode the migration header");
 	return send_json(ws, msg, err);
@@ -94,6 +96,7 @@ int migrate_recv_header(struct ws *ws, struct migrate_header *h, int timeout_ms,
 	h->architecture = dup_or_null(json_object_get(msg, "architecture"));
 	h->description = dup_or_null(json_object_get(msg, "description"));
 	h->ephemeral = json_is_true(json_object_get(msg, "ephemeral"));
+	h->live = json_is_true(json_object_get(msg, "live"));
 	h->config = json_incref(json_object_get(msg, "config"));
 	h->devices = json_incref(json_object_get(msg, "devices"));
 	h->profiles = json_incref(json_object_get(msg, "profiles"));
@@ -124,6 +127,41 @@ int migrate_recv_result(struct ws *ws, struct migrate_result *r, int timeout_ms,
 	memset(r, 0, sizeof(*r));
 	r->success = json_is_true(json_object_get(msg, "success"));
 	r->message = dup_or_null(json_object_get(msg, "message"));
+	json_decref(msg);
+	return 0;
+}
+
+int migrate_send_paths(struct ws *ws, json_t *paths, struct ferry_error **err)
+{
+	json_t *msg = json_pack("{s:s, s:O}", "type", msg_type_names[MIGRATE_MSG_PATHS], "paths", paths);
+	return send_json(ws, msg, err);
+}
+
+int migrate_recv_paths(struct ws *ws, json_t **paths, int timeout_ms, struct ferry_error **err)
+{
+	json_t *msg = NULL;
+	if (recv_json(ws, MIGRATE_MSG_PATHS, timeout_ms, &msg, err) < 0)
+		return -1;
+	json_t *p = json_object_get(msg, "paths");
+	if (!json_is_object(p)) {
+		json_decref(msg);
+		return error_set(err, 502, EPROTO, "migration control stream: a paths message without paths");
+	}
+	*paths = json_incref(p);
+	json_decref(msg);
+	return 0;
+}
+
+int migrate_send_commit(struct ws *ws, struct ferry_error **err)
+{
+	return send_json(ws, json_pack("{s:s}", "type", msg_type_names[MIGRATE_MSG_COMMIT]), err);
+}
+
+int migrate_recv_commit(struct ws *ws, int timeout_ms, struct ferry_error **err)
+{
+	json_t *msg = NULL;
+	if (recv_json(ws, MIGRATE_MSG_COMMIT, timeout_ms, &msg, err) < 0)
+		return -1;
 	json_decref(msg);
 	return 0;
 }

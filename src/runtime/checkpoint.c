@@ -80,3 +80,15 @@ int runtime_checkpoint(const char *name, const char *dir, const struct runtime_c
 		return error_wrap(err, "checkpoint %s", name);
 	return 0;
 }
+
+int runtime_resume(const char *name, const char *dir, struct ferry_error **err)
+{
+	struct runtime_spec *spec = NULL;
+	if (spec_load(dir, &spec, err) < 0)
+		return error_wrap(err, "resume %s", name);
+	cleanup_free char *procs = xasprintf("/sys/fs/cgroup/freezer/%s/cgroup.procs", spec->cgroup);
+	runtime_spec_free(spec);
+	if (checkpoint_resume(procs, err) < 0)
+		return error_wrap(err, "resume %s", name);
+	return 0;
+}

@@ -20,7 +20,7 @@
 #include "runtime/internal.h"
 #include "runtime/network.h"
 
-int restore_init(struct runtime_spec *spec, const char *images_dir, const char *log_path, pid_t *init_pid,
+int restore_init(struct runtime_spec *spec, const char *images_dir, const char *log_path, bool paused, pid_t *init_pid,
 		 int *console, char ***host_veths, struct ferry_error **err)
 {
 	char **veths = xcalloc(spec->n_nics + 1, sizeof(char *));
@@ -58,6 +58,7 @@ int restore_init(struct runtime_spec *spec, const char *images_dir, const char *
 		.n_netdevs = spec->n_nics,
 		.ext_mounts = &(struct checkpoint_ext_mount){ .key = RUNTIME_DEV_MOUNT_KEY, .where = dev },
 		.n_ext_mounts = 1,
+		.leave_stopped = paused,
 	};
 	if (checkpoint_restore(&o, init_pid, console, err) < 0)
 		return -1;

@@ -81,9 +81,14 @@ int runtime_start(const struct runtime_spec *spec, struct ferry_error **err);
  * on the pty master CRIU hands back. CRIU's log goes to log_path (full path:
  * LOGDIR/NAME/<what>_restore_<timestamp>.log). On failure nothing is left
  * running, the cgroups and veths are gone, the images are untouched, and the
- * error carries CRIU's failing line and the log's path. */
-int runtime_restore(const struct runtime_spec *spec, const char *images_dir, const char *log_path,
+ * error carries CRIU's failing line and the log's path. paused: every
+ * restored task is left stopped (the network already up) until
+ * runtime_resume: a live migration's target holds it so until the source
+ * has let its copy go. */
+int runtime_restore(const struct runtime_spec *spec, const char *images_dir, const char *log_path, bool paused,
 		    struct ferry_error **err);
+/* Let the tasks of a container restored paused run. */
+int runtime_resume(const char *name, const char *dir, struct ferry_error **err);
 
 struct runtime_checkpoint_opts {
 	const char *images_dir; /* an existing, empty directory */

@@ -5,7 +5,7 @@
 # address, and its name is gone from the source; a copy keeps both; a
 # running container moves --stateless and runs on the target with its
 # address; snapshots travel with it; a target that refuses (name taken) leaves the source as it was;
-# a running container is not moved without --stateless; and a local move
+# a running container is not copied without --stateless; and a local move
 # renames.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/bed_lib.sh"
@@ -61,8 +61,9 @@ expect_eq "c1 is still on h2" "$(names h2)" "c1"
 expect_eq "... running again" "$(state h2 c1)" RUNNING
 expect_eq "... with its file" "$(fy h2 exec c1 -- cat /root/note)" moved-with-me
 expect_eq "h1 has nothing new" "$(names h1)" "c1copy"
-check_fails "a running instance isn't moved without --stateless" fy h2 move c1 h1:
+check_fails "a running instance isn't copied without --stateless" fy h2 copy c1 h1:c9
 expect_eq "... and keeps running" "$(state h2 c1)" RUNNING
+expect_eq "... with no copy on h1" "$(names h1)" "c1copy"
 
 # --- a stateless move of a running container
 check "delete the copy (it may hold c1's address on h1)" fy h1 delete c1copy

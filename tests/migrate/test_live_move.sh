@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Live moves between two hosts of the test bed, checked the way a user
+# would: a busybox container with a counter held in a shell variable and a
+# TCP echo server, with a connection to it from a third place on the LAN,
+# moves while running; on the target the counter process is the same one
+# (same pid: CRIU keeps it) and went on counting, the connection still echoes, the address, MAC and
+# snapshots came along, and the source has no copy left. Then ten moves back
+# and forth, each checked the same way; a target that refuses (a profile it
+# lacks) leaves the container running where it was, untouched; and a target
+# whose ferryd is killed while the state streams in leaves exactly one
+# running copy: the source's, restored, with its connection still there.
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/bed_lib.sh"
+bed_up 2 || { echo "Bail out! testbed up failed"; exit 1; }
+
+MOVES=${LIVE_MOVES:-10}
+
+test_cleanup() {
+	[ -z "${TCP_PID:-}" ] || kill "$TCP_PID" 2>/dev/null
+}
+trap 'test_cleanup; bed_down' EXIT
+
+names() { fy "$1" list --format csv -c n | tr '\n' ' ' | sed 's/ $//'; }
+state() { fy "$1" list "$2" --format csv -c s; }
+ipv4() { fy "$1" list "$2" --format csv -c 4 | cut -d' ' -f1; }
+hwaddr() { fy "$1" config get "$2" volatile.eth0.hwaddr; }
+counter() { fy "$1" exec c1 -- cat /tmp/counter; }
+counter_pid() { fy "$1" exec c1 -- cat /tmp/counter.pid; }
+tcp_echo() {
+	local line
+	echo "$1" >&"${TCP[1]}" || return 1
+	read -r -t 10 line <&"${TCP[0]}" || return 1
+	[ "$line" = "$1" ]
+}
+
+fy h1 image build busybox --alias busybox >/dev/null
+check "launch c1 on h1" fy h1 launch busybox c1
+# Started from exec sessions that end at once: the processes live on below init.
+check "start a counter in c1" fy h1 exec c1 -- sh -c \
+	'sh -c '\''echo $$ >/tmp/counter.pid; i=0; while :; do i=$((i+1)); echo $i >/tmp/counter; sleep 0.1; done'\'' </dev/null >/dev/null 2>&1 &'
+check "start a TCP echo server in c1" fy h1 exec c1 -- sh -c 'nc -ll -p 7000 -e /bin/cat </dev/null >/dev/null 2>&1 &'
+check "snapshot c1 s1" fy h1 snapshot c1 s1
+ip_c1=$(ipv4 h1 c1)
+mac_c1=$(hwaddr h1 c1)
+sleep 0.5
+coproc TCP { exec "$TESTBED" lan-exec "$BED_DIR" socat - "TCP:$ip_c1:7000,connect-timeout=5"; }
+TCP_PID=$TCP_PID
+check "a TCP connection from the LAN echoes" tcp_echo before-the-move
+pid=$(counter_pid h1)
+before=$(counter h1)
+
+# --- one live move, checked in detail
+check "move c1 h2: (live)" fy h1 move c1 h2:
+expect_eq "c1 is gone from h1" "$(names h1)" ""
+expect_eq "c1 runs on h2" "$(state h2 c1)" RUNNING
+expect_eq "... the same counter process" "$(counter_pid h2)" "$pid"
+after=$(counter h2)
+if [ "$after" -gt "$before" ]; then pass "... which went on counting ($before -> $after)"
+else fail "... which went on counting" "before: $before" "after: $after"; fi
+check "the TCP connection still echoes" tcp_echo after-the-move
+expect_eq "c1 kept its address" "$(ipv4 h2 c1)" "$ip_c1"
+expect_eq "... and its MAC" "$(hwaddr h2 c1)" "$mac_c1"
+expect_eq "... and its snapshot" "$(fy h2 list c1 --format csv -c S)" 1
+expect_match "h2 kept CRIU's restore log" "$(ls "$BED_DIR/h2/logs/c1")" "migration_restore_.*\.log"
+check "c1 reaches h1 over the LAN from h2" fy h2 exec c1 -- ping -c1 -W2 "$(bed_addr h1)"
+check_fails "h1 has no state of c1 left" test -e "$BED_DIR/h1/containers/c1"
+
+# --- back and forth
+from=h2 to=h1
+ok=0
+for i in $(seq "$MOVES"); do
+	before=$(counter "$from")
+	if ! out=$(fy "$from" move c1 "$to:" 2>&1); then
+		fail "move $i ($from -> $to)" "$out"
+		break
+	fi
+	after=$(counter "$to")
+	if [ "$(counter_pid "$to")" != "$pid" ] || [ "$after" -le "$before" ] || ! tcp_echo "move-$i"; then
+		fail "move $i ($from -> $to)" "counter $before -> $after, pid $(counter_pid "$to") (was $pid)"
+		break
+	fi
+	ok=$((ok + 1))
+	tmp=$from from=$to to=$tmp
+done
+expect_eq "$MOVES live moves back and forth, each keeping the process, its count and the connection" "$ok" "$MOVES"
+# Wherever c1 ended up.
+if [ "$(names h1)" = c1 ]; then here=h1 there=h2; else here=h2 there=h1; fi
+
+# --- a target that refuses before anything is frozen
+check "make a profile only $here has" fy "$here" profile create only-here
+check "add it to c1" fy "$here" profile add c1 only-here
+before=$(counter "$here")
+check_fails "move c1 $there: (it lacks the profile) fails" fy "$here" move c1 "$there:"
+expect_match "... saying why" "$(fy "$here" move c1 "$there:" 2>&1)" "only-here"
+expect_eq "c1 still runs on $here" "$(state "$here" c1)" RUNNING
+expect_eq "... the same process" "$(counter_pid "$here")" "$pid"
+expect_eq "$there has no c1" "$(names "$there")" ""
+check "the connection still echoes" tcp_echo after-the-refusal
+check "remove the profile again" fy "$here" profile remove c1 only-here
+
+# --- the target's ferryd dies while the state streams in
+# Its state directory appears once c1 is checkpointed on the source: the
+# target is stopped there (so the source is surely mid-transfer), then killed.
+fy "$here" move c1 "$there:" >"$BED_DIR/move.out" 2>&1 &
+move_pid=$!
+target_pid=$(cat "$BED_DIR/$there.pid")
+for i in $(seq 2400); do
+	[ -e "$BED_DIR/$there/containers/c1/state" ] && break
+	sleep 0.005
+done
+kill -STOP "$target_pid"
+expect_eq "the state started to arrive" "$(test -e "$BED_DIR/$there/containers/c1/state" && echo yes)" yes
+kill -KILL "$target_pid"
+wait "$move_pid"
+expect_eq "the move fails" "$?" 1
+expect_match "... saying that c1 runs on $here again" "$(cat "$BED_DIR/move.out")" "runs here again"
+expect_eq "c1 runs on $here" "$(state "$here" c1)" RUNNING
+expect_eq "... the same process" "$(counter_pid "$here")" "$pid"
+check "... and the connection still echoes" tcp_echo after-the-failure
+check "start $there's ferryd again" "$TESTBED" start "$BED_DIR" "$there"
+expect_eq "$there has no c1" "$(names "$there")" ""
+check_fails "... nor any of its files" test -e "$BED_DIR/$there/containers/c1"
+check "and c1 moves there now" fy "$here" move c1 "$there:"
+expect_eq "... the same process" "$(counter_pid "$there")" "$pid"
+check "... with its connection" tcp_echo at-the-end
+check "delete c1" fy "$there" delete -f c1
