@@ -40,6 +40,13 @@ MAX_HOSTS=10
 
 die() { echo "testbed: $*" >&2; exit 1; }
 
+# Running, not a zombie (its state from /proc, after the command's name).
+pid_alive() {
+	local st
+	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+	[ -n "$st" ] && [ "$st" != Z ]
+}
+
 bed_id() { printf '%s' "$1" | sha256sum | cut -c1-8; }
 lan_ns() { echo "ferry-lan-$(bed_id "$1")"; }
 host_ns() { echo "ferry-$(bed_id "$1")-$2"; }
@@ -251,7 +258,12 @@ start)
 	dir=$(cd "$2" && pwd) || exit 1
 	host_check "$dir" "$3"
 	pid=$(cat "$dir/$3.pid" 2>/dev/null)
-	[ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null || die "ferryd of $3 is running (pid $pid)"
+	# A ferryd just killed may take a moment to exit (or stay a zombie).
+	for i in $(seq 50); do
+		[ -n "$pid" ] && pid_alive "$pid" || break
+		sleep 0.1
+	done
+	[ -z "$pid" ] || ! pid_alive "$pid" || die "ferryd of $3 is running (pid $pid)"
 	host_start "$dir" "$3" "$(bed_var "$dir" SUBNET)"
 	;;
 addr)

@@ -128,8 +128,19 @@ int copy_remote(const struct copy_remote_args *a, struct ferry_error **err)
 		client_query(src, "DELETE", op_path, NULL, NULL, &e);
 		goto out;
 	}
-	if (client_operation_wait(src, src_op, NULL, NULL, err) < 0)
+	json_t *src_final = NULL;
+	if (client_operation_wait(src, src_op, NULL, &src_final, err) < 0)
 		goto out;
+	json_t *times = json_object_get(json_object_get(src_final, "metadata"), "migration_times");
+	if (live && json_is_object(times) && !cli_quiet)
+		printf("Moved \"%s\" live to %s: stopped for %lld ms (checkpoint %lld, transfer %lld, restore %lld, "
+		       "resume %lld)\n",
+		       a->src_name, a->dst_remote, (long long)json_integer_value(json_object_get(times, "downtime_ms")),
+		       (long long)json_integer_value(json_object_get(times, "checkpoint_ms")),
+		       (long long)json_integer_value(json_object_get(times, "transfer_ms")),
+		       (long long)json_integer_value(json_object_get(times, "restore_ms")),
+		       (long long)json_integer_value(json_object_get(times, "resume_ms")));
+	json_decref(src_final);
 	if (a->move) {
 		json_t *del = NULL;
 		if (client_query_operation(src, "DELETE", path, NULL, &del, err) < 0 ||

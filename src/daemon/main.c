@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <getopt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,6 +221,13 @@ int main(int argc, char **argv)
 	/* The runtime re-executes ferryd as each container's monitor. */
 	if (argc == 3 && strcmp(argv[1], "__monitor") == 0)
 		runtime_monitor_main(argv[2]);
+
+	/* Migration streams allocate a message buffer of 256 KiB or more per
+	 * websocket message, several times over: glibc would map and unmap each
+	 * (page faults on every message, a third of the throughput). Keep such
+	 * blocks in the heap and the heap's top mapped. */
+	mallopt(M_MMAP_THRESHOLD, 16 << 20);
+	mallopt(M_TRIM_THRESHOLD, 64 << 20);
 
 	static const struct option options[] = {
 		{ "root", required_argument, NULL, 'r' },

@@ -59,11 +59,12 @@ int image_tar_add_host_file(struct archive *tar, const char *path, const char *h
 /* Everything under rootfs_dir as rootfs/..., owners less the shift. */
 int image_tar_add_tree(struct archive *tar, const char *rootfs_dir, uid_t uid_shift, gid_t gid_shift,
 		       struct ferry_error **err);
-/* The same, but only entries changed (ctime or mtime) at or after since;
+/* The same, but only entries changed (ctime or mtime) at or after since
+ * (NULL: all);
  * seen (may be NULL) is called with every path below rootfs_dir ("etc",
  * "etc/passwd"), changed or not: what the tree holds now. */
 int image_tar_add_tree_changed(struct archive *tar, const char *rootfs_dir, uid_t uid_shift, gid_t gid_shift,
-			       time_t since, void (*seen)(const char *rel, void *arg), void *seen_arg,
+			       const struct timespec *since, void (*seen)(const char *rel, void *arg), void *seen_arg,
 			       struct ferry_error **err);
 
 /* A new temporary file in the store for a tarball being made (path malloc'd). */

@@ -166,7 +166,19 @@ static int add_tree_entry(struct archive *disk, struct archive *tar, struct arch
 	return 0;
 }
 
-static int add_tree(struct archive *tar, const char *rootfs_dir, uid_t uid_shift, gid_t gid_shift, time_t since,
+/* Was entry changed (ctime or mtime) at or after since? */
+static bool changed_since(struct archive_entry *entry, const struct timespec *since)
+{
+	time_t s[2] = { archive_entry_ctime(entry), archive_entry_mtime(entry) };
+	long ns[2] = { archive_entry_ctime_nsec(entry), archive_entry_mtime_nsec(entry) };
+	for (int i = 0; i < 2; i++)
+		if (s[i] > since->tv_sec || (s[i] == since->tv_sec && ns[i] >= since->tv_nsec))
+			return true;
+	return false;
+}
+
+static int add_tree(struct archive *tar, const char *rootfs_dir, uid_t uid_shift, gid_t gid_shift,
+		    const struct timespec *since,
 		    void (*seen)(const char *rel, void *arg), void *seen_arg, struct ferry_error **err)
 {
 	cleanup_free char *top = xstrdup(rootfs_dir);
@@ -209,7 +221,7 @@ static int add_tree(struct archive *tar, const char *rootfs_dir, uid_t uid_shift
 			if (*rel)
 				seen(rel, seen_arg);
 		}
-		if (since > 0 && archive_entry_ctime(entry) < since && archive_entry_mtime(entry) < since)
+		if (since != NULL && !changed_since(entry, since))
 			continue;
 		ret = add_tree_entry(disk, tar, links, entry, strlen(top), uid_shift, gid_shift, err);
 		if (ret < 0)
@@ -226,11 +238,11 @@ out:
 int image_tar_add_tree(struct archive *tar, const char *rootfs_dir, uid_t uid_shift, gid_t gid_shift,
 		       struct ferry_error **err)
 {
-	return add_tree(tar, rootfs_dir, uid_shift, gid_shift, 0, NULL, NULL, err);
+	return add_tree(tar, rootfs_dir, uid_shift, gid_shift, NULL, NULL, NULL, err);
 }
 
 int image_tar_add_tree_changed(struct archive *tar, const char *rootfs_dir, uid_t uid_shift, gid_t gid_shift,
-			       time_t since, void (*seen)(const char *rel, void *arg), void *seen_arg,
+			       const struct timespec *since, void (*seen)(const char *rel, void *arg), void *seen_arg,
 			       struct ferry_error **err)
 {
 	return add_tree(tar, rootfs_dir, uid_shift, gid_shift, since, seen, seen_arg, err);

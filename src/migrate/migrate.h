@@ -65,6 +65,9 @@
 #define MIGRATE_SECRET_CONTROL "control"
 #define MIGRATE_SECRET_FS "fs"
 #define MIGRATE_SECRET_STATE "state"
+/* Not a secret: the port of the source's stream listener (channel.h), as a
+ * string among the secrets so that clients pass it on unchanged. */
+#define MIGRATE_SECRET_PORT "ferry-port"
 /* How long the source waits for the target to connect its streams. */
 #define MIGRATE_CONNECT_TIMEOUT_MS 30000
 /* fs stream: tar blocks of this size, one websocket message each. */
@@ -130,12 +133,3 @@ struct response;
 struct response *migrate_source_respond(const char *name, json_t *body);
 /* POST /1.0/instances with source.type "migration": the target's operation. */
 struct response *migrate_target_respond(json_t *body);
-
-/* ---- the target's websocket client (dial.c) ----------------------------- */
-
-struct migrate_conn;
-/* Connect to ws_url ("https://HOST:PORT/1.0/operations/ID/websocket?secret=S")
- * presenting this daemon's server certificate, accepting only server_pem. */
-int migrate_dial(const char *ws_url, const char *server_pem, struct migrate_conn **out, struct ferry_error **err);
-struct ws *migrate_conn_ws(struct migrate_conn *c);
-void migrate_conn_free(struct migrate_conn *c);

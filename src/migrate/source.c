@@ -1,5 +1,6 @@
-/* The source side of a migration: an operation whose websockets
- * ("control", "fs", and "state" for a live move) the target connects to;
+/* The source side of a migration: an operation whose streams ("control",
+ * "fs", and "state" for a live move) the target connects to, on a TLS
+ * listener of the migration's own (channel.h);
  * then the header, the rootfs as a tar stream, and the target's result. The
  * instance stays locked (no start, no edit) throughout; a cold one stays
  * untouched, a live one is checkpointed and handed over (migrate.h). */
@@ -25,6 +26,7 @@
 /* image_tar_add_tree: the image library's packer, here writing into a
  * websocket instead of a file. */
 #include "image/image_internal.h"
+#include "migrate/channel.h"
 #include "migrate/migrate.h"
 
 struct source_job {
@@ -32,10 +34,9 @@ struct source_job {
 	char *secret_control, *secret_fs, *secret_state;
 	bool instance_only; /* no snapshots */
 	bool live;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
+	/* The streams come in here (channel.h), not through the API server. */
+	struct migrate_listener *listener;
 	struct ws *control, *fs, *state;
-	bool finished;
 };
 
 static void source_job_free(void *data)
@@ -45,71 +46,57 @@ static void source_job_free(void *data)
 	free(job->secret_control);
 	free(job->secret_fs);
 	free(job->secret_state);
-	pthread_mutex_destroy(&job->lock);
-	pthread_cond_destroy(&job->cond);
+	if (job->listener != NULL)
+		migrate_listener_close(job->listener);
 	free(job);
 }
 
-/* A target connected a stream: hand it to the run, hold it until the run is done. */
+/* Streams offered through the API's operation websocket are not served:
+ * a ferry target dials the listener whose port the secrets carry. */
 static void source_connect(struct operation *op, void *data, const char *secret, struct ws *ws)
 {
-	struct source_job *job = data;
-	pthread_mutex_lock(&job->lock);
-	struct ws **slot = strcmp(secret, job->secret_control) == 0		 ? &job->control
-			   : strcmp(secret, job->secret_fs) == 0		 ? &job->fs
-			   : job->live && strcmp(secret, job->secret_state) == 0 ? &job->state
-										 : NULL;
-	if (slot == NULL || *slot != NULL || job->finished) {
-		pthread_mutex_unlock(&job->lock);
-		ws_close(ws, 1000, "");
-		ws_free(ws);
-		return;
-	}
-	*slot = ws;
-	pthread_cond_broadcast(&job->cond);
-	while (!job->finished)
-		pthread_cond_wait(&job->cond, &job->lock);
-	*slot = NULL;
-	pthread_mutex_unlock(&job->lock);
-	ws_close(ws, 1000, "");
+	(void)op;
+	(void)data;
+	(void)secret;
+	ws_close(ws, 1008, "migration streams connect to the port in the secrets");
 	ws_free(ws);
+}
+
+static bool source_cancelled(void *arg)
+{
+	return operation_cancelled(arg);
 }
 
 static int wait_streams(struct operation *op, struct source_job *job, struct ferry_error **err)
 {
-	struct timespec deadline;
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += MIGRATE_CONNECT_TIMEOUT_MS / 1000;
-	pthread_mutex_lock(&job->lock);
-	int r = 0;
-	while ((job->control == NULL || job->fs == NULL || (job->live && job->state == NULL)) && r == 0) {
-		if (operation_cancelled(op)) {
-			pthread_mutex_unlock(&job->lock);
-			return error_set(err, 400, ECANCELED, "migration cancelled before the target connected");
-		}
-		/* Wake now and then to notice a cancel. */
-		struct timespec step;
-		clock_gettime(CLOCK_REALTIME, &step);
-		step.tv_nsec += 200 * 1000000L;
-		if (step.tv_nsec >= 1000000000L) {
-			step.tv_sec++;
-			step.tv_nsec -= 1000000000L;
-		}
-		if (step.tv_sec > deadline.tv_sec || (step.tv_sec == deadline.tv_sec && step.tv_nsec > deadline.tv_nsec))
-			step = deadline;
-		r = pthread_cond_timedwait(&job->cond, &job->lock, &step);
-		if (r == ETIMEDOUT) {
-			struct timespec now;
-			clock_gettime(CLOCK_REALTIME, &now);
-			r = now.tv_sec > deadline.tv_sec ||
-			    (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec) ? ETIMEDOUT : 0;
-		}
+	const char *secrets[] = { job->secret_control, job->secret_fs, job->secret_state };
+	struct ws *streams[3] = { NULL };
+	size_t n = job->live ? 3 : 2;
+	int r = migrate_listener_accept(job->listener, secrets, n, streams, MIGRATE_CONNECT_TIMEOUT_MS,
+					source_cancelled, op, err);
+	migrate_listener_close(job->listener);
+	job->listener = NULL;
+	if (r < 0) {
+		if ((*err)->errnum == ETIMEDOUT)
+			error_wrap(err, "the migration target did not connect");
+		return -1;
 	}
-	pthread_mutex_unlock(&job->lock);
-	if (r != 0)
-		return error_set(err, 504, ETIMEDOUT, "the migration target did not connect within %d s",
-				 MIGRATE_CONNECT_TIMEOUT_MS / 1000);
+	job->control = streams[0];
+	job->fs = streams[1];
+	job->state = streams[2];
 	return 0;
+}
+
+static void close_streams(struct source_job *job)
+{
+	struct ws **streams[] = { &job->control, &job->fs, &job->state };
+	for (size_t i = 0; i < 3; i++) {
+		if (*streams[i] == NULL)
+			continue;
+		ws_close(*streams[i], 1000, "");
+		migrate_ws_free(*streams[i]);
+		*streams[i] = NULL;
+	}
 }
 
 /* libarchive's writer, straight into the fs websocket. */
@@ -139,8 +126,9 @@ static la_ssize_t fs_sink_write(struct archive *a, void *ctx, const void *buf, s
 
 /* A tree as a tar stream with container ids (the target shifts them into
  * its own map; shift 0: as they are), then an empty message: the end.
- * since > 0: only what changed since then; seen gets every path. */
-static int send_tree(struct operation *op, struct ws *ws, const char *rootfs, unsigned shift, time_t since,
+ * since (may be NULL): only what changed since then; seen gets every path. */
+static int send_tree(struct operation *op, struct ws *ws, const char *rootfs, unsigned shift,
+		     const struct timespec *since,
 		     void (*seen)(const char *rel, void *arg), void *seen_arg, unsigned long long *sent,
 		     struct ferry_error **err)
 {
@@ -179,7 +167,7 @@ out:
 static int send_rootfs(struct operation *op, struct ws *ws, const char *rootfs, unsigned shift,
 		       unsigned long long *sent, struct ferry_error **err)
 {
-	return send_tree(op, ws, rootfs, shift, 0, NULL, NULL, sent, err);
+	return send_tree(op, ws, rootfs, shift, NULL, NULL, NULL, sent, err);
 }
 
 static int snapshots_header(const char *name, json_t **out, struct ferry_error **err)
@@ -213,26 +201,32 @@ static void path_seen(const char *rel, void *arg)
 /* What a live move sends while the instance is stopped: the rootfs's
  * changes and its paths, then the saved state and /dev. */
 static int send_final(struct operation *op, struct source_job *job, const char *rootfs, unsigned shift,
-		      time_t first_pass, struct ferry_error **err)
+		      const struct timespec *first_pass, struct ferry_error **err)
 {
 	cleanup_free char *state = instance_state_dir(job->name);
 	cleanup_free char *dir = instance_dir(job->name);
 	cleanup_free char *dev = xasprintf("%s/dev", dir);
 	json_t *paths = json_object();
 	unsigned long long n = 0, total = 0;
-	/* A second of slack: times are compared in whole seconds. */
-	int r = send_tree(op, job->fs, rootfs, shift, first_pass - 1, path_seen, paths, &n, err);
+	/* The kernel stamps files with a clock that may lag by a tick: slack. */
+	struct timespec since = *first_pass;
+	since.tv_nsec -= 50 * 1000000L;
+	if (since.tv_nsec < 0) {
+		since.tv_sec--;
+		since.tv_nsec += 1000000000L;
+	}
+	int r = send_tree(op, job->fs, rootfs, shift, &since, path_seen, paths, &n, err);
 	total += n;
 	if (r == 0)
 		r = migrate_send_paths(job->control, paths, err);
 	json_decref(paths);
 	if (r == 0) {
 		operation_set_metadata_key(op, "phase", json_string("sending the state"));
-		r = send_tree(op, job->state, state, 0, 0, NULL, NULL, &n, err);
+		r = send_tree(op, job->state, state, 0, NULL, NULL, NULL, &n, err);
 		total += n;
 	}
 	if (r == 0) {
-		r = send_tree(op, job->state, dev, shift, 0, NULL, NULL, &n, err);
+		r = send_tree(op, job->state, dev, shift, NULL, NULL, NULL, &n, err);
 		total += n;
 	}
 	if (r == 0)
@@ -255,7 +249,7 @@ static void roll_back(const char *name, struct ferry_error **err)
 }
 
 static int live_handover(struct operation *op, struct source_job *job, const char *rootfs, unsigned shift,
-			 time_t first_pass, struct ferry_error **err)
+			 const struct timespec *first_pass, struct ferry_error **err)
 {
 	struct migrate_result res = { 0 };
 	/* The target's checks and the first pass: nothing is frozen yet. */
@@ -361,7 +355,8 @@ static int source_run(struct operation *op, void *data, struct ferry_error **err
 	if (migrate_send_header(job->control, &h, err) < 0)
 		goto out;
 	/* A live move's second pass sends what changed after this. */
-	time_t first_pass = time(NULL);
+	struct timespec first_pass;
+	clock_gettime(CLOCK_REALTIME, &first_pass);
 	unsigned long long sent = 0;
 	struct migrate_result res = { 0 };
 	/* Each snapshot's rootfs, oldest first, then the instance's. */
@@ -394,7 +389,7 @@ static int source_run(struct operation *op, void *data, struct ferry_error **err
 	}
 	operation_set_metadata_key(op, "fs_progress", json_sprintf("%llu bytes sent", sent));
 	if (live) {
-		ret = live_handover(op, job, rootfs, map.base, first_pass, err);
+		ret = live_handover(op, job, rootfs, map.base, &first_pass, err);
 		goto out;
 	}
 	/* The target answers once the last file is on its disk. */
@@ -412,10 +407,7 @@ out:
 	json_decref(snapshots);
 	db_instance_clear(&inst);
 	instance_unlock(job->name);
-	pthread_mutex_lock(&job->lock);
-	job->finished = true;
-	pthread_cond_broadcast(&job->cond);
-	pthread_mutex_unlock(&job->lock);
+	close_streams(job);
 	if (ret < 0)
 		error_wrap(err, "migrate \"%s\"", job->name);
 	return ret;
@@ -440,12 +432,17 @@ struct response *migrate_source_respond(const char *name, json_t *body)
 	job->instance_only = json_is_true(json_object_get(body, "instance_only"));
 	job->live = live;
 	job->secret_state = instance_new_secret();
-	pthread_mutex_init(&job->lock, NULL);
-	pthread_cond_init(&job->cond, NULL);
+	cleanup_free char *cert = xasprintf("%s/server.crt", daemon_ctx->root);
+	cleanup_free char *key = xasprintf("%s/server.key", daemon_ctx->root);
+	if (migrate_listener_open(NULL, cert, key, &job->listener, &err) < 0) {
+		source_job_free(job);
+		return response_from_error(err);
+	}
 	json_t *metadata = json_pack("{s:s, s:s}", MIGRATE_SECRET_CONTROL, job->secret_control, MIGRATE_SECRET_FS,
 				     job->secret_fs);
 	if (live)
 		json_object_set_new(metadata, MIGRATE_SECRET_STATE, json_string(job->secret_state));
+	json_object_set_new(metadata, MIGRATE_SECRET_PORT, json_sprintf("%d", migrate_listener_port(job->listener)));
 	return instance_operation_respond(true, "Migrating instance", name, metadata, source_run, source_connect, job,
 					  source_job_free);
 }

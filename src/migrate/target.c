@@ -24,6 +24,7 @@
 #include "daemon/request.h"
 #include "daemon/snapshots.h"
 #include "image/image.h"
+#include "migrate/channel.h"
 #include "migrate/migrate.h"
 
 struct target_job {
@@ -31,6 +32,7 @@ struct target_job {
 	char *operation;   /* the source's operation URL */
 	char *certificate; /* the source's server certificate (PEM) */
 	char *secret_control, *secret_fs, *secret_state;
+	int port;          /* the source's stream listener */
 	bool live;
 	json_t *config, *devices, *profiles; /* the request's, when given: override the source's */
 };
@@ -91,8 +93,39 @@ static json_t *config_for_target(json_t *config)
 /* The fs stream into a pipe that the unpacker reads, on its own thread.
  * It reads up to the empty end message even when the unpacker has stopped
  * (done, or failed): the source then hears our result, not a broken pipe. */
+/* What the operation shows while streams come in ("fs_progress", which
+ * `ferry move` draws): the stage, bytes so far and the rate. */
+struct progress {
+	struct operation *op;
+	const char *stage;
+	unsigned long long bytes;
+	long long started_ms, reported_ms;
+};
+
+static void progress_stage(struct progress *p, const char *stage)
+{
+	p->stage = stage;
+	operation_set_metadata_key(p->op, "fs_progress", json_string(stage));
+}
+
+static void progress_add(struct progress *p, size_t n)
+{
+	long long now = now_ms();
+	if (p->started_ms == 0)
+		p->started_ms = now;
+	p->bytes += n;
+	if (now - p->reported_ms < 250)
+		return;
+	p->reported_ms = now;
+	double secs = (double)(now - p->started_ms) / 1000.0;
+	double rate = secs > 0 ? (double)p->bytes / secs / 1e6 : 0;
+	operation_set_metadata_key(p->op, "fs_progress",
+				   json_sprintf("%s: %.1f MB (%.1f MB/s)", p->stage, (double)p->bytes / 1e6, rate));
+}
+
 struct fs_pump {
 	struct ws *ws;
+	struct progress *progress;
 	int fd;              /* the pipe's write end; closed by the pump */
 	struct ferry_error *err;
 	bool ended;          /* the end message arrived */
@@ -120,6 +153,8 @@ static void *fs_pump_run(void *arg)
 			p->ended = true;
 			break;
 		}
+		if (p->progress != NULL)
+			progress_add(p->progress, len);
 		for (size_t off = 0; off < len && !reader_gone;) {
 			ssize_t n = write(p->fd, data + off, len - off);
 			if (n < 0 && errno == EINTR)
@@ -138,12 +173,13 @@ static void *fs_pump_run(void *arg)
 
 /* Unpack the fs stream into rootfs as it arrives, owners shifted by shift.
  * update: over the tree that is there (a live move's second pass). */
-static int recv_tree(struct ws *ws, const char *rootfs, unsigned shift, bool update, struct ferry_error **err)
+static int recv_tree(struct ws *ws, const char *rootfs, unsigned shift, bool update, struct progress *progress,
+		     struct ferry_error **err)
 {
 	int fds[2];
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		return error_sys(err, errno, "pipe");
-	struct fs_pump pump = { .ws = ws, .fd = fds[1] };
+	struct fs_pump pump = { .ws = ws, .fd = fds[1], .progress = progress };
 	int r = pthread_create(&pump.thread, NULL, fs_pump_run, &pump);
 	if (r != 0) {
 		close(fds[0]);
@@ -171,9 +207,10 @@ static int recv_tree(struct ws *ws, const char *rootfs, unsigned shift, bool upd
 	return 0;
 }
 
-static int recv_rootfs(struct ws *ws, const char *rootfs, unsigned shift, struct ferry_error **err)
+static int recv_rootfs(struct ws *ws, const char *rootfs, unsigned shift, struct progress *progress,
+		       struct ferry_error **err)
 {
-	return recv_tree(ws, rootfs, shift, false, err);
+	return recv_tree(ws, rootfs, shift, false, progress, err);
 }
 
 /* Remove what the source's rootfs no longer holds (nftw has no user data:
@@ -214,7 +251,8 @@ static int prune_tree(const char *rootfs, json_t *keep, struct ferry_error **err
 
 /* The header's snapshots, each from its fs stream, stateless. *created
  * counts the rows made, for the cleanup. */
-static int recv_snapshots(struct migrate_conn *fs, const char *name, json_t *snapshots, unsigned shift,
+static int recv_snapshots(struct migrate_stream *fs, const char *name, json_t *snapshots, unsigned shift,
+			  struct progress *progress,
 			  size_t *created, struct ferry_error **err)
 {
 	size_t i;
@@ -232,7 +270,7 @@ static int recv_snapshots(struct migrate_conn *fs, const char *name, json_t *sna
 			r = mkdir_p(sdir, 0700, err);
 		}
 		if (r == 0)
-			r = recv_rootfs(migrate_conn_ws(fs), srootfs, shift, err);
+			r = recv_rootfs(migrate_stream_ws(fs), srootfs, shift, progress, err);
 		if (r == 0) {
 			s.instance = xstrdup(name);
 			s.stateful = false;
@@ -252,16 +290,38 @@ static int recv_snapshots(struct migrate_conn *fs, const char *name, json_t *sna
 	return 0;
 }
 
-static char *ws_url(const char *operation, const char *secret)
+/* The host of the source's operation URL ("https://HOST:PORT/1.0/..."),
+ * where its stream listener is too. */
+static char *operation_host(const char *operation)
 {
-	return xasprintf("%s/websocket?secret=%s", operation, secret);
+	if (strncmp(operation, "https://", 8) != 0)
+		return NULL;
+	const char *h = operation + 8;
+	const char *end;
+	if (*h == '[') {
+		end = strchr(h, ']');
+		return end ? strndup(h + 1, (size_t)(end - h - 1)) : NULL;
+	}
+	end = h + strcspn(h, ":/");
+	return end > h ? strndup(h, (size_t)(end - h)) : NULL;
+}
+
+static int dial(const struct target_job *job, const char *secret, struct migrate_stream **out,
+		struct ferry_error **err)
+{
+	cleanup_free char *host = operation_host(job->operation);
+	cleanup_free char *cert = xasprintf("%s/server.crt", daemon_ctx->root);
+	cleanup_free char *key = xasprintf("%s/server.key", daemon_ctx->root);
+	if (host == NULL)
+		return error_bad_request(err, "migration source %s: not an https:// URL", job->operation);
+	return migrate_stream_dial(host, job->port, secret, job->certificate, cert, key, out, err);
 }
 
 /* A live move, after the first pass: say ready, take the changes, the
  * state and /dev, restore with the tasks stopped, and let them run once the
  * source has committed. *restored: a copy runs here (stopped) and must be
  * killed if this fails. */
-static int live_takeover(struct operation *op, struct target_job *job, struct ws *control, struct ws *fs,
+static int live_takeover(struct progress *progress, struct target_job *job, struct ws *control, struct ws *fs,
 			 struct ws *state, const char *rootfs, unsigned shift, bool *restored, struct ferry_error **err)
 {
 	cleanup_free char *dir = instance_dir(job->name);
@@ -270,17 +330,19 @@ static int live_takeover(struct operation *op, struct target_job *job, struct ws
 	struct migrate_result res = { .success = true, .message = "ready" };
 	if (migrate_send_result(control, &res, err) < 0)
 		return -1;
-	operation_set_metadata_key(op, "phase", json_string("waiting for the state"));
+	progress_stage(progress, "rootfs changes (the instance is stopped)");
 	json_t *paths = NULL;
-	if (recv_tree(fs, rootfs, shift, true, err) < 0 || migrate_recv_paths(control, &paths, 600 * 1000, err) < 0)
+	if (recv_tree(fs, rootfs, shift, true, progress, err) < 0 || migrate_recv_paths(control, &paths, 600 * 1000, err) < 0)
 		return error_wrap(err, "the rootfs's changes");
 	long long t0 = now_ms();
 	int r = prune_tree(rootfs, paths, err);
 	json_decref(paths);
 	if (r < 0)
 		return -1;
-	if (instance_images_dir_make(job->name, state_dir, err) < 0 || recv_rootfs(state, state_dir, 0, err) < 0 ||
-	    instance_images_dir_make(job->name, state_dir, err) < 0 || recv_rootfs(state, dev, shift, err) < 0)
+	progress->stage = "state";
+	if (instance_images_dir_make(job->name, state_dir, err) < 0 ||
+	    recv_rootfs(state, state_dir, 0, progress, err) < 0 || instance_images_dir_make(job->name, state_dir, err) < 0 ||
+	    recv_rootfs(state, dev, shift, progress, err) < 0)
 		return error_wrap(err, "the saved state");
 	struct db_instance inst = { 0 };
 	if (instance_get(job->name, &inst, err) < 0)
@@ -291,7 +353,7 @@ static int live_takeover(struct operation *op, struct target_job *job, struct ws
 	if (r < 0)
 		return -1;
 	long long t1 = now_ms();
-	operation_set_metadata_key(op, "phase", json_string("restore"));
+	progress_stage(progress, "restoring");
 	if (instance_restore_paused(job->name, "migration", err) < 0)
 		return -1;
 	*restored = true;
@@ -322,7 +384,7 @@ static int live_takeover(struct operation *op, struct target_job *job, struct ws
 static int target_run(struct operation *op, void *data, struct ferry_error **err)
 {
 	struct target_job *job = data;
-	struct migrate_conn *control = NULL, *fs = NULL, *state = NULL;
+	struct migrate_stream *control = NULL, *fs = NULL, *state = NULL;
 	bool restored = false, answered = false;
 	struct migrate_header h = { 0 };
 	struct db_instance inst = { 0 };
@@ -333,17 +395,10 @@ static int target_run(struct operation *op, void *data, struct ferry_error **err
 	size_t snapshots_created = 0;
 	int ret = -1;
 
-	cleanup_free char *url_control = ws_url(job->operation, job->secret_control);
-	cleanup_free char *url_fs = ws_url(job->operation, job->secret_fs);
-	if (migrate_dial(url_control, job->certificate, &control, err) < 0 ||
-	    migrate_dial(url_fs, job->certificate, &fs, err) < 0)
+	if (dial(job, job->secret_control, &control, err) < 0 || dial(job, job->secret_fs, &fs, err) < 0 ||
+	    (job->secret_state != NULL && dial(job, job->secret_state, &state, err) < 0))
 		goto out;
-	if (job->secret_state != NULL) {
-		cleanup_free char *url_state = ws_url(job->operation, job->secret_state);
-		if (migrate_dial(url_state, job->certificate, &state, err) < 0)
-			goto out;
-	}
-	if (migrate_recv_header(migrate_conn_ws(control), &h, 60 * 1000, err) < 0)
+	if (migrate_recv_header(migrate_stream_ws(control), &h, 60 * 1000, err) < 0)
 		goto out;
 	if (h.live && state == NULL) {
 		error_set(err, 502, EPROTO, "the source sends a running instance, but no state stream was offered");
@@ -391,12 +446,14 @@ static int target_run(struct operation *op, void *data, struct ferry_error **err
 	struct instance_idmap map;
 	if (instance_idmap(job->name, &map, err) < 0)
 		goto out;
-	operation_set_metadata_key(op, "fs_progress", json_string("receiving the rootfs"));
-	if (recv_snapshots(fs, job->name, h.snapshots, map.base, &snapshots_created, err) < 0 ||
-	    recv_rootfs(migrate_conn_ws(fs), rootfs, map.base, err) < 0)
+	struct progress progress = { .op = op, .stage = "snapshots" };
+	if (recv_snapshots(fs, job->name, h.snapshots, map.base, &progress, &snapshots_created, err) < 0)
+		goto out;
+	progress.stage = "rootfs";
+	if (recv_rootfs(migrate_stream_ws(fs), rootfs, map.base, &progress, err) < 0)
 		goto out;
 	if (h.live) {
-		if (live_takeover(op, job, migrate_conn_ws(control), migrate_conn_ws(fs), migrate_conn_ws(state), rootfs,
+		if (live_takeover(&progress, job, migrate_stream_ws(control), migrate_stream_ws(fs), migrate_stream_ws(state), rootfs,
 				  map.base, &restored, err) < 0)
 			goto out;
 		answered = true;
@@ -434,14 +491,14 @@ out:
 	if (control != NULL && !answered) {
 		struct migrate_result res = { .success = ret == 0, .message = ret < 0 && *err ? (*err)->msg : NULL };
 		cleanup_error struct ferry_error *e = NULL;
-		if (migrate_send_result(migrate_conn_ws(control), &res, &e) < 0 && ret == 0) {
+		if (migrate_send_result(migrate_stream_ws(control), &res, &e) < 0 && ret == 0) {
 			/* The source can't learn that we have it: it keeps its copy, and so would we. */
 			log_warn("instance %s: could not confirm to the source: %s", job->name, e->msg);
 		}
 	}
-	migrate_conn_free(state);
-	migrate_conn_free(fs);
-	migrate_conn_free(control);
+	migrate_stream_free(state);
+	migrate_stream_free(fs);
+	migrate_stream_free(control);
 	migrate_header_clear(&h);
 	db_instance_clear(&inst);
 	if (ret < 0)
@@ -466,9 +523,15 @@ struct response *migrate_target_respond(json_t *body)
 		return response_from_error(err);
 	if (mode != NULL && strcmp(mode, "pull") != 0)
 		return response_error(400, "Migration mode \"%s\" isn't supported (only \"pull\")", mode);
+	const char *s_port = json_string_value(json_object_get(secrets, MIGRATE_SECRET_PORT));
 	if (operation == NULL || certificate == NULL || s_control == NULL || s_fs == NULL)
 		return response_error(400, "Invalid migration source: operation, certificate and secrets "
 					   "{\"control\", \"fs\"} are required");
+	char *port_end = NULL;
+	long port = s_port != NULL ? strtol(s_port, &port_end, 10) : 0;
+	if (s_port == NULL || *port_end != '\0' || port <= 0 || port > 65535)
+		return response_error(400, "Invalid migration source: the secrets carry no stream port "
+					   "(\"" MIGRATE_SECRET_PORT "\"): only a ferry source can be migrated from");
 	bool live = json_is_true(json_object_get(source, "live"));
 	const char *s_state = json_string_value(json_object_get(secrets, MIGRATE_SECRET_STATE));
 	if (live && s_state == NULL)
@@ -497,6 +560,7 @@ struct response *migrate_target_respond(json_t *body)
 	job->secret_control = xstrdup(s_control);
 	job->secret_fs = xstrdup(s_fs);
 	job->live = live;
+	job->port = (int)port;
 	job->secret_state = live ? xstrdup(s_state) : NULL;
 	job->config = json_incref(json_object_get(body, "config"));
 	job->devices = json_incref(json_object_get(body, "devices"));

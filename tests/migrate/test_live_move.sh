@@ -8,7 +8,8 @@
 # and forth, each checked the same way; a target that refuses (a profile it
 # lacks) leaves the container running where it was, untouched; and a target
 # whose ferryd is killed while the state streams in leaves exactly one
-# running copy: the source's, restored, with its connection still there.
+# running copy: the source's, restored, with its connection still there;
+# and so does a source whose ferryd is killed then (restored at its start).
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/bed_lib.sh"
 bed_up 2 || { echo "Bail out! testbed up failed"; exit 1; }
@@ -32,6 +33,10 @@ tcp_echo() {
 	read -r -t 10 line <&"${TCP[0]}" || return 1
 	[ "$line" = "$1" ]
 }
+# In this shell, not in check's subshell: bash may close a coproc's fds there.
+expect_echo() {
+	if tcp_echo "$2"; then pass "$1"; else fail "$1" "no echo of $2 on the connection"; fi
+}
 
 fy h1 image build busybox --alias busybox >/dev/null
 check "launch c1 on h1" fy h1 launch busybox c1
@@ -45,7 +50,7 @@ mac_c1=$(hwaddr h1 c1)
 sleep 0.5
 coproc TCP { exec "$TESTBED" lan-exec "$BED_DIR" socat - "TCP:$ip_c1:7000,connect-timeout=5"; }
 TCP_PID=$TCP_PID
-check "a TCP connection from the LAN echoes" tcp_echo before-the-move
+expect_echo "a TCP connection from the LAN echoes" before-the-move
 pid=$(counter_pid h1)
 before=$(counter h1)
 
@@ -57,7 +62,7 @@ expect_eq "... the same counter process" "$(counter_pid h2)" "$pid"
 after=$(counter h2)
 if [ "$after" -gt "$before" ]; then pass "... which went on counting ($before -> $after)"
 else fail "... which went on counting" "before: $before" "after: $after"; fi
-check "the TCP connection still echoes" tcp_echo after-the-move
+expect_echo "the TCP connection still echoes" after-the-move
 expect_eq "c1 kept its address" "$(ipv4 h2 c1)" "$ip_c1"
 expect_eq "... and its MAC" "$(hwaddr h2 c1)" "$mac_c1"
 expect_eq "... and its snapshot" "$(fy h2 list c1 --format csv -c S)" 1
@@ -95,7 +100,7 @@ expect_match "... saying why" "$(fy "$here" move c1 "$there:" 2>&1)" "only-here"
 expect_eq "c1 still runs on $here" "$(state "$here" c1)" RUNNING
 expect_eq "... the same process" "$(counter_pid "$here")" "$pid"
 expect_eq "$there has no c1" "$(names "$there")" ""
-check "the connection still echoes" tcp_echo after-the-refusal
+expect_echo "the connection still echoes" after-the-refusal
 check "remove the profile again" fy "$here" profile remove c1 only-here
 
 # --- the target's ferryd dies while the state streams in
@@ -116,11 +121,34 @@ expect_eq "the move fails" "$?" 1
 expect_match "... saying that c1 runs on $here again" "$(cat "$BED_DIR/move.out")" "runs here again"
 expect_eq "c1 runs on $here" "$(state "$here" c1)" RUNNING
 expect_eq "... the same process" "$(counter_pid "$here")" "$pid"
-check "... and the connection still echoes" tcp_echo after-the-failure
+expect_echo "... and the connection still echoes" after-the-failure
 check "start $there's ferryd again" "$TESTBED" start "$BED_DIR" "$there"
 expect_eq "$there has no c1" "$(names "$there")" ""
 check_fails "... nor any of its files" test -e "$BED_DIR/$there/containers/c1"
+
+# --- the source's ferryd dies while c1 is checkpointed and on its way
+fy "$here" move c1 "$there:" >"$BED_DIR/move.out" 2>&1 &
+move_pid=$!
+source_pid=$(cat "$BED_DIR/$here.pid")
+for i in $(seq 2400); do
+	[ -e "$BED_DIR/$there/containers/c1/state" ] && break
+	sleep 0.005
+done
+kill -STOP "$source_pid"
+expect_eq "the state started to arrive again" "$(test -e "$BED_DIR/$there/containers/c1/state" && echo yes)" yes
+kill -KILL "$source_pid"
+wait "$move_pid"
+expect_eq "the move fails" "$?" 1
+for i in $(seq 100); do [ "$(names "$there")" = "" ] && break; sleep 0.1; done
+expect_eq "$there dropped its partial copy" "$(names "$there")" ""
+check "start $here's ferryd again" "$TESTBED" start "$BED_DIR" "$here"
+for i in $(seq 100); do [ "$(state "$here" c1)" = RUNNING ] && break; sleep 0.1; done
+expect_eq "it restored c1 at start-up" "$(state "$here" c1)" RUNNING
+expect_eq "... the same process" "$(counter_pid "$here")" "$pid"
+expect_echo "... and the connection still echoes" after-the-source-restart
+expect_eq "c1's record has no migration mark left" "$(fy "$here" config get c1 volatile.migration.outgoing)" ""
+
 check "and c1 moves there now" fy "$here" move c1 "$there:"
 expect_eq "... the same process" "$(counter_pid "$there")" "$pid"
-check "... with its connection" tcp_echo at-the-end
+expect_echo "... with its connection" at-the-end
 check "delete c1" fy "$there" delete -f c1
