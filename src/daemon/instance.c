@@ -1101,7 +1101,7 @@ static void after_restore(const char *name)
 }
 
 static int start_instance(const char *name, enum instance_start_mode mode, const char *images, const char *what,
-			  bool paused, struct ferry_error **err)
+			  const struct runtime_restore_opts *restore_opts, struct ferry_error **err)
 {
 	struct db_instance inst = { 0 };
 	struct runtime_spec *spec = NULL;
@@ -1149,7 +1149,7 @@ static int start_instance(const char *name, enum instance_start_mode mode, const
 	if (images != NULL) {
 		log_path = checkpoint_log_path(spec->log_dir, what, "restore");
 		long long t0 = now_ms();
-		if (runtime_restore(spec, images, log_path, paused, err) < 0) {
+		if (runtime_restore(spec, images, log_path, restore_opts, err) < 0) {
 			cleanup_error struct ferry_error *ignored = NULL;
 			save_power_state(name, "STOPPED", &ignored);
 			if (images == state_dir)
@@ -1188,12 +1188,13 @@ out:
 int instance_start_mode(const char *name, enum instance_start_mode mode, const char *images, const char *what,
 			struct ferry_error **err)
 {
-	return start_instance(name, mode, images, what, false, err);
+	return start_instance(name, mode, images, what, NULL, err);
 }
 
-int instance_restore_paused(const char *name, const char *what, struct ferry_error **err)
+int instance_restore_paused(const char *name, const char *what, const char *rootfs_alias, struct ferry_error **err)
 {
-	return start_instance(name, INSTANCE_START_STATEFUL, NULL, what, true, err);
+	struct runtime_restore_opts o = { .paused = true, .rootfs_alias = rootfs_alias };
+	return start_instance(name, INSTANCE_START_STATEFUL, NULL, what, &o, err);
 }
 
 int instance_resume(const char *name, struct ferry_error **err)

@@ -102,8 +102,9 @@ int instance_stop_stateful(const char *name, struct ferry_error **err);
 int instance_stop_stateful_as(const char *name, const char *what, struct ferry_error **err);
 /* A live migration's target: restore the saved state (logging as what) with
  * every task left stopped, network up; instance_resume lets them run. On
- * failure the state stays, as for any start. */
-int instance_restore_paused(const char *name, const char *what, struct ferry_error **err);
+ * failure the state stays, as for any start. rootfs_alias (may be NULL): the
+ * rootfs's path on the source (runtime_restore_opts). */
+int instance_restore_paused(const char *name, const char *what, const char *rootfs_alias, struct ferry_error **err);
 int instance_resume(const char *name, struct ferry_error **err);
 /* Make a directory for CRIU images (or the directories above them): the
  * restore reads them from inside the container's user namespace, so its

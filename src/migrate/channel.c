@@ -155,10 +155,23 @@ static char *sockaddr_text(const struct sockaddr *sa)
 	return xstrdup("?");
 }
 
-static void set_nodelay(int fd)
+/* No Nagle; and a peer that vanishes (its host gone, the link cut: no FIN,
+ * no RST) is noticed within about MIGRATE_PEER_TIMEOUT_S, whether this end
+ * is sending (unacknowledged data) or waiting (keepalive probes): a live
+ * move's source must not stay stopped on a dead connection. */
+#define MIGRATE_PEER_TIMEOUT_S 15
+
+static void set_stream_options(int fd)
 {
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	unsigned int user_timeout = MIGRATE_PEER_TIMEOUT_S * 1000;
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
+	int idle = 5, interval = 2, count = (MIGRATE_PEER_TIMEOUT_S - 5) / 2;
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
 }
 
 /* Both sides' session settings; the caller adds its credentials. */
@@ -619,7 +632,7 @@ static void hellos_accept(struct migrate_listener *l, struct hello *hellos, size
 				log_warn("migration listener %s: accept: %s", l->where, strerror(errno));
 			return;
 		}
-		set_nodelay(fd);
+		set_stream_options(fd);
 		struct hello *h = &hellos[*n_hellos];
 		*h = (struct hello){ .fd = fd, .state = HELLO_HANDSHAKE, .deadline = now_ms() + CHANNEL_HELLO_TIMEOUT_MS };
 		h->peer = sockaddr_text((struct sockaddr *)&ss);
@@ -790,7 +803,7 @@ static int tcp_connect(const char *host, int port, const char *where, long long 
 			e = errno;
 		if (ready > 0 && e == 0) {
 			freeaddrinfo(res);
-			set_nodelay(fd);
+			set_stream_options(fd);
 			return fd;
 		}
 		close(fd);

@@ -74,8 +74,11 @@
 #define MIGRATE_FS_CHUNK (256 * 1024)
 /* After a failed fs stream, how long to wait for the peer's reason on control. */
 #define MIGRATE_REASON_TIMEOUT_MS 5000
-/* Live: how long the target holds its restored, stopped copy for the commit. */
-#define MIGRATE_COMMIT_TIMEOUT_MS 30000
+/* Live: how long the target holds its restored, stopped copy for the commit
+ * (which follows at once when all is well): less than the time a source
+ * takes to notice a dead connection (channel.c, MIGRATE_PEER_TIMEOUT_S),
+ * so that a target cut off drops its copy before the source runs again. */
+#define MIGRATE_COMMIT_TIMEOUT_MS 10000
 /* Live: how long the source waits for the target's restore. */
 #define MIGRATE_RESTORE_TIMEOUT_MS 300000
 
@@ -96,6 +99,7 @@ struct migrate_header {
 	 * encoded by migrate_snapshot_to_json. */
 	json_t *snapshots;
 	bool live;           /* the instance runs: its state follows (see above) */
+	char *rootfs;        /* live: the rootfs's path on the source (runtime_restore_opts.rootfs_alias) */
 };
 
 struct db_snapshot;

@@ -350,7 +350,7 @@ static int source_run(struct operation *op, void *data, struct ferry_error **err
 	struct migrate_header h = {
 		.name = inst.name, .architecture = inst.architecture, .description = inst.description,
 		.ephemeral = inst.ephemeral, .config = inst.config, .devices = inst.devices,
-		.profiles = inst.profiles, .snapshots = snapshots, .live = live,
+		.profiles = inst.profiles, .snapshots = snapshots, .live = live, .rootfs = rootfs,
 	};
 	if (migrate_send_header(job->control, &h, err) < 0)
 		goto out;

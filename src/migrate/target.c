@@ -322,7 +322,8 @@ static int dial(const struct target_job *job, const char *secret, struct migrate
  * source has committed. *restored: a copy runs here (stopped) and must be
  * killed if this fails. */
 static int live_takeover(struct progress *progress, struct target_job *job, struct ws *control, struct ws *fs,
-			 struct ws *state, const char *rootfs, unsigned shift, bool *restored, struct ferry_error **err)
+			 struct ws *state, const char *rootfs, const char *source_rootfs, unsigned shift, bool *restored,
+			 struct ferry_error **err)
 {
 	cleanup_free char *dir = instance_dir(job->name);
 	cleanup_free char *state_dir = instance_state_dir(job->name);
@@ -354,7 +355,7 @@ static int live_takeover(struct progress *progress, struct target_job *job, stru
 		return -1;
 	long long t1 = now_ms();
 	progress_stage(progress, "restoring");
-	if (instance_restore_paused(job->name, "migration", err) < 0)
+	if (instance_restore_paused(job->name, "migration", source_rootfs, err) < 0)
 		return -1;
 	*restored = true;
 	long long t2 = now_ms();
@@ -454,7 +455,7 @@ static int target_run(struct operation *op, void *data, struct ferry_error **err
 		goto out;
 	if (h.live) {
 		if (live_takeover(&progress, job, migrate_stream_ws(control), migrate_stream_ws(fs), migrate_stream_ws(state), rootfs,
-				  map.base, &restored, err) < 0)
+				  h.rootfs, map.base, &restored, err) < 0)
 			goto out;
 		answered = true;
 		ret = 0;

@@ -33,6 +33,8 @@
 #define RUNTIME_RESTORE_LOG_ENV "FERRY_MONITOR_RESTORE_LOG"
 /* Set (to "1"): the restored tasks stay stopped until runtime_resume. */
 #define RUNTIME_RESTORE_PAUSED_ENV "FERRY_MONITOR_RESTORE_PAUSED"
+/* runtime_restore_opts.rootfs_alias. */
+#define RUNTIME_RESTORE_ALIAS_ENV "FERRY_MONITOR_RESTORE_ALIAS"
 
 /* --- cgroups.c: the container's cgroups on the hybrid v1 + unified layout --- */
 
@@ -106,7 +108,8 @@ bool monitor_wait_gone(pid_t monitor, unsigned long long start_time, long long t
 /* Create the nics' veths (fresh host names, saved in spec.json) and have CRIU
  * restore the container as the caller's children. *host_veths is set (for
  * the caller to delete) even on failure. */
-int restore_init(struct runtime_spec *spec, const char *images_dir, const char *log_path, bool paused, pid_t *init_pid,
+int restore_init(struct runtime_spec *spec, const char *images_dir, const char *log_path,
+		 const struct runtime_restore_opts *o, pid_t *init_pid,
 		 int *console, char ***host_veths, struct ferry_error **err);
 /* dir/name, for the fixed file names above. */
 char *state_path(const char *dir, const char *name);

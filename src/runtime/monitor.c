@@ -60,7 +60,7 @@ static int check_rootfs_reachable(const struct runtime_spec *spec, struct ferry_
 /* Spawn the monitor and wait for its report. what: "start" or "restore";
  * restore_images/restore_log: NULL for a fresh start. */
 static int monitor_launch(const struct runtime_spec *spec, const char *what, const char *restore_images,
-			  const char *restore_log, bool paused, struct ferry_error **err)
+			  const char *restore_log, const struct runtime_restore_opts *o, struct ferry_error **err)
 {
 	if (monitor_find(spec->dir) > 0)
 		return error_conflict(err, "container %s is already running", spec->name);
@@ -86,7 +86,9 @@ static int monitor_launch(const struct runtime_spec *spec, const char *what, con
 		restore_images != NULL ? xasprintf(RUNTIME_RESTORE_IMAGES_ENV "=%s", restore_images) : NULL;
 	cleanup_free char *log_env = restore_log != NULL ? xasprintf(RUNTIME_RESTORE_LOG_ENV "=%s", restore_log) : NULL;
 	size_t n_env = strv_len(environ);
-	cleanup_free char **envp = xcalloc(n_env + 5, sizeof(char *));
+	cleanup_free char *alias_env =
+		o != NULL && o->rootfs_alias != NULL ? xasprintf(RUNTIME_RESTORE_ALIAS_ENV "=%s", o->rootfs_alias) : NULL;
+	cleanup_free char **envp = xcalloc(n_env + 6, sizeof(char *));
 	size_t k = 0;
 	for (size_t i = 0; i < n_env; i++)
 		if (strncmp(environ[i], "FERRY_MONITOR_", strlen("FERRY_MONITOR_")) != 0)
@@ -96,8 +98,10 @@ static int monitor_launch(const struct runtime_spec *spec, const char *what, con
 		envp[k++] = images_env;
 	if (log_env != NULL)
 		envp[k++] = log_env;
-	if (paused)
+	if (o != NULL && o->paused)
 		envp[k++] = RUNTIME_RESTORE_PAUSED_ENV "=1";
+	if (alias_env != NULL)
+		envp[k++] = alias_env;
 	envp[k] = NULL;
 	char *argv[] = { "ferry-monitor", "__monitor", spec->dir, NULL };
 	cleanup_close int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -156,11 +160,11 @@ static int monitor_launch(const struct runtime_spec *spec, const char *what, con
 
 int runtime_start(const struct runtime_spec *spec, struct ferry_error **err)
 {
-	return monitor_launch(spec, "start", NULL, NULL, false, err);
+	return monitor_launch(spec, "start", NULL, NULL, NULL, err);
 }
 
-int runtime_restore(const struct runtime_spec *spec, const char *images_dir, const char *log_path, bool paused,
-		    struct ferry_error **err)
+int runtime_restore(const struct runtime_spec *spec, const char *images_dir, const char *log_path,
+		    const struct runtime_restore_opts *o, struct ferry_error **err)
 {
 	/* The monitor runs elsewhere (cwd "/"): it needs absolute paths. */
 	if (images_dir[0] != '/' || log_path[0] != '/')
@@ -168,7 +172,7 @@ int runtime_restore(const struct runtime_spec *spec, const char *images_dir, con
 	cleanup_free char *inventory = xasprintf("%s/inventory.img", images_dir);
 	if (access(inventory, R_OK) < 0)
 		return error_sys(err, errno, "restore %s: no checkpoint in %s", spec->name, images_dir);
-	return monitor_launch(spec, "restore", images_dir, log_path, paused, err);
+	return monitor_launch(spec, "restore", images_dir, log_path, o, err);
 }
 
 /* ---- the monitor ---- */
@@ -186,7 +190,8 @@ struct monitor {
 	char **host_veths; /* host-side veth names, deleted after init exits */
 	char *restore_images; /* runtime_restore: restore from here instead of booting */
 	char *restore_log;
-	bool restore_paused;
+	struct runtime_restore_opts restore_opts;
+	char *restore_alias;
 };
 
 static void report_start(struct monitor *m, const char *text)
@@ -501,7 +506,7 @@ static int monitor_start(struct monitor *m, struct ferry_error **err)
 	if (cgroup_create(spec, err) < 0)
 		return -1;
 	if (m->restore_images != NULL) {
-		if (restore_init(spec, m->restore_images, m->restore_log, m->restore_paused, &m->init_pid, &m->console, &m->host_veths,
+		if (restore_init(spec, m->restore_images, m->restore_log, &m->restore_opts, &m->init_pid, &m->console, &m->host_veths,
 				 err) < 0)
 			return -1;
 	} else if (monitor_spawn_init(m, err) < 0) {
@@ -582,8 +587,10 @@ _Noreturn void runtime_monitor_main(const char *dir)
 	m.restore_images = env_take(RUNTIME_RESTORE_IMAGES_ENV);
 	m.restore_log = env_take(RUNTIME_RESTORE_LOG_ENV);
 	char *paused = env_take(RUNTIME_RESTORE_PAUSED_ENV);
-	m.restore_paused = paused != NULL && strcmp(paused, "1") == 0;
+	m.restore_opts.paused = paused != NULL && strcmp(paused, "1") == 0;
 	free(paused);
+	m.restore_alias = env_take(RUNTIME_RESTORE_ALIAS_ENV);
+	m.restore_opts.rootfs_alias = m.restore_alias;
 
 	struct ferry_error *err = NULL;
 	if (spec_load(dir, &m.spec, &err) < 0) {

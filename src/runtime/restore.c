@@ -10,8 +10,11 @@
  * (--external netdev[eth0]:TEMPNAME). Addresses and routes come back from
  * the images. */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "checkpoint/checkpoint.h"
@@ -20,7 +23,32 @@
 #include "runtime/internal.h"
 #include "runtime/network.h"
 
-int restore_init(struct runtime_spec *spec, const char *images_dir, const char *log_path, bool paused, pid_t *init_pid,
+/* CRIU's external mounts bound from inside the rootfs carry the host path
+ * of the rootfs they were dumped from: on another host that path must show
+ * this rootfs. Done in a mount namespace of the monitor's own (a slave of
+ * the host's, so nothing here leaks out), only when the path exists. */
+static int alias_rootfs(const struct runtime_spec *spec, const char *alias, struct ferry_error **err)
+{
+	if (alias == NULL || strcmp(alias, spec->rootfs) == 0)
+		return 0;
+	struct stat st;
+	if (stat(alias, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		log_warn("container %s: restore: the source's rootfs path %s does not exist here: mounts bound from "
+			 "inside it can't be restored",
+			 spec->name, alias);
+		return 0;
+	}
+	if (unshare(CLONE_NEWNS) < 0)
+		return error_sys(err, errno, "restore: unshare the mount namespace");
+	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+		return error_sys(err, errno, "restore: make / a slave");
+	if (mount(spec->rootfs, alias, NULL, MS_BIND, NULL) < 0)
+		return error_sys(err, errno, "restore: bind %s on %s", spec->rootfs, alias);
+	return 0;
+}
+
+int restore_init(struct runtime_spec *spec, const char *images_dir, const char *log_path,
+		 const struct runtime_restore_opts *ro, pid_t *init_pid,
 		 int *console, char ***host_veths, struct ferry_error **err)
 {
 	char **veths = xcalloc(spec->n_nics + 1, sizeof(char *));
@@ -58,8 +86,10 @@ int restore_init(struct runtime_spec *spec, const char *images_dir, const char *
 		.n_netdevs = spec->n_nics,
 		.ext_mounts = &(struct checkpoint_ext_mount){ .key = RUNTIME_DEV_MOUNT_KEY, .where = dev },
 		.n_ext_mounts = 1,
-		.leave_stopped = paused,
+		.leave_stopped = ro != NULL && ro->paused,
 	};
+	if (ro != NULL && alias_rootfs(spec, ro->rootfs_alias, err) < 0)
+		return -1;
 	if (checkpoint_restore(&o, init_pid, console, err) < 0)
 		return -1;
 	if (*console < 0)

@@ -81,12 +81,21 @@ int runtime_start(const struct runtime_spec *spec, struct ferry_error **err);
  * on the pty master CRIU hands back. CRIU's log goes to log_path (full path:
  * LOGDIR/NAME/<what>_restore_<timestamp>.log). On failure nothing is left
  * running, the cgroups and veths are gone, the images are untouched, and the
- * error carries CRIU's failing line and the log's path. paused: every
- * restored task is left stopped (the network already up) until
- * runtime_resume: a live migration's target holds it so until the source
- * has let its copy go. */
-int runtime_restore(const struct runtime_spec *spec, const char *images_dir, const char *log_path, bool paused,
-		    struct ferry_error **err);
+ * error carries CRIU's failing line and the log's path. o (may be NULL):
+ * paused: every restored task is left stopped (the network already up)
+ * until runtime_resume: a live migration's target holds it so until the
+ * source has let its copy go. */
+struct runtime_restore_opts {
+	bool paused;
+	/* Where the images' container lived on the host that dumped it, if
+	 * elsewhere (a migration between ferryds with different roots): CRIU
+	 * records mounts bound from inside the rootfs by their host path, so
+	 * the restore sees this rootfs at that path too (in the monitor's own
+	 * mount namespace), when that path exists here. */
+	const char *rootfs_alias;
+};
+int runtime_restore(const struct runtime_spec *spec, const char *images_dir, const char *log_path,
+		    const struct runtime_restore_opts *o, struct ferry_error **err);
 /* Let the tasks of a container restored paused run. */
 int runtime_resume(const char *name, const char *dir, struct ferry_error **err);
 

@@ -9,7 +9,8 @@
 # lacks) leaves the container running where it was, untouched; and a target
 # whose ferryd is killed while the state streams in leaves exactly one
 # running copy: the source's, restored, with its connection still there;
-# and so does a source whose ferryd is killed then (restored at its start).
+# so does a cut LAN link, and a source whose ferryd is killed mid-move
+# (restored at its start).
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/bed_lib.sh"
 bed_up 2 || { echo "Bail out! testbed up failed"; exit 1; }
@@ -125,6 +126,25 @@ expect_echo "... and the connection still echoes" after-the-failure
 check "start $there's ferryd again" "$TESTBED" start "$BED_DIR" "$there"
 expect_eq "$there has no c1" "$(names "$there")" ""
 check_fails "... nor any of its files" test -e "$BED_DIR/$there/containers/c1"
+
+# --- the target's LAN link is cut while the state streams in
+fy "$here" move c1 "$there:" >"$BED_DIR/move.out" 2>&1 &
+move_pid=$!
+for i in $(seq 2400); do
+	[ -e "$BED_DIR/$there/containers/c1/state" ] && break
+	sleep 0.005
+done
+"$TESTBED" lan-exec "$BED_DIR" ip link set "$there" down
+expect_eq "the state started to arrive before the cut" "$(test -e "$BED_DIR/$there/containers/c1/state" && echo yes)" yes
+wait "$move_pid"
+expect_eq "the move fails" "$?" 1
+expect_match "... saying that c1 runs on $here again" "$(cat "$BED_DIR/move.out")" "runs here again"
+expect_eq "c1 runs on $here" "$(state "$here" c1)" RUNNING
+expect_eq "... the same process" "$(counter_pid "$here")" "$pid"
+expect_echo "... and the connection still echoes" after-the-cut
+for i in $(seq 600); do [ "$(names "$there")" = "" ] && break; sleep 0.1; done
+expect_eq "$there, cut off, dropped its copy" "$(names "$there")" ""
+check "reconnect $there" "$TESTBED" lan-exec "$BED_DIR" ip link set "$there" up
 
 # --- the source's ferryd dies while c1 is checkpointed and on its way
 fy "$here" move c1 "$there:" >"$BED_DIR/move.out" 2>&1 &

@@ -274,7 +274,7 @@ static int cmd_restore(int argc, char **argv)
 		log_path = default_log =
 			checkpoint_log_path(spec->log_dir != NULL ? spec->log_dir : spec->dir, "stop", "restore");
 	long long start = now_ms();
-	int r = runtime_restore(spec, argv[1], log_path, false, &err);
+	int r = runtime_restore(spec, argv[1], log_path, NULL, &err);
 	runtime_spec_free(spec);
 	if (r < 0)
 		return fail(&err);

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# A Debian bookworm container with systemd and two real services (nginx,
+# redis) moves live between two hosts of the test bed and back: after each
+# move systemd still runs, both services are active and answer, redis still
+# holds the key set before, nginx answers from the LAN, also on the
+# keep-alive connection opened before the first move, and systemd can
+# restart a service there (its mount namespaces came along whole).
+# The image comes from tests/image/imgctl (debootstrap on first use, then
+# the cached tree in /var/cache/ferry/debian: seconds), imported on h1.
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/bed_lib.sh"
+bed_up 2 || { echo "Bail out! testbed up failed"; exit 1; }
+
+IMGCTL=$BUILD/tests/image/imgctl
+CACHE=${FERRY_DEBIAN_CACHE:-/var/cache/ferry/debian}
+
+test_cleanup() { [ -z "${HTTP_PID:-}" ] || kill "$HTTP_PID" 2>/dev/null; }
+trap 'test_cleanup; bed_down' EXIT
+
+mkdir -p "$BED_DIR/store"
+out=$("$IMGCTL" build-debian "$BED_DIR/store" "$CACHE" 2>&1)
+rc=$?
+expect_eq "the debian image builds" "$rc" 0
+[ "$rc" -eq 0 ] || { printf '#   %s\n' "$out" | tail -5; exit 0; }
+check "import it on h1" fy h1 image import "$(awk '$1 == "path:" {print $2}' <<<"$out")" --alias debian
+
+system_state() { fy "$1" exec d1 -- systemctl is-system-running 2>/dev/null; }
+wait_booted() {
+	local i st
+	for i in $(seq 120); do
+		st=$(system_state "$1")
+		case $st in running | degraded) echo "$st"; return 0 ;; esac
+		sleep 0.5
+	done
+	echo "${st:-unknown}"
+	return 1
+}
+http_code() { "$TESTBED" lan-exec "$BED_DIR" curl -s -m 5 -o /dev/null -w '%{http_code}' "http://$IP/"; }
+# One request on the keep-alive connection opened before the first move.
+keepalive_get() {
+	local line
+	printf 'GET / HTTP/1.1\r\nHost: d1\r\n\r\n' >&"${HTTP[1]}" || return 1
+	read -r -t 10 line <&"${HTTP[0]}" || return 1
+	[[ "$line" == "HTTP/1.1 200"* ]] || return 1
+	while read -r -t 0.3 line <&"${HTTP[0]}"; do :; done
+	return 0
+}
+services_answer() { # HOST WHEN
+	expect_match "systemd runs ($2)" "$(system_state "$1")" '^(running|degraded)$'
+	expect_eq "nginx and redis are active ($2)" "$(fy "$1" exec d1 -- systemctl is-active nginx redis-server | tr '\n' ' ')" "active active "
+	expect_eq "nginx answers the LAN ($2)" "$(http_code)" 200
+	if keepalive_get; then pass "the keep-alive connection still works ($2)"
+	else fail "the keep-alive connection still works ($2)"; fi
+	expect_eq "redis still holds its key ($2)" "$(fy "$1" exec d1 -- redis-cli get ferry-key)" "$KEY"
+}
+
+check "launch the debian container on h1" fy h1 launch debian d1 -c limits.memory=1GiB
+st=$(wait_booted h1)
+expect_match "systemd boots to running/degraded ($st)" "$st" '^(running|degraded)$'
+IP=$(fy h1 list d1 --format csv -c 4 | cut -d' ' -f1)
+KEY=value-$RANDOM
+expect_eq "redis takes a key" "$(fy h1 exec d1 -- redis-cli set ferry-key "$KEY")" OK
+coproc HTTP { exec "$TESTBED" lan-exec "$BED_DIR" socat - "TCP:$IP:80,connect-timeout=5"; }
+HTTP_PID=$HTTP_PID
+if keepalive_get; then pass "a keep-alive HTTP connection from the LAN"
+else fail "a keep-alive HTTP connection from the LAN"; fi
+
+out=$(fy h1 move d1 h2: 2>&1)
+expect_eq "move d1 h2: (live)" "$?" 0
+echo "# $out"
+expect_eq "d1 runs on h2" "$(fy h2 list d1 --format csv -c s)" RUNNING
+services_answer h2 "on h2"
+
+out=$(fy h2 move d1 h1: 2>&1)
+expect_eq "move d1 back to h1 (live)" "$?" 0
+echo "# $out"
+services_answer h1 "back on h1"
+check "systemd restarts nginx there" fy h1 exec d1 -- systemctl restart nginx
+expect_eq "nginx answers after its restart" "$(http_code)" 200
+check "delete d1" fy h1 delete -f d1
