@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <spawn.h>
 #include <sys/ioctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "checkpoint/checkpoint.h"
@@ -91,5 +93,84 @@ int checkpoint_check(json_t **out, struct ferry_error **err)
 	json_object_set_new(result, "check", run_criu_check(opts));
 	json_object_set_new(result, "features", features);
 	*out = result;
+	return 0;
+}
+
+/* ---- CPU compatibility (a live migration's pre-flight) -------------------- */
+
+extern char **environ;
+
+/* Run `criu cpuinfo ACTION -D dir -o LOG` with no stdio: 0 when it succeeds,
+ * else the error with CRIU's own lines from its log. */
+static int criu_cpuinfo(const char *action, const char *dir, struct ferry_error **err)
+{
+	cleanup_free char *log = xasprintf("%s/cpuinfo-%s.log", dir, action);
+	char *argv[] = { CHECKPOINT_CRIU_BINARY, "cpuinfo", (char *)action, "-D", (char *)dir, "-o", log, NULL };
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	pid_t pid;
+	int r = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (r != 0)
+		return error_sys(err, r, "run %s cpuinfo %s", CHECKPOINT_CRIU_BINARY, action);
+	int status;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	cleanup_free char *errors = checkpoint_log_errors(log, 3);
+	return error_set(err, 500, EIO, "criu cpuinfo %s failed: %s", action,
+			 errors ? errors : "no reason in its log");
+}
+
+static const char hex_digits[] = "0123456789abcdef";
+
+int checkpoint_cpuinfo_dump(char **hex, struct ferry_error **err)
+{
+	char dir[] = "/tmp/ferry-cpuinfo.XXXXXX";
+	if (mkdtemp(dir) == NULL)
+		return error_sys(err, errno, "CPU description: mkdtemp");
+	cleanup_free char *img = xasprintf("%s/cpuinfo.img", dir);
+	cleanup_free char *data = NULL;
+	size_t len = 0;
+	int r = criu_cpuinfo("dump", dir, err);
+	if (r == 0)
+		r = file_read(img, &data, &len, err);
+	cleanup_error struct ferry_error *e = NULL;
+	rm_rf(dir, &e);
+	if (r < 0)
+		return error_wrap(err, "describe this host's CPU");
+	char *out = xcalloc(2 * len + 1, 1);
+	for (size_t i = 0; i < len; i++) {
+		out[2 * i] = hex_digits[(unsigned char)data[i] >> 4];
+		out[2 * i + 1] = hex_digits[(unsigned char)data[i] & 15];
+	}
+	*hex = out;
+	return 0;
+}
+
+int checkpoint_cpuinfo_check(const char *hex, struct ferry_error **err)
+{
+	size_t n = strlen(hex);
+	if (n == 0 || n % 2 != 0 || strspn(hex, hex_digits) != n)
+		return error_set(err, 400, EINVAL, "the source's CPU description is not hex");
+	cleanup_free char *data = xcalloc(n / 2, 1);
+	for (size_t i = 0; i < n / 2; i++)
+		data[i] = (char)((strchr(hex_digits, hex[2 * i]) - hex_digits) << 4 |
+				 (strchr(hex_digits, hex[2 * i + 1]) - hex_digits));
+	char dir[] = "/tmp/ferry-cpuinfo.XXXXXX";
+	if (mkdtemp(dir) == NULL)
+		return error_sys(err, errno, "CPU check: mkdtemp");
+	cleanup_free char *img = xasprintf("%s/cpuinfo.img", dir);
+	int r = file_write_atomic(img, data, n / 2, 0600, err);
+	if (r == 0)
+		r = criu_cpuinfo("check", dir, err);
+	cleanup_error struct ferry_error *e = NULL;
+	rm_rf(dir, &e);
+	if (r < 0)
+		return error_wrap(err, "this host's CPU can't run what the source's ran");
 	return 0;
 }

@@ -5,6 +5,7 @@
  * instance stays locked (no start, no edit) throughout; a cold one stays
  * untouched, a live one is checkpointed and handed over (migrate.h). */
 #include <archive.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -14,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "checkpoint/checkpoint.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "daemon/daemon.h"
@@ -198,8 +200,38 @@ static void path_seen(const char *rel, void *arg)
 	json_object_set_new((json_t *)arg, rel, json_true());
 }
 
+/* This move's CRIU dump log (the newest migration_dump_*.log: names sort
+ * by time) goes along in the state, so that the target keeps it too: the
+ * source's copy of the instance, logs and all, is deleted after a move. */
+static void copy_dump_log(const char *name, const char *state)
+{
+	cleanup_free char *log_dir = instance_log_dir(name);
+	DIR *d = opendir(log_dir);
+	if (d == NULL)
+		return;
+	cleanup_free char *newest = NULL;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, "migration_dump_", 15) != 0 || (newest != NULL && strcmp(de->d_name, newest) <= 0))
+			continue;
+		free(newest);
+		newest = xstrdup(de->d_name);
+	}
+	closedir(d);
+	if (newest == NULL)
+		return;
+	cleanup_free char *from = xasprintf("%s/%s", log_dir, newest);
+	cleanup_free char *to = xasprintf("%s/%s", state, newest);
+	cleanup_free char *data = NULL;
+	size_t len = 0;
+	cleanup_error struct ferry_error *e = NULL;
+	if (file_read(from, &data, &len, &e) < 0 || file_write_atomic(to, data, len, 0600, &e) < 0)
+		log_warn("instance %s: the dump log stays here only: %s", name, e->msg);
+}
+
 /* What a live move sends while the instance is stopped: the rootfs's
- * changes and its paths, then the saved state and /dev. */
+ * changes and its paths, then the saved state (with the dump's log) and
+ * /dev. */
 static int send_final(struct operation *op, struct source_job *job, const char *rootfs, unsigned shift,
 		      const struct timespec *first_pass, struct ferry_error **err)
 {
@@ -222,6 +254,7 @@ static int send_final(struct operation *op, struct source_job *job, const char *
 	json_decref(paths);
 	if (r == 0) {
 		operation_set_metadata_key(op, "phase", json_string("sending the state"));
+		copy_dump_log(job->name, state);
 		r = send_tree(op, job->state, state, 0, NULL, NULL, NULL, &n, err);
 		total += n;
 	}
@@ -325,6 +358,7 @@ static int source_run(struct operation *op, void *data, struct ferry_error **err
 	json_t *snapshots = NULL;
 	/* Declared before the first goto: cleanup must never see them uninitialised. */
 	cleanup_free char *rootfs = instance_rootfs(job->name);
+	cleanup_free char *cpuinfo = NULL;
 	int ret = -1;
 
 	instance_lock(job->name);
@@ -343,6 +377,8 @@ static int source_run(struct operation *op, void *data, struct ferry_error **err
 	struct instance_idmap map;
 	if (instance_idmap(job->name, &map, err) < 0)
 		goto out;
+	if (live && checkpoint_cpuinfo_dump(&cpuinfo, err) < 0)
+		goto out;
 	if (job->instance_only)
 		snapshots = json_array();
 	else if (snapshots_header(job->name, &snapshots, err) < 0)
@@ -350,7 +386,7 @@ static int source_run(struct operation *op, void *data, struct ferry_error **err
 	struct migrate_header h = {
 		.name = inst.name, .architecture = inst.architecture, .description = inst.description,
 		.ephemeral = inst.ephemeral, .config = inst.config, .devices = inst.devices,
-		.profiles = inst.profiles, .snapshots = snapshots, .live = live, .rootfs = rootfs,
+		.profiles = inst.profiles, .snapshots = snapshots, .live = live, .rootfs = rootfs, .cpuinfo = cpuinfo,
 	};
 	if (migrate_send_header(job->control, &h, err) < 0)
 		goto out;

@@ -5,6 +5,7 @@
  * running instance over (migrate.h). Any failure removes whatever was made
  * here and tells the source, whose instance stays or runs again there. */
 #include <ftw.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -14,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "checkpoint/checkpoint.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "daemon/daemon.h"
@@ -317,6 +319,27 @@ static int dial(const struct target_job *job, const char *secret, struct migrate
 	return migrate_stream_dial(host, job->port, secret, job->certificate, cert, key, out, err);
 }
 
+/* The source's dump log came with the state: into this instance's logs. */
+static void keep_dump_log(const char *name, const char *state_dir)
+{
+	cleanup_free char *log_dir = instance_log_dir(name);
+	DIR *d = opendir(state_dir);
+	if (d == NULL)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, "migration_dump_", 15) != 0)
+			continue;
+		cleanup_free char *from = xasprintf("%s/%s", state_dir, de->d_name);
+		cleanup_free char *to = xasprintf("%s/%s", log_dir, de->d_name);
+		if (mkdir(log_dir, 0700) < 0 && errno != EEXIST)
+			break;
+		if (rename(from, to) < 0)
+			log_warn("instance %s: keeping the source's dump log: rename %s: %s", name, from, strerror(errno));
+	}
+	closedir(d);
+}
+
 /* A live move, after the first pass: say ready, take the changes, the
  * state and /dev, restore with the tasks stopped, and let them run once the
  * source has committed. *restored: a copy runs here (stopped) and must be
@@ -345,6 +368,7 @@ static int live_takeover(struct progress *progress, struct target_job *job, stru
 	    recv_rootfs(state, state_dir, 0, progress, err) < 0 || instance_images_dir_make(job->name, state_dir, err) < 0 ||
 	    recv_rootfs(state, dev, shift, progress, err) < 0)
 		return error_wrap(err, "the saved state");
+	keep_dump_log(job->name, state_dir);
 	struct db_instance inst = { 0 };
 	if (instance_get(job->name, &inst, err) < 0)
 		return -1;
@@ -403,6 +427,12 @@ static int target_run(struct operation *op, void *data, struct ferry_error **err
 		goto out;
 	if (h.live && state == NULL) {
 		error_set(err, 502, EPROTO, "the source sends a running instance, but no state stream was offered");
+		goto out;
+	}
+	/* Pre-flight, before the source stops anything: can this CPU run it? */
+	if (h.live && (h.cpuinfo == NULL || checkpoint_cpuinfo_check(h.cpuinfo, err) < 0)) {
+		if (h.cpuinfo == NULL)
+			error_set(err, 502, EPROTO, "the source sent no CPU description");
 		goto out;
 	}
 

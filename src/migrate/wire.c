@@ -20,6 +20,7 @@ void migrate_header_clear(struct migrate_header *h)
 	free(h->architecture);
 	free(h->description);
 	free(h->rootfs);
+	free(h->cpuinfo);
 	json_decref(h->config);
 	json_decref(h->devices);
 	json_decref(h->profiles);
@@ -77,11 +78,11 @@ static char *dup_or_null(json_t *v)
 
 int migrate_send_header(struct ws *ws, const struct migrate_header *h, struct ferry_error **err)
 {
-	json_t *msg = json_pack("{s:s, s:s, s:s?, s:s?, s:b, s:O, s:O, s:O, s:O, s:b, s:s?}", "type",
+	json_t *msg = json_pack("{s:s, s:s, s:s?, s:s?, s:b, s:O, s:O, s:O, s:O, s:b, s:s?, s:s?}", "type",
 				msg_type_names[MIGRATE_MSG_HEADER], "name", h->name, "architecture", h->architecture,
 				"description", h->description, "ephemeral", h->ephemeral, "config", h->config,
 				"devices", h->devices, "profiles", h->profiles, "snapshots",
-				h->snapshots ? h->snapshots : json_array(), "live", h->live, "rootfs", h->rootfs);
+				h->snapshots ? h->snapshots : json_array(), "live", h->live, "rootfs", h->rootfs, "cpuinfo", h->cpuinfo);
 	if (msg == NULL)
 		return error_set(err, 500, EINVAL, "encode the migration header");
 	return send_json(ws, msg, err);
@@ -99,6 +100,7 @@ int migrate_recv_header(struct ws *ws, struct migrate_header *h, int timeout_ms,
 	h->ephemeral = json_is_true(json_object_get(msg, "ephemeral"));
 	h->live = json_is_true(json_object_get(msg, "live"));
 	h->rootfs = dup_or_null(json_object_get(msg, "rootfs"));
+	h->cpuinfo = dup_or_null(json_object_get(msg, "cpuinfo"));
 	h->config = json_incref(json_object_get(msg, "config"));
 	h->devices = json_incref(json_object_get(msg, "devices"));
 	h->profiles = json_incref(json_object_get(msg, "profiles"));
