@@ -105,58 +105,54 @@ expect_eq "$there has no c1" "$(names "$there")" ""
 expect_echo "the connection still echoes" after-the-refusal
 check "remove the profile again" fy "$here" profile remove c1 only-here
 
+# Start moving c1 to $there in the background (move_pid); return once its
+# state directory appears there: c1 is checkpointed on the source by then.
+move_until_state() {
+	fy "$here" move c1 "$there:" >"$BED_DIR/move.out" 2>&1 &
+	move_pid=$!
+	for i in $(seq 2400); do
+		[ -e "$BED_DIR/$there/containers/c1/state" ] && return 0
+		sleep 0.005
+	done
+	return 1
+}
+# After the move that move_until_state started failed (WHY): c1 runs on
+# $here again, the same process, with its connection.
+expect_back_here() {
+	wait "$move_pid"
+	expect_eq "the move fails ($1)" "$?" 1
+	expect_match "... saying that c1 runs on $here again" "$(cat "$BED_DIR/move.out")" "runs here again"
+	expect_eq "c1 runs on $here" "$(state "$here" c1)" RUNNING
+	expect_eq "... the same process" "$(counter_pid "$here")" "$pid"
+	expect_echo "... and the connection still echoes" "after-$1"
+}
+
 # --- the target's ferryd dies while the state streams in
-# Its state directory appears once c1 is checkpointed on the source: the
-# target is stopped there (so the source is surely mid-transfer), then killed.
-fy "$here" move c1 "$there:" >"$BED_DIR/move.out" 2>&1 &
-move_pid=$!
+# The target is stopped first (so the source is surely mid-transfer), then killed.
 target_pid=$(cat "$BED_DIR/$there.pid")
-for i in $(seq 2400); do
-	[ -e "$BED_DIR/$there/containers/c1/state" ] && break
-	sleep 0.005
-done
+move_until_state
+expect_eq "the state started to arrive" "$?" 0
 kill -STOP "$target_pid"
-expect_eq "the state started to arrive" "$(test -e "$BED_DIR/$there/containers/c1/state" && echo yes)" yes
 kill -KILL "$target_pid"
-wait "$move_pid"
-expect_eq "the move fails" "$?" 1
-expect_match "... saying that c1 runs on $here again" "$(cat "$BED_DIR/move.out")" "runs here again"
-expect_eq "c1 runs on $here" "$(state "$here" c1)" RUNNING
-expect_eq "... the same process" "$(counter_pid "$here")" "$pid"
-expect_echo "... and the connection still echoes" after-the-failure
+expect_back_here target-killed
 check "start $there's ferryd again" "$TESTBED" start "$BED_DIR" "$there"
 expect_eq "$there has no c1" "$(names "$there")" ""
 check_fails "... nor any of its files" test -e "$BED_DIR/$there/containers/c1"
 
 # --- the target's LAN link is cut while the state streams in
-fy "$here" move c1 "$there:" >"$BED_DIR/move.out" 2>&1 &
-move_pid=$!
-for i in $(seq 2400); do
-	[ -e "$BED_DIR/$there/containers/c1/state" ] && break
-	sleep 0.005
-done
+move_until_state
+expect_eq "the state started to arrive before the cut" "$?" 0
 "$TESTBED" lan-exec "$BED_DIR" ip link set "$there" down
-expect_eq "the state started to arrive before the cut" "$(test -e "$BED_DIR/$there/containers/c1/state" && echo yes)" yes
-wait "$move_pid"
-expect_eq "the move fails" "$?" 1
-expect_match "... saying that c1 runs on $here again" "$(cat "$BED_DIR/move.out")" "runs here again"
-expect_eq "c1 runs on $here" "$(state "$here" c1)" RUNNING
-expect_eq "... the same process" "$(counter_pid "$here")" "$pid"
-expect_echo "... and the connection still echoes" after-the-cut
+expect_back_here link-cut
 for i in $(seq 600); do [ "$(names "$there")" = "" ] && break; sleep 0.1; done
 expect_eq "$there, cut off, dropped its copy" "$(names "$there")" ""
 check "reconnect $there" "$TESTBED" lan-exec "$BED_DIR" ip link set "$there" up
 
 # --- the source's ferryd dies while c1 is checkpointed and on its way
-fy "$here" move c1 "$there:" >"$BED_DIR/move.out" 2>&1 &
-move_pid=$!
 source_pid=$(cat "$BED_DIR/$here.pid")
-for i in $(seq 2400); do
-	[ -e "$BED_DIR/$there/containers/c1/state" ] && break
-	sleep 0.005
-done
+move_until_state
+expect_eq "the state started to arrive again" "$?" 0
 kill -STOP "$source_pid"
-expect_eq "the state started to arrive again" "$(test -e "$BED_DIR/$there/containers/c1/state" && echo yes)" yes
 kill -KILL "$source_pid"
 wait "$move_pid"
 expect_eq "the move fails" "$?" 1
