@@ -1056,6 +1056,19 @@ int instance_discard_state(const char *name, struct ferry_error **err)
 /* After a restore: the restored veths have host-side names the monitor
  * picked (spec.json), and neighbours must learn where the addresses live
  * now (gratuitous ARP). */
+/* Gratuitous ARP for each nic's address from inside the container: the
+ * LAN learns where it is now (after a move), and which MAC has it (an
+ * address handed out again, to a new instance, may still be cached for the
+ * old one's). */
+static void announce_nics(const char *name, const struct runtime_spec *spec, pid_t init_pid)
+{
+	for (size_t i = 0; init_pid > 0 && i < spec->n_nics; i++) {
+		cleanup_error struct ferry_error *e = NULL;
+		if (network_announce(init_pid, spec->nics[i].name, &e) < 0)
+			log_warn("instance %s: announcing %s: %s", name, spec->nics[i].name, e->msg);
+	}
+}
+
 static void after_restore(const char *name)
 {
 	cleanup_free char *dir = instance_dir(name);
@@ -1091,12 +1104,7 @@ static void after_restore(const char *name)
 		db_instance_clear(&inst);
 	}
 	error_free(&e);
-	for (size_t i = 0; st.init_pid > 0 && i < spec->n_nics; i++) {
-		if (network_announce(st.init_pid, spec->nics[i].name, &e) < 0) {
-			log_warn("instance %s: announcing %s: %s", name, spec->nics[i].name, e->msg);
-			error_free(&e);
-		}
-	}
+	announce_nics(name, spec, st.init_pid);
 	runtime_spec_free(spec);
 }
 
@@ -1173,6 +1181,11 @@ static int start_instance(const char *name, enum instance_start_mode mode, const
 		cleanup_error struct ferry_error *ignored = NULL;
 		save_power_state(name, "STOPPED", &ignored);
 		goto out;
+	} else {
+		struct runtime_state st;
+		cleanup_error struct ferry_error *e = NULL;
+		if (instance_runtime_state(name, &st, &e) == 0)
+			announce_nics(name, spec, st.init_pid);
 	}
 	ret = 0;
 	log_info("instance %s: started%s", name, images ? " (restored)" : "");

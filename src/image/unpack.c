@@ -95,9 +95,13 @@ static int copy_entry_data(struct archive *reader, struct archive *writer, const
 			return 0;
 		if (r < ARCHIVE_WARN)
 			return error_bad_request(err, "reading %s: %s", name, archive_error_string(reader));
-		if (archive_write_data_block(writer, buf, size, offset) < ARCHIVE_WARN)
-			return error_set(err, 500, archive_errno(writer), "writing %s: %s", name,
-					 archive_error_string(writer));
+		/* A failed write(2) (ENOSPC) is only ARCHIVE_WARN to libarchive's
+		 * disk writer: a file cut short is an error here. */
+		if (archive_write_data_block(writer, buf, size, offset) != ARCHIVE_OK) {
+			int e = archive_errno(writer);
+			return error_set(err, e == ENOSPC ? 507 : 500, e, "writing %s: %s%s%s", name,
+					 archive_error_string(writer), e > 0 ? ": " : "", e > 0 ? strerror(e) : "");
+		}
 	}
 }
 

@@ -27,7 +27,10 @@
 
 /* Namespaces joined, in order: the user namespace first, so that we hold
  * capabilities over the others, which it owns. */
-static const char *const ns_names[] = { "user", "mnt", "pid", "uts", "ipc", "net", "cgroup" };
+/* time: a container restored by CRIU runs in a time namespace CRIU made
+ * (its clocks continue); a process joining it elsewhere would make the
+ * next checkpoint unrestorable ("Can't restore sub-task in NS"). */
+static const char *const ns_names[] = { "user", "mnt", "pid", "uts", "ipc", "net", "cgroup", "time" };
 #define N_NS (sizeof(ns_names) / sizeof(ns_names[0]))
 
 /* Reports from the children to the caller, over a CLOEXEC pipe. */
