@@ -50,8 +50,8 @@ counter() {
 	echo "${value:-0}"
 }
 # Processes inside, by pid and command, without the exec'd ps itself and
-# the counter's short-lived sleeps.
-inner_ps() { rexec c1 -- ps -o pid,args | grep -v -e 'ps -o' -e 'sleep 0\.1' | sort -n; }
+# the counter's short-lived sleeps (also one caught exiting: "[sleep]").
+inner_ps() { rexec c1 -- ps -o pid,args | grep -v -e 'ps -o' -e 'sleep 0\.1' -e '\[sleep\]' | sort -n; }
 # The TCP connection from the host echoes a line back.
 tcp_echo() {
 	local line
