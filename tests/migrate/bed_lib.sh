@@ -1,7 +1,8 @@
 # The multi-host test bed for tests: source after lib.sh, then call
 # bed_up N. Hosts are h1..hN; `on hN CMD...` runs CMD as host N (its netns,
 # its unix socket and client config); `fy hN ARGS...` is `ferry ARGS` there.
-# Everything goes away on exit (testbed.sh down).
+# Everything goes away on exit (testbed.sh down). Below, what the migration
+# tests ask of a host and of container c1 there.
 TESTBED=$top/scripts/testbed.sh
 export FERRY_BUILD=$BUILD
 
@@ -27,3 +28,23 @@ on() { local h=$1; shift; "$TESTBED" exec "$BED_DIR" "$h" "$@"; }
 fy() { local h=$1; shift; on "$h" "$FERRY" "$@"; }
 bed_addr() { "$TESTBED" addr "$BED_DIR" "$1"; }
 bed_ns() { printf 'ferry-%s-%s' "$(printf '%s' "$BED_DIR" | sha256sum | cut -c1-8)" "$1"; }
+
+# Instance names on host $1; the state, first IPv4 address and MAC of $2 there.
+names() { fy "$1" list --format csv -c n | tr '\n' ' ' | sed 's/ $//'; }
+state() { fy "$1" list "$2" --format csv -c s; }
+ipv4() { fy "$1" list "$2" --format csv -c 4 | cut -d' ' -f1; }
+hwaddr() { fy "$1" config get "$2" volatile.eth0.hwaddr; }
+
+# A counter in c1 on host $1, held in a shell variable and written to
+# /tmp/counter ten times a second; started from an exec session that ends at
+# once, so it lives on below init (and CRIU takes it along).
+start_counter() {
+	fy "$1" exec c1 -- sh -c \
+		'sh -c '\''echo $$ >/tmp/counter.pid; i=0; while :; do i=$((i+1)); echo $i >/tmp/counter; sleep 0.1; done'\'' </dev/null >/dev/null 2>&1 &'
+}
+counter() { fy "$1" exec c1 -- cat /tmp/counter; }
+counter_pid() { fy "$1" exec c1 -- cat /tmp/counter.pid; }
+# expect_counted DESCRIPTION BEFORE AFTER: the counter went on.
+expect_counted() {
+	if [ "$3" -gt "$2" ]; then pass "$1 ($2 -> $3)"; else fail "$1" "before: $2" "after: $3"; fi
+}

@@ -11,10 +11,6 @@
 . "$(dirname "$0")/bed_lib.sh"
 bed_up 2 || { echo "Bail out! testbed up failed"; exit 1; }
 
-names() { fy "$1" list --format csv -c n | tr '\n' ' ' | sed 's/ $//'; }
-state() { fy "$1" list "$2" --format csv -c s; }
-ipv4() { fy "$1" list "$2" --format csv -c 4 | cut -d' ' -f1; }
-hwaddr() { fy "$1" config get "$2" volatile.eth0.hwaddr; }
 
 fy h1 image build busybox --alias busybox >/dev/null
 check "launch c1 on h1" fy h1 launch busybox c1

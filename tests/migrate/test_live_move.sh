@@ -22,12 +22,6 @@ test_cleanup() {
 }
 trap 'test_cleanup; bed_down' EXIT
 
-names() { fy "$1" list --format csv -c n | tr '\n' ' ' | sed 's/ $//'; }
-state() { fy "$1" list "$2" --format csv -c s; }
-ipv4() { fy "$1" list "$2" --format csv -c 4 | cut -d' ' -f1; }
-hwaddr() { fy "$1" config get "$2" volatile.eth0.hwaddr; }
-counter() { fy "$1" exec c1 -- cat /tmp/counter; }
-counter_pid() { fy "$1" exec c1 -- cat /tmp/counter.pid; }
 tcp_echo() {
 	local line
 	echo "$1" >&"${TCP[1]}" || return 1
@@ -42,8 +36,7 @@ expect_echo() {
 fy h1 image build busybox --alias busybox >/dev/null
 check "launch c1 on h1" fy h1 launch busybox c1
 # Started from exec sessions that end at once: the processes live on below init.
-check "start a counter in c1" fy h1 exec c1 -- sh -c \
-	'sh -c '\''echo $$ >/tmp/counter.pid; i=0; while :; do i=$((i+1)); echo $i >/tmp/counter; sleep 0.1; done'\'' </dev/null >/dev/null 2>&1 &'
+check "start a counter in c1" start_counter h1
 check "start a TCP echo server in c1" fy h1 exec c1 -- sh -c 'nc -ll -p 7000 -e /bin/cat </dev/null >/dev/null 2>&1 &'
 check "snapshot c1 s1" fy h1 snapshot c1 s1
 ip_c1=$(ipv4 h1 c1)
@@ -60,9 +53,7 @@ check "move c1 h2: (live)" fy h1 move c1 h2:
 expect_eq "c1 is gone from h1" "$(names h1)" ""
 expect_eq "c1 runs on h2" "$(state h2 c1)" RUNNING
 expect_eq "... the same counter process" "$(counter_pid h2)" "$pid"
-after=$(counter h2)
-if [ "$after" -gt "$before" ]; then pass "... which went on counting ($before -> $after)"
-else fail "... which went on counting" "before: $before" "after: $after"; fi
+expect_counted "... which went on counting" "$before" "$(counter h2)"
 expect_echo "the TCP connection still echoes" after-the-move
 expect_eq "c1 kept its address" "$(ipv4 h2 c1)" "$ip_c1"
 expect_eq "... and its MAC" "$(hwaddr h2 c1)" "$mac_c1"

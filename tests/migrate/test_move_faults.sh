@@ -10,7 +10,6 @@
 . "$(dirname "$0")/bed_lib.sh"
 bed_up 2 || { echo "Bail out! testbed up failed"; exit 1; }
 
-names() { fy "$1" list --format csv -c n | tr '\n' ' ' | sed 's/ $//'; }
 
 fy h1 image build busybox --alias busybox >/dev/null
 check "launch c1 on h1" fy h1 launch busybox c1
