@@ -27,6 +27,7 @@ static const struct verb verbs[] = {
 	{ "operation", NULL, "List, show and delete background operations", cmd_operation },
 	{ "profile", NULL, "Manage profiles", cmd_profile },
 	{ "remote", NULL, "Manage the list of remote servers", cmd_remote },
+	{ "rename", NULL, "Rename instances and snapshots (move within a server)", cmd_move },
 	{ "restart", NULL, "Restart instances", cmd_restart },
 	{ "restore", NULL, "Restore instances from snapshots", cmd_restore },
 	{ "snapshot", NULL, "Create and manage instance snapshots", cmd_snapshot },

@@ -3,7 +3,8 @@
  * target, then the source is deleted once the target has the instance
  * (copy_remote). A running instance moves live (its processes, memory,
  * open files and connections go on running there), or with --stateless
- * (stopped here, booted there). */
+ * (stopped here, booted there). `ferry move c1/s1 c1/s2` renames a
+ * snapshot; `ferry rename` is this verb too, as in lxc. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "cli/cli.h"
 #include "cli/client.h"
 #include "cli/copy.h"
+#include "cli/snapshot.h"
 #include "cli/target.h"
 #include "common/util.h"
 
@@ -58,8 +60,29 @@ int cmd_move(int argc, char **argv)
 	int r = -1;
 	if (target_parse(argv[optind], &src, &err) < 0 || target_parse(argv[optind + 1], &dst, &err) < 0)
 		goto out;
-	if (src.name[0] == '\0' || strchr(src.name, '/') != NULL || strchr(dst.name, '/') != NULL) {
-		error_bad_request(&err, "Moving snapshots isn't supported: name an instance");
+	const char *src_slash = strchr(src.name, '/'), *dst_slash = strchr(dst.name, '/');
+	if (src_slash != NULL) {
+		/* lxc move c1/s1 c1/s2: a snapshot renamed within its instance. */
+		size_t n = (size_t)(src_slash - src.name);
+		if (strcmp(src.remote, dst.remote) != 0 || dst_slash == NULL || (size_t)(dst_slash - dst.name) != n ||
+		    strncmp(src.name, dst.name, n) != 0 || dst_slash[1] == '\0') {
+			error_bad_request(&err, "A snapshot can only be renamed within its instance "
+						"(ferry move c1/s1 c1/s2)");
+			goto out;
+		}
+		struct client *client cleanup_client = NULL;
+		if (client_open(src.remote, &client, &err) < 0)
+			goto out;
+		cleanup_free char *instance = strndup(src.name, n);
+		cleanup_free char *path = snapshot_api_path(instance, src_slash + 1);
+		json_t *body = json_pack("{s:s}", "name", dst_slash + 1);
+		r = client_run_operation(client, "POST", path, body, NULL, NULL, &err);
+		json_decref(body);
+		goto out;
+	}
+	if (src.name[0] == '\0' || dst_slash != NULL) {
+		error_bad_request(&err, "Moving snapshots isn't supported: name an instance (or rename a snapshot: "
+					"ferry move c1/s1 c1/s2)");
 		goto out;
 	}
 	const char *new_name = dst.name[0] ? dst.name : src.name;

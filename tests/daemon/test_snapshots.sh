@@ -137,6 +137,9 @@ check "and start" ferry start c1
 check "TCP echoes at the end" tcp_echo hello-3
 
 # --- rename, update, delete --------------------------------------------------------------
+check "ferry move c1/s1 c1/s1a renames the snapshot" ferry move c1/s1 c1/s1a
+check "ferry rename c1/s1a c1/s1 too" ferry rename c1/s1a c1/s1
+check_fails "ferry move c1/s1 c2/s1 is refused (another instance)" ferry move c1/s1 c2/s1
 check "ferry snapshot rename c1 s1 s1b" ferry snapshot rename c1 s1 s1b
 check "the directory moved" test -d "$FERRY_DIR/containers/c1/snapshots/s1b/rootfs"
 expect_eq "PATCH the expiry" "$(api_wait PATCH /1.0/instances/c1/snapshots/s1b '{"expires_at":"2030-01-02T03:04:05Z"}' | jq -r .status)" Success
