@@ -24,6 +24,7 @@
 #include "daemon/db_networks.h"
 #include "daemon/instance.h"
 #include "daemon/server.h"
+#include "daemon/snapshots.h"
 #include "daemon/tls.h"
 #include "runtime/network.h"
 #include "runtime/runtime.h"
@@ -353,6 +354,7 @@ int main(int argc, char **argv)
 		log_error("instances at start-up: %s", err->msg);
 		error_free(&err);
 	}
+	snapshots_prune_start();
 	log_info("ferryd ready");
 
 	int sig = 0;

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
@@ -773,4 +774,99 @@ out:
 	db_instance_clear(&inst);
 	db_snapshot_clear(&snap);
 	return ret;
+}
+
+/* ---- expiry ------------------------------------------------------------- */
+
+/* An RFC 3339 time as seconds since the epoch; false for "never" (Go's zero
+ * time) or what does not parse. */
+static bool expiry_time(const char *s, time_t *out)
+{
+	if (s == NULL || s[0] == '\0' || strncmp(s, "0001-01-01", 10) == 0)
+		return false;
+	struct tm tm = { 0 };
+	const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (rest == NULL)
+		return false;
+	if (*rest == '.')
+		for (rest++; *rest >= '0' && *rest <= '9'; rest++)
+			;
+	long offset = 0;
+	if (*rest == '+' || *rest == '-') {
+		int hh = 0, mm = 0;
+		if (sscanf(rest + 1, "%2d:%2d", &hh, &mm) != 2)
+			return false;
+		offset = (hh * 3600L + mm * 60L) * (*rest == '-' ? -1 : 1);
+	} else if (*rest != 'Z' && *rest != 'z') {
+		return false;
+	}
+	*out = timegm(&tm) - offset;
+	return true;
+}
+
+int snapshots_prune_expired(void)
+{
+	json_t *instances = NULL;
+	cleanup_error struct ferry_error *e = NULL;
+	if (db_instance_list(daemon_ctx->db, &instances, &e) < 0) {
+		log_warn("pruning expired snapshots: %s", e->msg);
+		return 0;
+	}
+	time_t now = time(NULL);
+	int pruned = 0;
+	size_t i, j;
+	json_t *inst, *snap;
+	json_array_foreach(instances, i, inst) {
+		const char *name = json_string_value(inst);
+		json_t *snaps = NULL;
+		if (db_snapshot_list(daemon_ctx->db, name, &snaps, &e) < 0) {
+			error_free(&e);
+			continue;
+		}
+		json_array_foreach(snaps, j, snap) {
+			struct db_snapshot s = { 0 };
+			time_t when;
+			if (db_snapshot_get(daemon_ctx->db, name, json_string_value(snap), &s, &e) < 0) {
+				error_free(&e);
+				continue;
+			}
+			bool expired = expiry_time(s.expires_at, &when) && when <= now;
+			db_snapshot_clear(&s);
+			if (!expired)
+				continue;
+			instance_lock(name);
+			if (snapshot_delete(name, json_string_value(snap), &e) < 0) {
+				log_warn("pruning expired snapshots: %s", e->msg);
+				error_free(&e);
+			} else {
+				log_info("instance %s: snapshot %s expired", name, json_string_value(snap));
+				pruned++;
+			}
+			instance_unlock(name);
+		}
+		json_decref(snaps);
+	}
+	json_decref(instances);
+	return pruned;
+}
+
+static void *prune_thread(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		snapshots_prune_expired();
+		sleep(SNAPSHOT_PRUNE_INTERVAL_S);
+	}
+	return NULL;
+}
+
+void snapshots_prune_start(void)
+{
+	pthread_t thread;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&thread, &attr, prune_thread, NULL) != 0)
+		log_error("could not start the expired-snapshot pruner");
+	pthread_attr_destroy(&attr);
 }

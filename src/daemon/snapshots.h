@@ -33,6 +33,12 @@ int snapshot_parse_expiry(json_t *v, char **out, struct ferry_error **err);
 int snapshot_create(const char *instance, const char *snap, bool stateful, const char *expires_at,
 		    struct ferry_error **err);
 int snapshot_delete(const char *instance, const char *snap, struct ferry_error **err);
+/* Delete every snapshot whose expires_at has passed (as LXD does, on a
+ * timer); returns how many. snapshots_prune_start runs it now and every
+ * SNAPSHOT_PRUNE_INTERVAL_S seconds on a thread of its own. */
+#define SNAPSHOT_PRUNE_INTERVAL_S 10
+int snapshots_prune_expired(void);
+void snapshots_prune_start(void);
 int snapshot_rename(const char *instance, const char *snap, const char *new_name, struct ferry_error **err);
 /* PUT/PATCH: "expires_at" and "description". */
 int snapshot_update(const char *instance, const char *snap, json_t *body, struct ferry_error **err);

@@ -145,6 +145,12 @@ check "the directory moved" test -d "$FERRY_DIR/containers/c1/snapshots/s1b/root
 expect_eq "PATCH the expiry" "$(api_wait PATCH /1.0/instances/c1/snapshots/s1b '{"expires_at":"2030-01-02T03:04:05Z"}' | jq -r .status)" Success
 expect_eq "the expiry is stored" "$(api GET /1.0/instances/c1/snapshots/s1b | jq -r .metadata.expires_at)" 2030-01-02T03:04:05Z
 expect_match "ferry snapshot list" "$(ferry snapshot list c1)" 's1b.*2030/01/02'
+soon=$(date -u -d '+2 seconds' +%Y-%m-%dT%H:%M:%SZ)
+expect_eq "a snapshot that expires in 2 s" "$(api_wait POST /1.0/instances/c1/snapshots "{\"name\":\"ex1\",\"expires_at\":\"$soon\"}" | jq -r .status)" Success
+for i in $(seq 60); do [ "$(api GET /1.0/instances/c1/snapshots/ex1 | jq -r .error_code)" = 404 ] && break; sleep 0.5; done
+expect_eq "is deleted once expired (ferryd prunes every 10 s)" "$(api GET /1.0/instances/c1/snapshots/ex1 | jq -r .error_code)" 404
+check_fails "... its directory too" test -e "$FERRY_DIR/containers/c1/snapshots/ex1"
+expect_eq "the one expiring in 2030 stays" "$(api GET /1.0/instances/c1/snapshots/s1b | jq -r .metadata.name)" s1b
 check "ferry snapshot show" ferry snapshot show c1 s1b
 check "ferry delete c1/s1b" ferry delete c1/s1b
 check_fails "it is gone" test -e "$FERRY_DIR/containers/c1/snapshots/s1b"
