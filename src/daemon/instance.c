@@ -1015,6 +1015,26 @@ static int save_power_state(const char *name, const char *power, struct ferry_er
 	return r;
 }
 
+void instance_cut_host_veths(const char *instance)
+{
+	cleanup_free char *dir = instance_dir(instance);
+	cleanup_free char *path = xasprintf("%s/spec.json", dir);
+	cleanup_free char *text = NULL;
+	struct runtime_spec *spec = NULL;
+	cleanup_error struct ferry_error *e = NULL;
+	if (file_read(path, &text, NULL, &e) < 0 || runtime_spec_from_json(text, &spec, &e) < 0) {
+		log_warn("instance %s: before the restore: %s", instance, e->msg);
+		return;
+	}
+	for (size_t i = 0; i < spec->n_nics; i++) {
+		if (spec->nics[i].host_name != NULL && network_link_delete(spec->nics[i].host_name, &e) < 0) {
+			log_warn("instance %s: removing %s: %s", instance, spec->nics[i].host_name, e->msg);
+			error_free(&e);
+		}
+	}
+	runtime_spec_free(spec);
+}
+
 int instance_config_mark(const char *name, const char *key, const char *value, struct ferry_error **err)
 {
 	struct db_instance inst = { 0 };
@@ -1714,7 +1734,10 @@ int instances_startup(struct ferry_error **err)
 		}
 		if (json_object_get(inst.config, INSTANCE_KEY_MIGRATING) != NULL) {
 			log_warn("instance %s: removing the partial copy of a migration that did not finish", name);
-			/* A live move's copy, restored but never committed by its source. */
+			/* A live move's copy, restored but never committed by its source:
+			 * its network first (no RSTs for the source's connections). */
+			if (st.status != RUNTIME_STOPPED)
+				instance_cut_host_veths(name);
 			if (st.status != RUNTIME_STOPPED && instance_stop_forced(name, &e) < 0) {
 				log_error("start-up: %s", e->msg);
 				goto next;

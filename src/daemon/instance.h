@@ -75,6 +75,11 @@ void instance_address_range_set(uint32_t first, uint32_t last);
  * ferryd start, restores the saved state here), then "committed" (the target
  * has it: never run it here again). */
 #define INSTANCE_KEY_OUTGOING "volatile.migration.outgoing"
+/* Delete the host ends of a running instance's veths (spec.json's names):
+ * its network is gone at once, so nothing it does next reaches anyone (a
+ * copy that is about to be killed sends no RST for the TCP connections the
+ * other copy keeps). */
+void instance_cut_host_veths(const char *name);
 /* Set (value) or remove (NULL) one key of an instance's own config, as is. */
 int instance_config_mark(const char *name, const char *key, const char *value, struct ferry_error **err);
 

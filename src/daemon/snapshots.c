@@ -492,27 +492,6 @@ static json_t *restored_config(json_t *snap_config, json_t *current)
 	return config;
 }
 
-/* Delete the host ends of a running instance's veths (spec.json's names). */
-static void cut_host_veths(const char *instance)
-{
-	cleanup_free char *dir = instance_dir(instance);
-	cleanup_free char *path = xasprintf("%s/spec.json", dir);
-	cleanup_free char *text = NULL;
-	struct runtime_spec *spec = NULL;
-	cleanup_error struct ferry_error *e = NULL;
-	if (file_read(path, &text, NULL, &e) < 0 || runtime_spec_from_json(text, &spec, &e) < 0) {
-		log_warn("instance %s: before the restore: %s", instance, e->msg);
-		return;
-	}
-	for (size_t i = 0; i < spec->n_nics; i++) {
-		if (spec->nics[i].host_name != NULL && network_link_delete(spec->nics[i].host_name, &e) < 0) {
-			log_warn("instance %s: removing %s: %s", instance, spec->nics[i].host_name, e->msg);
-			error_free(&e);
-		}
-	}
-	runtime_spec_free(spec);
-}
-
 int snapshot_restore(const char *instance, const char *snap, bool stateful, struct ferry_error **err)
 {
 	struct db_snapshot s = { 0 };
@@ -536,7 +515,7 @@ int snapshot_restore(const char *instance, const char *snap, bool stateful, stru
 		 * FIN/RST to their peers, and connections that the snapshot's
 		 * processes hold (unchanged since) could not resume. */
 		if (stateful)
-			cut_host_veths(instance);
+			instance_cut_host_veths(instance);
 		if (instance_stop_forced(instance, err) < 0)
 			goto out;
 	}

@@ -500,7 +500,11 @@ static int target_run(struct operation *op, void *data, struct ferry_error **err
 out:
 	if (ret < 0) {
 		cleanup_error struct ferry_error *e = NULL;
-		/* A restored copy the source never let go: it must not run twice. */
+		/* A restored copy the source never let go: it must not run twice,
+		 * and must not end the connections the source's copy keeps
+		 * (killing it would send RSTs): its network goes first. */
+		if (restored)
+			instance_cut_host_veths(job->name);
 		if (restored && instance_stop_forced(job->name, &e) < 0) {
 			log_error("instance %s: stopping the uncommitted copy: %s", job->name, e->msg);
 			error_free(&e);
