@@ -126,46 +126,29 @@ static int criu_cpuinfo(const char *action, const char *dir, struct ferry_error 
 			 errors ? errors : "no reason in its log");
 }
 
-static const char hex_digits[] = "0123456789abcdef";
-
-int checkpoint_cpuinfo_dump(char **hex, struct ferry_error **err)
+int checkpoint_cpuinfo_dump(char **data, size_t *len, struct ferry_error **err)
 {
 	char dir[] = "/tmp/ferry-cpuinfo.XXXXXX";
 	if (mkdtemp(dir) == NULL)
 		return error_sys(err, errno, "CPU description: mkdtemp");
 	cleanup_free char *img = xasprintf("%s/cpuinfo.img", dir);
-	cleanup_free char *data = NULL;
-	size_t len = 0;
 	int r = criu_cpuinfo("dump", dir, err);
 	if (r == 0)
-		r = file_read(img, &data, &len, err);
+		r = file_read(img, data, len, err);
 	cleanup_error struct ferry_error *e = NULL;
 	rm_rf(dir, &e);
 	if (r < 0)
 		return error_wrap(err, "describe this host's CPU");
-	char *out = xcalloc(2 * len + 1, 1);
-	for (size_t i = 0; i < len; i++) {
-		out[2 * i] = hex_digits[(unsigned char)data[i] >> 4];
-		out[2 * i + 1] = hex_digits[(unsigned char)data[i] & 15];
-	}
-	*hex = out;
 	return 0;
 }
 
-int checkpoint_cpuinfo_check(const char *hex, struct ferry_error **err)
+int checkpoint_cpuinfo_check(const void *data, size_t len, struct ferry_error **err)
 {
-	size_t n = strlen(hex);
-	if (n == 0 || n % 2 != 0 || strspn(hex, hex_digits) != n)
-		return error_set(err, 400, EINVAL, "the source's CPU description is not hex");
-	cleanup_free char *data = xcalloc(n / 2, 1);
-	for (size_t i = 0; i < n / 2; i++)
-		data[i] = (char)((strchr(hex_digits, hex[2 * i]) - hex_digits) << 4 |
-				 (strchr(hex_digits, hex[2 * i + 1]) - hex_digits));
 	char dir[] = "/tmp/ferry-cpuinfo.XXXXXX";
 	if (mkdtemp(dir) == NULL)
 		return error_sys(err, errno, "CPU check: mkdtemp");
 	cleanup_free char *img = xasprintf("%s/cpuinfo.img", dir);
-	int r = file_write_atomic(img, data, n / 2, 0600, err);
+	int r = file_write_atomic(img, data, len, 0600, err);
 	if (r == 0)
 		r = criu_cpuinfo("check", dir, err);
 	cleanup_error struct ferry_error *e = NULL;

@@ -90,12 +90,12 @@ int checkpoint_restore(const struct checkpoint_restore_opts *o, pid_t *pid, int 
  * process listed in cgroup_procs (a cgroup.procs file that holds them all). */
 int checkpoint_resume(const char *cgroup_procs, struct ferry_error **err);
 
-/* This host's CPU as CRIU describes it (`criu cpuinfo dump`: its
- * cpuinfo.img, hex-encoded), and whether a dump made on the CPU so described
- * can be restored here (`criu cpuinfo check`: CRIU's default comparison of
- * the features the processes may use). A live migration's pre-flight. */
-int checkpoint_cpuinfo_dump(char **hex, struct ferry_error **err);
-int checkpoint_cpuinfo_check(const char *hex, struct ferry_error **err);
+/* This host's CPU as CRIU describes it (`criu cpuinfo dump`: the bytes of
+ * its cpuinfo.img), and whether a dump made on the CPU so described can be
+ * restored here (`criu cpuinfo check`: CRIU's default comparison of the
+ * features the processes may use). A live migration's pre-flight. */
+int checkpoint_cpuinfo_dump(char **data, size_t *len, struct ferry_error **err);
+int checkpoint_cpuinfo_check(const void *data, size_t len, struct ferry_error **err);
 
 /* What this host can do, for GET /1.0's environment:
  * {"version": "4.2.1", "check": "ok" or CRIU's error,

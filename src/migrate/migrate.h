@@ -100,7 +100,7 @@ struct migrate_header {
 	json_t *snapshots;
 	bool live;           /* the instance runs: its state follows (see above) */
 	char *rootfs;        /* live: the rootfs's path on the source (runtime_restore_opts.rootfs_alias) */
-	char *cpuinfo;       /* live: the source's CPU (checkpoint_cpuinfo_dump), checked before anything stops */
+	char *cpuinfo;       /* live: the source's CPU (checkpoint_cpuinfo_dump, base64), checked before anything stops */
 };
 
 struct db_snapshot;

@@ -24,6 +24,7 @@
 #include "daemon/operations.h"
 #include "daemon/request.h"
 #include "daemon/snapshots.h"
+#include "daemon/tls.h"
 #include "image/image.h"
 /* image_tar_add_tree: the image library's packer, here writing into a
  * websocket instead of a file. */
@@ -377,8 +378,13 @@ static int source_run(struct operation *op, void *data, struct ferry_error **err
 	struct instance_idmap map;
 	if (instance_idmap(job->name, &map, err) < 0)
 		goto out;
-	if (live && checkpoint_cpuinfo_dump(&cpuinfo, err) < 0)
-		goto out;
+	if (live) {
+		cleanup_free char *img = NULL;
+		size_t img_len = 0;
+		if (checkpoint_cpuinfo_dump(&img, &img_len, err) < 0)
+			goto out;
+		cpuinfo = tls_base64_encode(img, img_len);
+	}
 	if (job->instance_only)
 		snapshots = json_array();
 	else if (snapshots_header(job->name, &snapshots, err) < 0)

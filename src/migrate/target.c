@@ -25,6 +25,7 @@
 #include "daemon/operations.h"
 #include "daemon/request.h"
 #include "daemon/snapshots.h"
+#include "daemon/tls.h"
 #include "image/image.h"
 #include "migrate/channel.h"
 #include "migrate/migrate.h"
@@ -430,10 +431,15 @@ static int target_run(struct operation *op, void *data, struct ferry_error **err
 		goto out;
 	}
 	/* Pre-flight, before the source stops anything: can this CPU run it? */
-	if (h.live && (h.cpuinfo == NULL || checkpoint_cpuinfo_check(h.cpuinfo, err) < 0)) {
-		if (h.cpuinfo == NULL)
+	if (h.live) {
+		cleanup_free unsigned char *cpuinfo = NULL;
+		size_t cpuinfo_len = 0;
+		if (h.cpuinfo == NULL || tls_base64_decode(h.cpuinfo, &cpuinfo, &cpuinfo_len) < 0) {
 			error_set(err, 502, EPROTO, "the source sent no CPU description");
-		goto out;
+			goto out;
+		}
+		if (checkpoint_cpuinfo_check(cpuinfo, cpuinfo_len, err) < 0)
+			goto out;
 	}
 
 	inst.name = xstrdup(job->name);
