@@ -127,6 +127,27 @@ static int snapshot_create_cmd(int argc, char **argv)
 	return snapshot_create("snapshot create", argc, argv);
 }
 
+/* The arguments of a verb that names one snapshot and takes no options
+ * ("c1 s1" or "c1/s1"): -1 when they are good, else the verb's exit code
+ * (help, usage, an unknown remote). */
+static int one_snapshot_args(const struct cli_command *cmd, int argc, char **argv, struct client **client,
+			     char **instance, char **snap)
+{
+	int c;
+	while ((c = cli_next_option(cmd, argc, argv)) != -1)
+		return c == CLI_OPT_HELP ? EXIT_OK : EXIT_USAGE;
+	int rc = cli_check_args(cmd, argc - optind, 1, 2);
+	if (rc != 0)
+		return rc;
+	cleanup_error struct ferry_error *err = NULL;
+	if (parse_snapshot_args(argv[optind], optind + 1 < argc ? argv[optind + 1] : NULL, client, instance, snap,
+				&err) < 0)
+		return cli_fail(err);
+	if (*snap == NULL)
+		return cli_usage_error(cmd, "Missing snapshot name");
+	return -1;
+}
+
 static int snapshot_delete_cmd(int argc, char **argv)
 {
 	const struct cli_command cmd = {
@@ -134,23 +155,12 @@ static int snapshot_delete_cmd(int argc, char **argv)
 		.usage = "[<remote>:]<instance> <snapshot name> | [<remote>:]<instance>/<snapshot name>",
 		.summary = "Delete instance snapshots",
 	};
-	int c;
-	while ((c = cli_next_option(&cmd, argc, argv)) != -1) {
-		if (c == CLI_OPT_HELP)
-			return EXIT_OK;
-		return EXIT_USAGE;
-	}
-	int rc = cli_check_args(&cmd, argc - optind, 1, 2);
-	if (rc != 0)
-		return rc;
 	cleanup_error struct ferry_error *err = NULL;
 	struct client *client cleanup_client = NULL;
 	cleanup_free char *instance = NULL, *snap = NULL;
-	if (parse_snapshot_args(argv[optind], optind + 1 < argc ? argv[optind + 1] : NULL, &client, &instance, &snap,
-				&err) < 0)
-		return cli_fail(err);
-	if (snap == NULL)
-		return cli_usage_error(&cmd, "Missing snapshot name");
+	int rc = one_snapshot_args(&cmd, argc, argv, &client, &instance, &snap);
+	if (rc >= 0)
+		return rc;
 	return snapshot_delete(client, instance, snap, &err) < 0 ? cli_fail(err) : EXIT_OK;
 }
 
@@ -256,23 +266,12 @@ static int snapshot_show_cmd(int argc, char **argv)
 		.usage = "[<remote>:]<instance> <snapshot name> | [<remote>:]<instance>/<snapshot name>",
 		.summary = "Show instance snapshot configuration",
 	};
-	int c;
-	while ((c = cli_next_option(&cmd, argc, argv)) != -1) {
-		if (c == CLI_OPT_HELP)
-			return EXIT_OK;
-		return EXIT_USAGE;
-	}
-	int rc = cli_check_args(&cmd, argc - optind, 1, 2);
-	if (rc != 0)
-		return rc;
 	cleanup_error struct ferry_error *err = NULL;
 	struct client *client cleanup_client = NULL;
 	cleanup_free char *instance = NULL, *snap = NULL;
-	if (parse_snapshot_args(argv[optind], optind + 1 < argc ? argv[optind + 1] : NULL, &client, &instance, &snap,
-				&err) < 0)
-		return cli_fail(err);
-	if (snap == NULL)
-		return cli_usage_error(&cmd, "Missing snapshot name");
+	int rc = one_snapshot_args(&cmd, argc, argv, &client, &instance, &snap);
+	if (rc >= 0)
+		return rc;
 	json_t *obj = NULL;
 	if (snapshot_get(client, instance, snap, &obj, &err) < 0)
 		return cli_fail(err);
