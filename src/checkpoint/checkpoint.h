@@ -44,10 +44,24 @@ struct checkpoint_dump_opts {
 	int log_level;          /* CRIU's 0-4; 0: the default (4, the log is kept for failures) */
 	const struct checkpoint_ext_mount *ext_mounts;
 	size_t n_ext_mounts;
+	/* Post-copy (lazy pages): the memory is not written; once the images
+	 * are complete, CRIU calls post_dump(post_dump_arg) (non-zero calls
+	 * the dump off and resumes the tree, as after any failed dump), then
+	 * serves the pages on lazy_socket (a connected stream socket; CRIU's
+	 * page-server protocol, the peer being a `criu lazy-pages` daemon)
+	 * until that socket ends. The dump returns once it has. */
+	bool lazy;
+	int lazy_socket;
+	int (*post_dump)(void *arg);
+	void *post_dump_arg;
 };
 
 /* Dump the process tree rooted at o->pid. On failure the container keeps
- * running (CRIU resumes what it seized). */
+ * running (CRIU resumes what it seized; a freezer cgroup stays frozen).
+ * A lazy dump whose pages were not all served after post_dump said go
+ * fails with 500/ECONNABORTED: CRIU has let the tasks go as well (their
+ * network unlocked: scripts/criu-patches/0005), but whether they may run
+ * again is the caller's to say (not if their copy elsewhere ran on). */
 int checkpoint_dump(const struct checkpoint_dump_opts *o, struct ferry_error **err);
 
 /* A network device CRIU moves into the restored network namespace: a veth
@@ -75,6 +89,10 @@ struct checkpoint_restore_opts {
 	 * migration's target holds the container so until the source lets it go
 	 * (checkpoint_resume). The network is already unlocked then. */
 	bool leave_stopped;
+	/* Post-copy: the anonymous memory is not in the images but comes from
+	 * the `criu lazy-pages` daemon (checkpoint_lazy_pages_start) listening
+	 * in the log's directory. */
+	bool lazy_pages;
 };
 
 /* Restore as a child of the calling process (criu_restore_child: the
@@ -89,6 +107,16 @@ int checkpoint_restore(const struct checkpoint_restore_opts *o, pid_t *pid, int 
 /* Continue the tasks of a tree restored with leave_stopped: SIGCONT to each
  * process listed in cgroup_procs (a cgroup.procs file that holds them all). */
 int checkpoint_resume(const char *cgroup_procs, struct ferry_error **err);
+
+/* Post-copy's receiving end: start `criu lazy-pages` as a child of the
+ * caller, taking the pages from page_socket (a connected stream socket to
+ * the dumping CRIU's page server; the child gets a copy) for the tasks a
+ * restore with lazy_pages (images in images_dir, log in work_dir) is
+ * about to create. Returns once it listens in work_dir, its pid in *pid.
+ * It exits once every page is in (status 0), or when the pages can't
+ * come (the tasks then lack memory: they must not run on). */
+int checkpoint_lazy_pages_start(const char *images_dir, const char *work_dir, const char *log_path,
+				int page_socket, pid_t *pid, struct ferry_error **err);
 
 /* This host's CPU as CRIU describes it (`criu cpuinfo dump`: the bytes of
  * its cpuinfo.img), and whether a dump made on the CPU so described can be

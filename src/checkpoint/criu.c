@@ -5,12 +5,15 @@
 #include <criu/rpc.pb-c.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "checkpoint/checkpoint.h"
@@ -173,6 +176,41 @@ int checkpoint_criu_error(struct ferry_error **err, const char *what, int r, con
 	return error_set(err, 500, -r, "CRIU %s failed: %s (%d) (log: %s)", what, criu_failure(r), r, log_path);
 }
 
+/* libcriu's notify callback has no user data: the dump in this thread. */
+struct dump_notify_state {
+	const struct checkpoint_dump_opts *o;
+	bool handed_over; /* post_dump said go */
+};
+static __thread struct dump_notify_state *dump_state;
+
+static int dump_notify(char *action, criu_notify_arg_t na)
+{
+	(void)na;
+	struct dump_notify_state *st = dump_state;
+	if (st == NULL || strcmp(action, "post-dump") != 0 || st->o->post_dump == NULL)
+		return 0;
+	int r = st->o->post_dump(st->o->post_dump_arg);
+	if (r == 0)
+		st->handed_over = true;
+	return r;
+}
+
+/* libcriu has no setter for a lazy dump, and its RPC ignores the page
+ * server's fd for dumps: both go in a config file CRIU reads. The socket
+ * is inherited by `criu swrk` under its own number. */
+static int lazy_config(criu_opts *opts, const char *log_path, int socket, char **conf_path,
+		       struct ferry_error **err)
+{
+	(void)log_path;
+	*conf_path = xasprintf(CHECKPOINT_CRIU_RUNDIR "/lazy-%d-%d.conf", (int)getpid(), (int)gettid());
+	cleanup_free char *conf = xasprintf("lazy-pages\nps-socket %d\n", socket);
+	if (file_write_atomic(*conf_path, conf, strlen(conf), 0600, err) < 0)
+		return error_wrap(err, "CRIU dump: lazy pages");
+	if (criu_local_set_config_file(opts, *conf_path) < 0)
+		return error_set(err, 500, ENOMEM, "CRIU dump: libcriu options");
+	return 0;
+}
+
 int checkpoint_dump(const struct checkpoint_dump_opts *o, struct ferry_error **err)
 {
 	if (o->pid <= 0)
@@ -195,14 +233,44 @@ int checkpoint_dump(const struct checkpoint_dump_opts *o, struct ferry_error **e
 			return error_set(err, 500, ENOMEM, "CRIU dump: libcriu options");
 	}
 
+	cleanup_free char *conf_path = NULL;
+	if (o->lazy) {
+		if (o->lazy_socket < 0)
+			return error_bad_request(err, "CRIU dump: lazy pages need a socket");
+		if (lazy_config(opts, o->log_path, o->lazy_socket, &conf_path, err) < 0)
+			return -1;
+	}
+	struct dump_notify_state st = { .o = o };
+	dump_state = &st;
+	/* Notifications cost a round trip each: only when asked for. */
+	if (o->post_dump != NULL)
+		criu_local_set_notify_cb(opts, dump_notify);
+
 	long long start = now_ms();
 	struct sigterm_guard guard;
 	sigterm_guard_enter(&guard);
+	/* Inherited by `criu swrk` (and, for this moment, by whatever else
+	 * this process forks: harmless, the dump decides when it ends). */
+	if (o->lazy)
+		fcntl(o->lazy_socket, F_SETFD, 0);
 	int r = criu_local_dump(opts);
+	if (o->lazy)
+		fcntl(o->lazy_socket, F_SETFD, FD_CLOEXEC);
 	sigterm_guard_leave(&guard);
+	dump_state = NULL;
+	if (conf_path != NULL)
+		unlink(conf_path);
 	/* CRIU writes its statistics (freeze, frozen and memory-dump times) into
 	 * its work directory, the log's: they belong with the images. */
 	renameat(work_fd, "stats-dump", images_fd, "stats-dump");
+	if (r != 0 && st.handed_over) {
+		cleanup_free char *errors = checkpoint_log_errors(o->log_path, 3);
+		return error_set(err, 500, ECONNABORTED, "CRIU could not serve every page after the handover: %s (log: %s)",
+				 errors ? errors : criu_failure(r < 0 ? r : -EBADE), o->log_path);
+	}
+	if (r > 0)
+		return error_set(err, 500, ECANCELED, "CRIU dump: called off after the images were written (log: %s)",
+				 o->log_path);
 	if (r < 0)
 		return checkpoint_criu_error(err, "dump", r, o->log_path);
 	log_info("CRIU dump of pid %d took %lld ms (log: %s)", (int)o->pid, now_ms() - start, o->log_path);
@@ -242,12 +310,16 @@ int checkpoint_restore(const struct checkpoint_restore_opts *o, pid_t *pid, int 
 		if (criu_local_add_ext_mount(opts, o->ext_mounts[i].key, o->ext_mounts[i].where) < 0)
 			return error_set(err, 500, ENOMEM, "CRIU restore: libcriu options");
 	criu_local_set_notify_cb(opts, restore_notify);
+	/* libcriu has no setter for these RPC options: its opts begin with the
+	 * request's CriuOpts (lib/c/criu.c, struct criu_opts). */
+	CriuOpts *rpc = *(CriuOpts **)opts;
 	if (o->leave_stopped) {
-		/* libcriu has no setter for this RPC option: its opts begin with
-		 * the request's CriuOpts (lib/c/criu.c, struct criu_opts). */
-		CriuOpts *rpc = *(CriuOpts **)opts;
 		rpc->has_leave_stopped = true;
 		rpc->leave_stopped = true;
+	}
+	if (o->lazy_pages) {
+		rpc->has_lazy_pages = true;
+		rpc->lazy_pages = true;
 	}
 
 	restore_console_master = -1;
@@ -290,4 +362,47 @@ int checkpoint_resume(const char *cgroup_procs, struct ferry_error **err)
 	if (resumed == 0)
 		return error_set(err, 500, ESRCH, "resume the restored tasks: none in %s", cgroup_procs);
 	return 0;
+}
+
+extern char **environ;
+
+int checkpoint_lazy_pages_start(const char *images_dir, const char *work_dir, const char *log_path,
+				int page_socket, pid_t *pid, struct ferry_error **err)
+{
+	const char *log_name = strrchr(log_path, '/') ? strrchr(log_path, '/') + 1 : log_path;
+	int status[2];
+	if (pipe2(status, O_CLOEXEC) < 0)
+		return error_sys(err, errno, "criu lazy-pages: pipe");
+	cleanup_close int status_read = status[0];
+	cleanup_close int status_write = status[1];
+	checkpoint_prepare_rundir();
+	char *argv[] = { CHECKPOINT_CRIU_BINARY, "lazy-pages", "--page-server", "--ps-socket", "3", "--status-fd", "4",
+			 "-D", (char *)images_dir, "-W", (char *)work_dir, "-o", (char *)log_name, "-v4", NULL };
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	posix_spawn_file_actions_adddup2(&fa, page_socket, 3);
+	posix_spawn_file_actions_adddup2(&fa, status_write, 4);
+	int r = posix_spawn(pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (r != 0)
+		return error_sys(err, r, "run %s lazy-pages", CHECKPOINT_CRIU_BINARY);
+	close(steal_fd(&status_write));
+	/* One byte once it listens; nothing if it died first. */
+	struct pollfd p = { .fd = status_read, .events = POLLIN };
+	char c;
+	ssize_t n = -1;
+	int ready = poll(&p, 1, 10000);
+	if (ready > 0)
+		n = read(status_read, &c, 1);
+	if (n == 1)
+		return 0;
+	kill(*pid, SIGKILL);
+	while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	cleanup_free char *errors = checkpoint_log_errors(log_path, 3);
+	return error_set(err, 500, EIO, "criu lazy-pages did not start: %s (log: %s)",
+			 errors ? errors : ready == 0 ? "no answer within 10 s" : "it exited", log_path);
 }

@@ -79,6 +79,8 @@ int copy_remote(const struct copy_remote_args *a, struct ferry_error **err)
 		goto out;
 
 	json_t *offer = json_pack("{s:b, s:b, s:b}", "migration", 1, "live", live, "instance_only", a->instance_only);
+	if (live && a->memory != NULL)
+		json_object_set_new(offer, "memory", json_string(a->memory));
 	int r = client_query_operation(src, "POST", path, offer, &src_op, err);
 	json_decref(offer);
 	if (r < 0)
@@ -140,6 +142,10 @@ int copy_remote(const struct copy_remote_args *a, struct ferry_error **err)
 		       (long long)json_integer_value(json_object_get(times, "transfer_ms")),
 		       (long long)json_integer_value(json_object_get(times, "restore_ms")),
 		       (long long)json_integer_value(json_object_get(times, "resume_ms")));
+	if (live && json_is_object(times) && json_object_get(times, "pages_ms") != NULL && !cli_quiet)
+		printf("Its memory followed in %lld ms (%.1f MB)\n",
+		       (long long)json_integer_value(json_object_get(times, "pages_ms")),
+		       (double)json_integer_value(json_object_get(times, "pages_bytes")) / 1e6);
 	json_decref(src_final);
 	if (a->move) {
 		json_t *del = NULL;

@@ -13,6 +13,7 @@ struct copy_remote_args {
 	bool move;        /* delete the source once the target has the instance */
 	bool stateless;   /* a running source: stop, copy, start on the target */
 	bool instance_only; /* without its snapshots */
+	const char *memory; /* a live move's memory mode ("stop-and-copy", "post-copy"), or NULL: the instance's */
 	json_t *config;   /* -c keys on top of the source's (may be NULL) */
 	json_t *profiles; /* replaces the source's when an array (may be NULL) */
 };

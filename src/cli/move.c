@@ -32,23 +32,24 @@ int cmd_move(int argc, char **argv)
 		.summary = "Move instances within or in between servers",
 		.help = "      --stateless       Move a running instance by stopping it here and starting it there\n"
 			"      --memory MODE     How a live move takes the memory along: stop-and-copy (all of it\n"
-			"                        while the instance is stopped; the default)\n",
+			"                        while the instance is stopped) or post-copy (it runs there at once,\n"
+			"                        its memory follows as it is used); default: the instance's\n"
+			"                        migration.memory (stop-and-copy)\n",
 		.shortopts = "",
 		.longopts = move_options,
 	};
 	bool stateless = false;
+	const char *memory = NULL;
 	int c;
 	while ((c = cli_next_option(&cmd, argc, argv)) != -1) {
 		if (c == OPT_STATELESS) {
 			stateless = true;
 		} else if (c == OPT_MEMORY) {
-			if (strcmp(optarg, "stop-and-copy") != 0) {
-				fprintf(stderr, "Error: --memory %s: %s\n", optarg,
-					strcmp(optarg, "post-copy") == 0
-						? "post-copy (lazy pages) isn't implemented yet; use stop-and-copy"
-						: "unknown mode (stop-and-copy)");
+			if (strcmp(optarg, "stop-and-copy") != 0 && strcmp(optarg, "post-copy") != 0) {
+				fprintf(stderr, "Error: --memory %s: unknown mode (stop-and-copy or post-copy)\n", optarg);
 				return EXIT_USAGE;
 			}
+			memory = optarg;
 		} else
 			return c == CLI_OPT_HELP ? EXIT_OK : EXIT_USAGE;
 	}
@@ -103,7 +104,7 @@ int cmd_move(int argc, char **argv)
 	struct copy_remote_args args = {
 		.src_remote = src.remote, .src_name = src.name,
 		.dst_remote = dst.remote, .dst_name = new_name,
-		.move = true, .stateless = stateless,
+		.move = true, .stateless = stateless, .memory = memory,
 	};
 	r = copy_remote(&args, &err);
 out:

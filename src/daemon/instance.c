@@ -1189,7 +1189,9 @@ static int start_instance(const char *name, enum instance_start_mode mode, const
 		}
 		log_info("instance %s: restored from %s in %lld ms", name, images, now_ms() - t0);
 		after_restore(name);
-		if (images == state_dir) {
+		/* Post-copy: the lazy-pages daemon still reads it (the target
+		 * discards it once every page is in). */
+		if (images == state_dir && !(restore_opts != NULL && restore_opts->lazy_pages)) {
 			/* Running again: the saved state has served. */
 			struct db_instance now = { 0 };
 			cleanup_error struct ferry_error *e = NULL;
@@ -1224,10 +1226,19 @@ int instance_start_mode(const char *name, enum instance_start_mode mode, const c
 	return start_instance(name, mode, images, what, NULL, err);
 }
 
-int instance_restore_paused(const char *name, const char *what, const char *rootfs_alias, struct ferry_error **err)
+int instance_restore_paused(const char *name, const char *what, const char *rootfs_alias, int lazy_socket,
+			    struct ferry_error **err)
 {
-	struct runtime_restore_opts o = { .paused = true, .rootfs_alias = rootfs_alias };
+	struct runtime_restore_opts o = {
+		.paused = true, .rootfs_alias = rootfs_alias, .lazy_pages = lazy_socket >= 0, .lazy_socket = lazy_socket,
+	};
 	return start_instance(name, INSTANCE_START_STATEFUL, NULL, what, &o, err);
+}
+
+int instance_lazy_pages_status(const char *name, struct ferry_error **err)
+{
+	cleanup_free char *dir = instance_dir(name);
+	return runtime_lazy_pages_status(dir, err);
 }
 
 int instance_resume(const char *name, struct ferry_error **err)
@@ -1315,7 +1326,8 @@ int instance_images_dir_make(const char *name, const char *path, struct ferry_er
 	return 0;
 }
 
-int instance_stop_stateful_as(const char *name, const char *what, struct ferry_error **err)
+int instance_stop_stateful_as(const char *name, const char *what, const struct runtime_checkpoint_opts *lazy,
+			      struct ferry_error **err)
 {
 	struct db_instance inst = { 0 };
 	struct runtime_state st;
@@ -1342,11 +1354,23 @@ int instance_stop_stateful_as(const char *name, const char *what, struct ferry_e
 		goto out;
 	log_path = checkpoint_log_path(log_dir, what, "dump");
 	struct runtime_checkpoint_opts o = { .images_dir = state_dir, .log_path = log_path, .leave_running = false };
+	if (lazy != NULL) {
+		o.lazy = true;
+		o.lazy_socket = lazy->lazy_socket;
+		o.post_dump = lazy->post_dump;
+		o.lazy_failed = lazy->lazy_failed;
+		o.post_dump_arg = lazy->post_dump_arg;
+	}
 	long long t0 = now_ms();
 	if (runtime_checkpoint(name, dir, &o, err) < 0) {
 		cleanup_error struct ferry_error *ignored = NULL;
 		rm_rf(state_dir, &ignored);
-		error_wrap(err, "the instance keeps running");
+		if ((*err)->errnum == ECONNABORTED) {
+			save_power_state(name, "STOPPED", &ignored);
+			error_wrap(err, "its copy here was stopped (its memory was handed over)");
+		} else {
+			error_wrap(err, "the instance keeps running");
+		}
 		goto out;
 	}
 	log_info("instance %s: checkpointed and stopped in %lld ms", name, now_ms() - t0);
@@ -1366,7 +1390,7 @@ out:
 
 int instance_stop_stateful(const char *name, struct ferry_error **err)
 {
-	return instance_stop_stateful_as(name, "stop", err);
+	return instance_stop_stateful_as(name, "stop", NULL, err);
 }
 
 /* ---- CRIU on this host (GET /1.0 environment.criu) ---------------------- */
@@ -1747,6 +1771,28 @@ int instances_startup(struct ferry_error **err)
 			goto next;
 		}
 		const char *outgoing = json_string_value(json_object_get(inst.config, INSTANCE_KEY_OUTGOING));
+		if (outgoing != NULL && strcmp(outgoing, "post-copy") == 0) {
+			/* A post-copy move away that ended with this ferryd. Before its
+			 * commit CRIU gave the tasks back (still frozen by us); after
+			 * it, they are gone, their memory handed over. */
+			cleanup_free char *dir = instance_dir(name);
+			if (st.status == RUNTIME_FROZEN) {
+				log_warn("instance %s: a post-copy move away did not finish: it runs here again", name);
+				if (runtime_unfreeze(dir, &e) < 0)
+					log_error("start-up: %s", e->msg);
+			} else if (st.status == RUNTIME_STOPPED) {
+				log_warn("instance %s: a post-copy move away did not finish after the handover: its memory "
+					 "is not here any more; it stays stopped",
+					 name);
+				cleanup_free char *state_dir = instance_state_dir(name);
+				if (instance_discard_state(name, &e) < 0 || rm_rf(state_dir, &e) < 0)
+					log_error("start-up: %s", e->msg);
+			}
+			error_free(&e);
+			if (instance_config_mark(name, INSTANCE_KEY_OUTGOING, NULL, &e) < 0)
+				log_error("start-up: %s", e->msg);
+			goto next;
+		}
 		if (outgoing != NULL && st.status == RUNTIME_STOPPED) {
 			if (strcmp(outgoing, "frozen") == 0) {
 				/* A live move that ended with this ferryd before the commit:

@@ -104,12 +104,23 @@ int instance_start(const char *name, struct ferry_error **err);
  * keeps running and the error carries CRIU's line and the log's path. */
 int instance_stop_stateful(const char *name, struct ferry_error **err);
 /* The same, logging as what ("migration": LOGDIR/NAME/migration_dump_<ts>.log). */
-int instance_stop_stateful_as(const char *name, const char *what, struct ferry_error **err);
+/* lazy (may be NULL): post-copy, its lazy_socket and post_dump hook
+ * (runtime_checkpoint_opts; the rest unused): should the pages fail after
+ * the hook said go, the copy here is killed and the error is ECONNABORTED. */
+struct runtime_checkpoint_opts;
+int instance_stop_stateful_as(const char *name, const char *what, const struct runtime_checkpoint_opts *lazy,
+			      struct ferry_error **err);
 /* A live migration's target: restore the saved state (logging as what) with
  * every task left stopped, network up; instance_resume lets them run. On
  * failure the state stays, as for any start. rootfs_alias (may be NULL): the
  * rootfs's path on the source (runtime_restore_opts). */
-int instance_restore_paused(const char *name, const char *what, const char *rootfs_alias, struct ferry_error **err);
+int instance_restore_paused(const char *name, const char *what, const char *rootfs_alias, int lazy_socket,
+			    struct ferry_error **err);
+/* lazy_socket >= 0: post-copy (runtime_restore_opts.lazy_socket); then
+ * instance_lazy_pages_status tells when every page is in (1), not yet (0),
+ * or that they failed and the instance was killed (-1). The saved state is
+ * not discarded by such a restore. */
+int instance_lazy_pages_status(const char *name, struct ferry_error **err);
 int instance_resume(const char *name, struct ferry_error **err);
 /* Make a directory for CRIU images (or the directories above them): the
  * restore reads them from inside the container's user namespace, so its

@@ -52,7 +52,29 @@
  * where it was; a source ferryd restarted meanwhile does so at start-up). A
  * target that hears no commit within MIGRATE_COMMIT_TIMEOUT_MS kills its
  * copy; a source that hears no "running" after its commit keeps the saved
- * state, stopped, and says so (the target may run it). */
+ * state, stopped, and says so (the target may run it).
+ *
+ * Post-copy (header "post_copy": true; two more streams, "pages" and
+ * "page-requests", pages.h) changes the state's part: the source's CRIU
+ * dumps without the memory (lazy pages) and waits, the tasks frozen, at
+ * its post-dump notification, where the source sends the rootfs's changes,
+ * the images and /dev as above. The target starts `criu lazy-pages` on the
+ * page streams and restores with every task stopped, faulting memory in
+ * from the source; "restored", commit and "running" as above, all while
+ * the source still sits at the notification (the last moment its CRIU can
+ * give the tasks back unharmed: a failure up to the commit resumes them in
+ * place). After the commit the source's CRIU serves pages until the
+ * target's daemon has them all:
+ *
+ *   T->S result "complete": every page is in (or why not); the source ends
+ *        its page server cleanly (or as a failure) and its CRIU kills the
+ *        frozen tasks; the target clears INSTANCE_KEY_MIGRATING only now
+ *
+ * Pages that can't come after the commit leave no running copy: the
+ * target's monitor kills its copy at once (it would run with zeroes for
+ * memory), the target removes it, and the source kills its frozen tasks
+ * (the target's copy ran on from them); the instance stays on the source,
+ * stopped, with its rootfs and config as they were at the freeze. */
 #pragma once
 
 #include <jansson.h>
@@ -65,6 +87,11 @@
 #define MIGRATE_SECRET_CONTROL "control"
 #define MIGRATE_SECRET_FS "fs"
 #define MIGRATE_SECRET_STATE "state"
+#define MIGRATE_SECRET_PAGES "pages"
+#define MIGRATE_SECRET_PAGE_REQUESTS "page-requests"
+/* A live move's memory mode when neither the request nor the instance's
+ * migration.memory says. */
+#define MIGRATE_MEMORY_DEFAULT "stop-and-copy"
 /* Not a secret: the port of the source's stream listener (channel.h), as a
  * string among the secrets so that clients pass it on unchanged. */
 #define MIGRATE_SECRET_PORT "ferry-port"
@@ -101,6 +128,7 @@ struct migrate_header {
 	bool live;           /* the instance runs: its state follows (see above) */
 	char *rootfs;        /* live: the rootfs's path on the source (runtime_restore_opts.rootfs_alias) */
 	char *cpuinfo;       /* live: the source's CPU (checkpoint_cpuinfo_dump, base64), checked before anything stops */
+	bool post_copy;      /* live: the memory follows after the takeover (see above) */
 };
 
 struct db_snapshot;

@@ -31,15 +31,18 @@
 #include "image/image_internal.h"
 #include "migrate/channel.h"
 #include "migrate/migrate.h"
+#include "migrate/pages.h"
+#include "runtime/runtime.h"
 
 struct source_job {
 	char *name;
-	char *secret_control, *secret_fs, *secret_state;
+	char *secret_control, *secret_fs, *secret_state, *secret_pages, *secret_page_requests;
 	bool instance_only; /* no snapshots */
 	bool live;
+	bool post_copy;     /* live: the memory follows after the takeover */
 	/* The streams come in here (channel.h), not through the API server. */
 	struct migrate_listener *listener;
-	struct ws *control, *fs, *state;
+	struct ws *control, *fs, *state, *pages, *page_requests;
 };
 
 static void source_job_free(void *data)
@@ -49,6 +52,8 @@ static void source_job_free(void *data)
 	free(job->secret_control);
 	free(job->secret_fs);
 	free(job->secret_state);
+	free(job->secret_pages);
+	free(job->secret_page_requests);
 	if (job->listener != NULL)
 		migrate_listener_close(job->listener);
 	free(job);
@@ -72,9 +77,10 @@ static bool source_cancelled(void *arg)
 
 static int wait_streams(struct operation *op, struct source_job *job, struct ferry_error **err)
 {
-	const char *secrets[] = { job->secret_control, job->secret_fs, job->secret_state };
-	struct ws *streams[3] = { NULL };
-	size_t n = job->live ? 3 : 2;
+	const char *secrets[] = { job->secret_control, job->secret_fs, job->secret_state, job->secret_pages,
+				  job->secret_page_requests };
+	struct ws *streams[5] = { NULL };
+	size_t n = job->live ? (job->post_copy ? 5 : 3) : 2;
 	int r = migrate_listener_accept(job->listener, secrets, n, streams, MIGRATE_CONNECT_TIMEOUT_MS,
 					source_cancelled, op, err);
 	migrate_listener_close(job->listener);
@@ -87,13 +93,15 @@ static int wait_streams(struct operation *op, struct source_job *job, struct fer
 	job->control = streams[0];
 	job->fs = streams[1];
 	job->state = streams[2];
+	job->pages = streams[3];
+	job->page_requests = streams[4];
 	return 0;
 }
 
 static void close_streams(struct source_job *job)
 {
-	struct ws **streams[] = { &job->control, &job->fs, &job->state };
-	for (size_t i = 0; i < 3; i++) {
+	struct ws **streams[] = { &job->control, &job->fs, &job->state, &job->pages, &job->page_requests };
+	for (size_t i = 0; i < 5; i++) {
 		if (*streams[i] == NULL)
 			continue;
 		ws_close(*streams[i], 1000, "");
@@ -282,11 +290,95 @@ static void roll_back(const char *name, struct ferry_error **err)
 	error_wrap(err, "the instance runs here again");
 }
 
-static int live_handover(struct operation *op, struct source_job *job, const char *rootfs, unsigned shift,
-			 const struct timespec *first_pass, struct ferry_error **err)
+/* A live move from the checkpoint on (migrate.h): what both memory modes
+ * share. */
+struct handover {
+	struct operation *op;
+	struct source_job *job;
+	const char *rootfs;
+	unsigned shift;
+	const struct timespec *first_pass;
+	long long t_freeze, t_dumped, t_sent, t_restored, t_running, t_done;
+	/* post-copy: the commit races the end of CRIU's page serving */
+	pthread_mutex_t lock;
+	bool committed;  /* INSTANCE_KEY_OUTGOING "committed": never run here again */
+	bool dump_over;  /* CRIU stopped serving pages: too late to commit */
+	struct ferry_error *err;      /* why the takeover failed (post-copy's watcher) */
+	struct migrate_pages *pages;
+	pthread_t watcher;
+	bool watching;
+	struct migrate_result complete; /* the target's last word on the pages */
+	struct ferry_error *complete_err;
+};
+
+/* The instance is checkpointed: send what changed and the state. */
+static int send_state(struct handover *h, struct ferry_error **err)
+{
+	h->t_dumped = now_ms();
+	int r = send_final(h->op, h->job, h->rootfs, h->shift, h->first_pass, err);
+	h->t_sent = now_ms();
+	return r;
+}
+
+/* The target restores it; commit; hear that it runs. A failure before the
+ * commit leaves h->committed false (the source may run it again). */
+static int take_over(struct handover *h, struct ferry_error **err)
+{
+	struct source_job *job = h->job;
+	struct migrate_result res = { 0 };
+	operation_set_metadata_key(h->op, "phase", json_string("restore"));
+	int r = migrate_recv_result(job->control, &res, MIGRATE_RESTORE_TIMEOUT_MS, err);
+	if (r == 0 && !res.success)
+		r = error_set(err, 500, 0, "the target could not restore it: %s",
+			      res.message ? res.message : "no reason given");
+	migrate_result_clear(&res);
+	if (r < 0)
+		return -1;
+	pthread_mutex_lock(&h->lock);
+	if (h->dump_over)
+		r = error_set(err, 500, EPIPE, "the pages stopped before the commit");
+	else
+		r = instance_config_mark(job->name, INSTANCE_KEY_OUTGOING, "committed", err);
+	h->committed = r == 0;
+	pthread_mutex_unlock(&h->lock);
+	if (r < 0)
+		return -1;
+	h->t_restored = now_ms();
+	if (migrate_send_commit(job->control, err) < 0 ||
+	    migrate_recv_result(job->control, &res, MIGRATE_COMMIT_TIMEOUT_MS, err) < 0 || !res.success) {
+		if (*err == NULL)
+			error_set(err, 500, 0, "%s", res.message ? res.message : "no reason given");
+		migrate_result_clear(&res);
+		return error_wrap(err, "the target restored the instance but did not confirm that it runs");
+	}
+	migrate_result_clear(&res);
+	h->t_running = now_ms();
+	return 0;
+}
+
+static void report_times(struct handover *h, unsigned long long page_bytes)
+{
+	const char *name = h->job->name;
+	json_t *times = json_pack("{s:I, s:I, s:I, s:I, s:I}", "checkpoint_ms", (json_int_t)(h->t_dumped - h->t_freeze),
+				  "transfer_ms", (json_int_t)(h->t_sent - h->t_dumped), "restore_ms",
+				  (json_int_t)(h->t_restored - h->t_sent), "resume_ms", (json_int_t)(h->t_running - h->t_restored),
+				  "downtime_ms", (json_int_t)(h->t_running - h->t_freeze));
+	if (h->t_done > 0) {
+		json_object_set_new(times, "pages_ms", json_integer(h->t_done - h->t_running));
+		json_object_set_new(times, "pages_bytes", json_integer((json_int_t)page_bytes));
+	}
+	operation_set_metadata_key(h->op, "migration_times", times);
+	operation_set_metadata_key(h->op, "phase", json_string("done"));
+	log_info("instance %s: moved live: stopped for %lld ms (checkpoint %lld, transfer %lld, restore %lld, "
+		 "resume %lld)%s",
+		 name, h->t_running - h->t_freeze, h->t_dumped - h->t_freeze, h->t_sent - h->t_dumped,
+		 h->t_restored - h->t_sent, h->t_running - h->t_restored, h->t_done > 0 ? ", then its pages followed" : "");
+}
+
+/* The target's checks and the first pass: nothing is frozen yet. */
+static int await_ready(struct source_job *job, struct ferry_error **err)
 {
 	struct migrate_result res = { 0 };
-	/* The target's checks and the first pass: nothing is frozen yet. */
 	if (migrate_recv_result(job->control, &res, 3600 * 1000, err) < 0)
 		return -1;
 	if (!res.success) {
@@ -295,61 +387,159 @@ static int live_handover(struct operation *op, struct source_job *job, const cha
 		return -1;
 	}
 	migrate_result_clear(&res);
+	return 0;
+}
 
+/* Stop-and-copy: CRIU writes every page into the state, which goes over
+ * whole while the instance is stopped. */
+static int live_handover(struct operation *op, struct source_job *job, const char *rootfs, unsigned shift,
+			 const struct timespec *first_pass, struct ferry_error **err)
+{
+	if (await_ready(job, err) < 0)
+		return -1;
+	struct handover h = { .op = op, .job = job, .rootfs = rootfs, .shift = shift, .first_pass = first_pass };
+	pthread_mutex_init(&h.lock, NULL);
+	int ret = -1;
 	operation_set_metadata_key(op, "phase", json_string("checkpoint"));
 	if (instance_config_mark(job->name, INSTANCE_KEY_OUTGOING, "frozen", err) < 0)
-		return -1;
-	long long t_freeze = now_ms();
-	if (instance_stop_stateful_as(job->name, "migration", err) < 0) {
+		goto out;
+	h.t_freeze = now_ms();
+	if (instance_stop_stateful_as(job->name, "migration", NULL, err) < 0) {
 		cleanup_error struct ferry_error *e = NULL;
 		if (instance_config_mark(job->name, INSTANCE_KEY_OUTGOING, NULL, &e) < 0)
 			log_error("instance %s: %s", job->name, e->msg);
-		return -1;
+		goto out;
 	}
-	long long t_dumped = now_ms();
-	int r = send_final(op, job, rootfs, shift, first_pass, err);
-	long long t_sent = now_ms();
-	if (r == 0) {
-		operation_set_metadata_key(op, "phase", json_string("restore"));
-		r = migrate_recv_result(job->control, &res, MIGRATE_RESTORE_TIMEOUT_MS, err);
+	operation_set_metadata_key(op, "phase", json_string("sending the state"));
+	if (send_state(&h, err) < 0 || take_over(&h, err) < 0) {
+		if (!h.committed)
+			roll_back(job->name, err);
+		else
+			error_wrap(err, "the saved state stays here, stopped (start it here only if the target "
+					"does not have it)");
+		goto out;
 	}
-	if (r == 0 && !res.success)
-		r = error_set(err, 500, 0, "the target could not restore it: %s",
-			      res.message ? res.message : "no reason given");
-	migrate_result_clear(&res);
-	if (r == 0)
-		r = instance_config_mark(job->name, INSTANCE_KEY_OUTGOING, "committed", err);
-	if (r < 0) {
-		roll_back(job->name, err);
-		return -1;
-	}
-	long long t_restored = now_ms();
-	if (migrate_send_commit(job->control, err) < 0 ||
-	    migrate_recv_result(job->control, &res, MIGRATE_COMMIT_TIMEOUT_MS, err) < 0 || !res.success) {
-		if (*err == NULL)
-			error_set(err, 500, 0, "%s", res.message ? res.message : "no reason given");
-		migrate_result_clear(&res);
-		return error_wrap(err, "the target restored the instance but did not confirm that it runs: "
-				       "the saved state stays here, stopped (start it here only if the target "
-				       "does not have it)");
-	}
-	migrate_result_clear(&res);
-	long long t_running = now_ms();
 	cleanup_error struct ferry_error *e = NULL;
 	if (instance_discard_state(job->name, &e) < 0 ||
 	    instance_config_mark(job->name, INSTANCE_KEY_OUTGOING, NULL, &e) < 0)
 		log_error("instance %s: after the move: %s", job->name, e->msg);
-	json_t *times = json_pack("{s:I, s:I, s:I, s:I, s:I}", "checkpoint_ms", (json_int_t)(t_dumped - t_freeze),
-				  "transfer_ms", (json_int_t)(t_sent - t_dumped), "restore_ms",
-				  (json_int_t)(t_restored - t_sent), "resume_ms", (json_int_t)(t_running - t_restored),
-				  "downtime_ms", (json_int_t)(t_running - t_freeze));
-	operation_set_metadata_key(op, "migration_times", times);
-	operation_set_metadata_key(op, "phase", json_string("done"));
-	log_info("instance %s: moved live: stopped for %lld ms (checkpoint %lld, transfer %lld, restore %lld, "
-		 "resume %lld)",
-		 job->name, t_running - t_freeze, t_dumped - t_freeze, t_sent - t_dumped, t_restored - t_sent,
-		 t_running - t_restored);
+	report_times(&h, 0);
+	ret = 0;
+out:
+	pthread_mutex_destroy(&h.lock);
+	return ret;
+}
+
+/* Post-copy, while CRIU serves pages: the takeover, then the target's
+ * word that every page is in (or not), which ends the page serving. */
+static void *takeover_watch(void *arg)
+{
+	struct handover *h = arg;
+	if (take_over(h, &h->err) < 0 && !h->committed) {
+		migrate_pages_source_end(h->pages, false);
+		return NULL;
+	}
+	/* Committed: the pages must follow while the target wants them. */
+	operation_set_metadata_key(h->op, "phase", json_string("pages"));
+	int r = migrate_recv_result(h->job->control, &h->complete, 24 * 3600 * 1000, &h->complete_err);
+	migrate_pages_source_end(h->pages, r == 0 && h->complete.success);
+	return NULL;
+}
+
+/* CRIU's post-dump notification: the images are written, the pages not;
+ * the tasks wait, frozen. Non-zero calls the dump off (they run again). */
+static int lazy_post_dump(void *arg)
+{
+	struct handover *h = arg;
+	operation_set_metadata_key(h->op, "phase", json_string("sending the state"));
+	if (send_state(h, &h->err) < 0)
+		return 1;
+	/* The target restores while CRIU serves the pages it faults. */
+	int r = pthread_create(&h->watcher, NULL, takeover_watch, h);
+	if (r != 0) {
+		error_set(&h->err, 500, r, "post-copy: no thread for the takeover: %s", strerror(r));
+		return 1;
+	}
+	h->watching = true;
 	return 0;
+}
+
+/* CRIU could not serve every page: may its tasks run here again? */
+static bool lazy_failed(void *arg)
+{
+	struct handover *h = arg;
+	pthread_mutex_lock(&h->lock);
+	h->dump_over = true;
+	bool committed = h->committed;
+	pthread_mutex_unlock(&h->lock);
+	return committed;
+}
+
+/* Post-copy: CRIU dumps all but the memory; the target runs the instance
+ * as soon as it is restored, and the pages follow (migrate.h). */
+static int live_handover_post_copy(struct operation *op, struct source_job *job, const char *rootfs, unsigned shift,
+				   const struct timespec *first_pass, struct ferry_error **err)
+{
+	if (await_ready(job, err) < 0)
+		return -1;
+	struct handover h = { .op = op, .job = job, .rootfs = rootfs, .shift = shift, .first_pass = first_pass };
+	pthread_mutex_init(&h.lock, NULL);
+	int criu_socket = -1;
+	if (migrate_pages_source_start(job->pages, job->page_requests, &criu_socket, &h.pages, err) < 0) {
+		pthread_mutex_destroy(&h.lock);
+		return -1;
+	}
+	operation_set_metadata_key(op, "phase", json_string("checkpoint"));
+	int r = instance_config_mark(job->name, INSTANCE_KEY_OUTGOING, "post-copy", err);
+	if (r == 0) {
+		h.t_freeze = now_ms();
+		struct runtime_checkpoint_opts lazy = {
+			.lazy = true, .lazy_socket = criu_socket, .post_dump = lazy_post_dump, .lazy_failed = lazy_failed,
+			.post_dump_arg = &h,
+		};
+		r = instance_stop_stateful_as(job->name, "migration", &lazy, err);
+		h.t_done = now_ms();
+	}
+	lazy_failed(&h); /* no commit after this point */
+	close(criu_socket);
+	if (h.watching)
+		pthread_join(h.watcher, NULL);
+	unsigned long long page_bytes = migrate_pages_stop(h.pages);
+	cleanup_error struct ferry_error *e = NULL;
+	if (instance_config_mark(job->name, INSTANCE_KEY_OUTGOING, NULL, &e) < 0)
+		log_error("instance %s: %s", job->name, e->msg);
+	if (r < 0 && !h.committed) {
+		/* The dump was called off or its pages stopped before the commit:
+		 * CRIU gave the tasks back, they run here. The target's side of it
+		 * says more than CRIU's. */
+		if (h.err != NULL) {
+			error_free(err);
+			error_move(err, &h.err);
+			error_wrap(err, "the instance runs here again");
+		}
+	} else if (r < 0) {
+		const char *why = h.complete_err ? h.complete_err->msg
+				  : !h.complete.success && h.complete.message ? h.complete.message
+									       : NULL;
+		error_wrap(err, "the target ran it, but its memory could not all follow%s%s; the target stopped its "
+				"copy, and so did the source: the instance stays here, stopped, with its rootfs as it "
+				"was when it froze",
+			   why ? ": " : "", why ? why : "");
+	} else if (!h.complete.success) {
+		/* CRIU's page server ended cleanly, yet the target did not confirm. */
+		r = error_set(err, 500, 0, "post-copy: the target did not confirm that it has every page: %s",
+			      h.complete_err ? h.complete_err->msg : h.complete.message ? h.complete.message : "?");
+	}
+	if (r == 0) {
+		if (instance_discard_state(job->name, &e) < 0)
+			log_error("instance %s: after the move: %s", job->name, e->msg);
+		report_times(&h, page_bytes);
+	}
+	error_free(&h.err);
+	error_free(&h.complete_err);
+	migrate_result_clear(&h.complete);
+	pthread_mutex_destroy(&h.lock);
+	return r < 0 ? -1 : 0;
 }
 
 static int source_run(struct operation *op, void *data, struct ferry_error **err)
@@ -393,6 +583,7 @@ static int source_run(struct operation *op, void *data, struct ferry_error **err
 		.name = inst.name, .architecture = inst.architecture, .description = inst.description,
 		.ephemeral = inst.ephemeral, .config = inst.config, .devices = inst.devices,
 		.profiles = inst.profiles, .snapshots = snapshots, .live = live, .rootfs = rootfs, .cpuinfo = cpuinfo,
+		.post_copy = live && job->post_copy,
 	};
 	if (migrate_send_header(job->control, &h, err) < 0)
 		goto out;
@@ -431,7 +622,8 @@ static int source_run(struct operation *op, void *data, struct ferry_error **err
 	}
 	operation_set_metadata_key(op, "fs_progress", json_sprintf("%llu bytes sent", sent));
 	if (live) {
-		ret = live_handover(op, job, rootfs, map.base, &first_pass, err);
+		ret = job->post_copy ? live_handover_post_copy(op, job, rootfs, map.base, &first_pass, err)
+				     : live_handover(op, job, rootfs, map.base, &first_pass, err);
 		goto out;
 	}
 	/* The target answers once the last file is on its disk. */
@@ -461,7 +653,18 @@ struct response *migrate_source_respond(const char *name, json_t *body)
 	struct db_instance inst = { 0 };
 	if (instance_get(name, &inst, &err) < 0)
 		return response_from_error(err);
+	/* How the memory goes: the request's "memory" (ferry's own field),
+	 * else the instance's migration.memory. */
+	const char *memory = json_string_value(json_object_get(body, "memory"));
+	json_t *expanded = instance_expanded_config(&inst);
+	cleanup_free char *configured = xstrdup(json_string_value(json_object_get(expanded, "migration.memory")) ?: "");
+	json_decref(expanded);
 	db_instance_clear(&inst);
+	if (memory == NULL)
+		memory = configured[0] ? configured : MIGRATE_MEMORY_DEFAULT;
+	if (strcmp(memory, "post-copy") != 0 && strcmp(memory, "stop-and-copy") != 0)
+		return response_error(400, "Invalid memory mode \"%s\" (stop-and-copy or post-copy)", memory);
+	bool post_copy = strcmp(memory, "post-copy") == 0;
 	bool live = json_is_true(json_object_get(body, "live"));
 	if (instance_is_running(name) && !live)
 		return response_error(400, "Instance \"%s\" is running: stop it first, or move it --stateless", name);
@@ -474,6 +677,9 @@ struct response *migrate_source_respond(const char *name, json_t *body)
 	job->instance_only = json_is_true(json_object_get(body, "instance_only"));
 	job->live = live;
 	job->secret_state = instance_new_secret();
+	job->post_copy = live && post_copy;
+	job->secret_pages = instance_new_secret();
+	job->secret_page_requests = instance_new_secret();
 	cleanup_free char *cert = xasprintf("%s/server.crt", daemon_ctx->root);
 	cleanup_free char *key = xasprintf("%s/server.key", daemon_ctx->root);
 	if (migrate_listener_open(NULL, cert, key, &job->listener, &err) < 0) {
@@ -484,6 +690,10 @@ struct response *migrate_source_respond(const char *name, json_t *body)
 				     job->secret_fs);
 	if (live)
 		json_object_set_new(metadata, MIGRATE_SECRET_STATE, json_string(job->secret_state));
+	if (job->post_copy) {
+		json_object_set_new(metadata, MIGRATE_SECRET_PAGES, json_string(job->secret_pages));
+		json_object_set_new(metadata, MIGRATE_SECRET_PAGE_REQUESTS, json_string(job->secret_page_requests));
+	}
 	json_object_set_new(metadata, MIGRATE_SECRET_PORT, json_sprintf("%d", migrate_listener_port(job->listener)));
 	return instance_operation_respond(true, "Migrating instance", name, metadata, source_run, source_connect, job,
 					  source_job_free);

@@ -29,12 +29,13 @@
 #include "image/image.h"
 #include "migrate/channel.h"
 #include "migrate/migrate.h"
+#include "migrate/pages.h"
 
 struct target_job {
 	char *name;
 	char *operation;   /* the source's operation URL */
 	char *certificate; /* the source's server certificate (PEM) */
-	char *secret_control, *secret_fs, *secret_state;
+	char *secret_control, *secret_fs, *secret_state, *secret_pages, *secret_page_requests;
 	int port;          /* the source's stream listener */
 	bool live;
 	json_t *config, *devices, *profiles; /* the request's, when given: override the source's */
@@ -49,6 +50,8 @@ static void target_job_free(void *data)
 	free(job->secret_control);
 	free(job->secret_fs);
 	free(job->secret_state);
+	free(job->secret_pages);
+	free(job->secret_page_requests);
 	json_decref(job->config);
 	json_decref(job->devices);
 	json_decref(job->profiles);
@@ -345,9 +348,30 @@ static void keep_dump_log(const char *name, const char *state_dir)
  * state and /dev, restore with the tasks stopped, and let them run once the
  * source has committed. *restored: a copy runs here (stopped) and must be
  * killed if this fails. */
+/* Post-copy, once the tasks run: wait for every page (the monitor kills
+ * the copy if they stop coming), then tell the source. */
+static int await_pages(struct target_job *job, struct ws *control, struct ferry_error **err)
+{
+	long long t0 = now_ms();
+	int r;
+	while ((r = instance_lazy_pages_status(job->name, err)) == 0) {
+		struct timespec ts = { 0, 20 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	struct migrate_result res = { .success = r > 0, .message = r > 0 ? "complete" : (*err)->msg };
+	cleanup_error struct ferry_error *e = NULL;
+	if (migrate_send_result(control, &res, &e) < 0)
+		log_warn("instance %s: the source did not hear that the pages are %s: %s", job->name,
+			 r > 0 ? "in" : "lost", e->msg);
+	if (r < 0)
+		return error_wrap(err, "post-copy");
+	log_info("instance %s: every page is in, %lld ms after the takeover", job->name, now_ms() - t0);
+	return 0;
+}
+
 static int live_takeover(struct progress *progress, struct target_job *job, struct ws *control, struct ws *fs,
-			 struct ws *state, const char *rootfs, const char *source_rootfs, unsigned shift, bool *restored,
-			 struct ferry_error **err)
+			 struct ws *state, struct ws *pages, struct ws *page_requests, const char *rootfs,
+			 const char *source_rootfs, unsigned shift, bool *restored, struct ferry_error **err)
 {
 	cleanup_free char *dir = instance_dir(job->name);
 	cleanup_free char *state_dir = instance_state_dir(job->name);
@@ -380,16 +404,29 @@ static int live_takeover(struct progress *progress, struct target_job *job, stru
 		return -1;
 	long long t1 = now_ms();
 	progress_stage(progress, "restoring");
-	if (instance_restore_paused(job->name, "migration", source_rootfs, err) < 0)
+	/* Post-copy: the pages come from the source's CRIU as the tasks need them. */
+	struct migrate_pages *relay = NULL;
+	int daemon_socket = -1;
+	if (pages != NULL && migrate_pages_target_start(pages, page_requests, &daemon_socket, &relay, err) < 0)
 		return -1;
+	r = instance_restore_paused(job->name, "migration", source_rootfs, daemon_socket, err);
+	if (daemon_socket >= 0)
+		close(daemon_socket);
+	if (r < 0) {
+		migrate_pages_stop(relay);
+		return -1;
+	}
 	*restored = true;
 	long long t2 = now_ms();
 	res.message = "restored";
-	if (migrate_send_result(control, &res, err) < 0 || migrate_recv_commit(control, MIGRATE_COMMIT_TIMEOUT_MS, err) < 0)
+	if (migrate_send_result(control, &res, err) < 0 || migrate_recv_commit(control, MIGRATE_COMMIT_TIMEOUT_MS, err) < 0) {
+		migrate_pages_stop(relay);
 		return error_wrap(err, "no commit from the source: this copy goes");
+	}
 	long long t3 = now_ms();
-	/* Ours from now on: nothing may remove it any more. */
-	if (instance_config_mark(job->name, INSTANCE_KEY_MIGRATING, NULL, err) < 0)
+	/* Ours from now on: nothing may remove it any more (post-copy: unless
+	 * its pages fail, so the mark stays until they are in). */
+	if (relay == NULL && instance_config_mark(job->name, INSTANCE_KEY_MIGRATING, NULL, err) < 0)
 		return -1;
 	*restored = false;
 	cleanup_error struct ferry_error *e = NULL;
@@ -402,6 +439,21 @@ static int live_takeover(struct progress *progress, struct target_job *job, stru
 	if (migrate_send_result(control, &res, err) < 0)
 		log_warn("instance %s: runs here, but the source did not hear it: %s", job->name, (*err)->msg);
 	error_free(err);
+	if (relay != NULL) {
+		progress_stage(progress, "pages (the instance runs here)");
+		r = await_pages(job, control, err);
+		unsigned long long page_bytes = migrate_pages_stop(relay);
+		if (r < 0) {
+			/* Killed by its monitor: what is left of it goes. */
+			*restored = true;
+			return -1;
+		}
+		cleanup_error struct ferry_error *e = NULL;
+		if (instance_discard_state(job->name, &e) < 0 ||
+		    instance_config_mark(job->name, INSTANCE_KEY_MIGRATING, NULL, &e) < 0)
+			log_error("instance %s: after its pages: %s", job->name, e->msg);
+		log_info("instance %s: %.1f MB of pages came after the takeover", job->name, (double)page_bytes / 1e6);
+	}
 	log_info("instance %s: taken over live (state unpacked in %lld ms, restored in %lld ms, commit after %lld ms)",
 		 job->name, t1 - t0, t2 - t1, t3 - t2);
 	return 0;
@@ -410,7 +462,7 @@ static int live_takeover(struct progress *progress, struct target_job *job, stru
 static int target_run(struct operation *op, void *data, struct ferry_error **err)
 {
 	struct target_job *job = data;
-	struct migrate_stream *control = NULL, *fs = NULL, *state = NULL;
+	struct migrate_stream *control = NULL, *fs = NULL, *state = NULL, *pages = NULL, *page_requests = NULL;
 	bool restored = false, answered = false;
 	struct migrate_header h = { 0 };
 	struct db_instance inst = { 0 };
@@ -422,12 +474,19 @@ static int target_run(struct operation *op, void *data, struct ferry_error **err
 	int ret = -1;
 
 	if (dial(job, job->secret_control, &control, err) < 0 || dial(job, job->secret_fs, &fs, err) < 0 ||
-	    (job->secret_state != NULL && dial(job, job->secret_state, &state, err) < 0))
+	    (job->secret_state != NULL && dial(job, job->secret_state, &state, err) < 0) ||
+	    (job->secret_pages != NULL && dial(job, job->secret_pages, &pages, err) < 0) ||
+	    (job->secret_page_requests != NULL && dial(job, job->secret_page_requests, &page_requests, err) < 0))
 		goto out;
 	if (migrate_recv_header(migrate_stream_ws(control), &h, 60 * 1000, err) < 0)
 		goto out;
 	if (h.live && state == NULL) {
 		error_set(err, 502, EPROTO, "the source sends a running instance, but no state stream was offered");
+		goto out;
+	}
+	if (h.post_copy && (pages == NULL || page_requests == NULL)) {
+		error_set(err, 502, EPROTO, "the source sends the memory after the takeover (post-copy), but no page "
+					    "streams were offered");
 		goto out;
 	}
 	/* Pre-flight, before the source stops anything: can this CPU run it? */
@@ -490,8 +549,10 @@ static int target_run(struct operation *op, void *data, struct ferry_error **err
 	if (recv_rootfs(migrate_stream_ws(fs), rootfs, map.base, &progress, err) < 0)
 		goto out;
 	if (h.live) {
-		if (live_takeover(&progress, job, migrate_stream_ws(control), migrate_stream_ws(fs), migrate_stream_ws(state), rootfs,
-				  h.rootfs, map.base, &restored, err) < 0)
+		if (live_takeover(&progress, job, migrate_stream_ws(control), migrate_stream_ws(fs), migrate_stream_ws(state),
+				  h.post_copy ? migrate_stream_ws(pages) : NULL,
+				  h.post_copy ? migrate_stream_ws(page_requests) : NULL, rootfs, h.rootfs, map.base, &restored,
+				  err) < 0)
 			goto out;
 		answered = true;
 		ret = 0;
@@ -537,6 +598,8 @@ out:
 			log_warn("instance %s: could not confirm to the source: %s", job->name, e->msg);
 		}
 	}
+	migrate_stream_free(page_requests);
+	migrate_stream_free(pages);
 	migrate_stream_free(state);
 	migrate_stream_free(fs);
 	migrate_stream_free(control);
@@ -603,6 +666,12 @@ struct response *migrate_target_respond(json_t *body)
 	job->live = live;
 	job->port = (int)port;
 	job->secret_state = live ? xstrdup(s_state) : NULL;
+	const char *s_pages = json_string_value(json_object_get(secrets, MIGRATE_SECRET_PAGES));
+	const char *s_page_requests = json_string_value(json_object_get(secrets, MIGRATE_SECRET_PAGE_REQUESTS));
+	if (live && s_pages != NULL && s_page_requests != NULL) {
+		job->secret_pages = xstrdup(s_pages);
+		job->secret_page_requests = xstrdup(s_page_requests);
+	}
 	job->config = json_incref(json_object_get(body, "config"));
 	job->devices = json_incref(json_object_get(body, "devices"));
 	job->profiles = json_incref(json_object_get(body, "profiles"));

@@ -6,6 +6,7 @@
  * finely: CRIU finds it frozen and skips its own freeze loop, which polls in
  * 100 ms steps (design.md: LXC lost 100 ms there). */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -49,9 +50,24 @@ static int checkpoint_container(const struct runtime_spec *spec, const struct ru
 		.freeze_cgroup = o->ptrace_seize ? NULL : freezer,
 		.ext_mounts = &(struct checkpoint_ext_mount){ .key = RUNTIME_DEV_MOUNT_KEY, .where = "/dev" },
 		.n_ext_mounts = 1,
+		.lazy = o->lazy,
+		.lazy_socket = o->lazy_socket,
+		.post_dump = o->post_dump,
+		.post_dump_arg = o->post_dump_arg,
 	};
 	if (checkpoint_dump(&d, err) < 0) {
 		unlink(mark);
+		if ((*err)->errnum == ECONNABORTED) {
+			if (o->lazy_failed != NULL && o->lazy_failed(o->post_dump_arg)) {
+				/* Taken over elsewhere, then the pages failed: the tree
+				 * must not run again. Killed before it thaws. */
+				kill(init, SIGKILL);
+				cgroup_freeze(spec->cgroup, false, NULL);
+				monitor_wait_gone(monitor, monitor_start, 30000);
+				return -1;
+			}
+			(*err)->errnum = ECONNRESET;
+		}
 		/* CRIU puts the freezer back as it found it: frozen, by us. */
 		if (!was_frozen && !o->ptrace_seize)
 			cgroup_freeze(spec->cgroup, false, NULL);

@@ -35,6 +35,10 @@
 #define RUNTIME_RESTORE_PAUSED_ENV "FERRY_MONITOR_RESTORE_PAUSED"
 /* runtime_restore_opts.rootfs_alias. */
 #define RUNTIME_RESTORE_ALIAS_ENV "FERRY_MONITOR_RESTORE_ALIAS"
+/* Post-copy: the fd of the socket to the source's page server. */
+#define RUNTIME_RESTORE_LAZY_FD_ENV "FERRY_MONITOR_RESTORE_LAZY_FD"
+/* Post-copy: "ok" once every page is in, else why the container was killed. */
+#define RUNTIME_LAZY_STATUS "lazy-pages.status"
 
 /* --- cgroups.c: the container's cgroups on the hybrid v1 + unified layout --- */
 
@@ -110,7 +114,10 @@ bool monitor_wait_gone(pid_t monitor, unsigned long long start_time, long long t
  * the caller to delete) even on failure. */
 int restore_init(struct runtime_spec *spec, const char *images_dir, const char *log_path,
 		 const struct runtime_restore_opts *o, pid_t *init_pid,
-		 int *console, char ***host_veths, struct ferry_error **err);
+		 int *console, char ***host_veths, pid_t *lazy_pid, struct ferry_error **err);
+/* Post-copy: the log of `criu lazy-pages` next to the restore's log
+ * ("..._restore_TS.log" -> "..._lazy-pages_TS.log"). */
+char *restore_lazy_log_path(const char *restore_log);
 /* dir/name, for the fixed file names above. */
 char *state_path(const char *dir, const char *name);
 /* Connect to or bind a unix socket at a path that may be longer than sun_path

@@ -88,7 +88,7 @@ static int monitor_launch(const struct runtime_spec *spec, const char *what, con
 	size_t n_env = strv_len(environ);
 	cleanup_free char *alias_env =
 		o != NULL && o->rootfs_alias != NULL ? xasprintf(RUNTIME_RESTORE_ALIAS_ENV "=%s", o->rootfs_alias) : NULL;
-	cleanup_free char **envp = xcalloc(n_env + 6, sizeof(char *));
+	cleanup_free char **envp = xcalloc(n_env + 7, sizeof(char *));
 	size_t k = 0;
 	for (size_t i = 0; i < n_env; i++)
 		if (strncmp(environ[i], "FERRY_MONITOR_", strlen("FERRY_MONITOR_")) != 0)
@@ -102,6 +102,10 @@ static int monitor_launch(const struct runtime_spec *spec, const char *what, con
 		envp[k++] = RUNTIME_RESTORE_PAUSED_ENV "=1";
 	if (alias_env != NULL)
 		envp[k++] = alias_env;
+	int lazy_fd = o != NULL && o->lazy_pages ? o->lazy_socket : -1;
+	cleanup_free char *lazy_env = lazy_fd >= 0 ? xasprintf(RUNTIME_RESTORE_LAZY_FD_ENV "=%d", lazy_fd) : NULL;
+	if (lazy_env != NULL)
+		envp[k++] = lazy_env;
 	envp[k] = NULL;
 	char *argv[] = { "ferry-monitor", "__monitor", spec->dir, NULL };
 	cleanup_close int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -122,6 +126,8 @@ static int monitor_launch(const struct runtime_spec *spec, const char *what, con
 		dup2(devnull, 1);
 		dup2(devnull, 2);
 		fcntl(status_write, F_SETFD, 0);
+		if (lazy_fd >= 0)
+			fcntl(lazy_fd, F_SETFD, 0);
 		execve("/proc/self/exe", argv, envp);
 		const char msg[] = "exec /proc/self/exe failed";
 		ssize_t w = write(status_write, msg, sizeof(msg) - 1);
@@ -175,6 +181,26 @@ int runtime_restore(const struct runtime_spec *spec, const char *images_dir, con
 	return monitor_launch(spec, "restore", images_dir, log_path, o, err);
 }
 
+int runtime_lazy_pages_status(const char *dir, struct ferry_error **err)
+{
+	cleanup_free char *path = state_path(dir, RUNTIME_LAZY_STATUS);
+	cleanup_free char *text = NULL;
+	cleanup_error struct ferry_error *e = NULL;
+	if (file_read(path, &text, NULL, &e) < 0) {
+		if (e->errnum != ENOENT) {
+			error_move(err, &e);
+			return -1;
+		}
+		if (monitor_find(dir) > 0)
+			return 0;
+		return error_set(err, 500, ESRCH, "the container stopped before every page was in");
+	}
+	if (strcmp(text, "ok\n") == 0)
+		return 1;
+	text[strcspn(text, "\n")] = '\0';
+	return error_set(err, 500, EIO, "%s", text);
+}
+
 /* ---- the monitor ---- */
 
 struct monitor {
@@ -192,6 +218,7 @@ struct monitor {
 	char *restore_log;
 	struct runtime_restore_opts restore_opts;
 	char *restore_alias;
+	pid_t lazy_pid; /* post-copy: `criu lazy-pages`, until every page is in */
 };
 
 static void report_start(struct monitor *m, const char *text)
@@ -388,6 +415,33 @@ static void console_relay_input(struct monitor *m, int slot)
 	(void)w;
 }
 
+/* Post-copy: `criu lazy-pages` has exited. With every page in, the
+ * container is whole; otherwise its tasks would run on with zeroes where
+ * their memory should be: they die, at once. */
+static void lazy_pages_done(struct monitor *m, int wstatus)
+{
+	cleanup_free char *path = state_path(m->spec->dir, RUNTIME_LAZY_STATUS);
+	cleanup_free char *text = NULL;
+	cleanup_free char *lazy_log = restore_lazy_log_path(m->restore_log);
+	if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) {
+		log_info("container %s: every page is in", m->spec->name);
+		text = xstrdup("ok\n");
+	} else {
+		text = xasprintf("the pages stopped coming (criu lazy-pages: %s %d; log: %s): the container was killed\n",
+				 WIFEXITED(wstatus) ? "exit status" : "signal",
+				 WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : WTERMSIG(wstatus), lazy_log);
+		log_error("container %s: %s", m->spec->name, text);
+		if (m->init_pid > 0)
+			kill(m->init_pid, SIGKILL);
+		cgroup_freeze(m->spec->cgroup, false, NULL);
+	}
+	struct ferry_error *err = NULL;
+	if (file_write_atomic(path, text, strlen(text), 0644, &err) < 0) {
+		log_error("container %s: %s", m->spec->name, err->msg);
+		error_free(&err);
+	}
+}
+
 /* Reap children (init, and orphans we adopt as subreaper); true once init is gone. */
 static bool monitor_reap(struct monitor *m, int *init_status)
 {
@@ -403,6 +457,9 @@ static bool monitor_reap(struct monitor *m, int *init_status)
 		if (pid == m->init_pid) {
 			*init_status = wstatus;
 			init_exited = true;
+		} else if (pid == m->lazy_pid) {
+			m->lazy_pid = 0;
+			lazy_pages_done(m, wstatus);
 		}
 	}
 	return init_exited;
@@ -507,7 +564,7 @@ static int monitor_start(struct monitor *m, struct ferry_error **err)
 		return -1;
 	if (m->restore_images != NULL) {
 		if (restore_init(spec, m->restore_images, m->restore_log, &m->restore_opts, &m->init_pid, &m->console, &m->host_veths,
-				 err) < 0)
+				 &m->lazy_pid, err) < 0)
 			return -1;
 	} else if (monitor_spawn_init(m, err) < 0) {
 		return error_wrap(err, "init");
@@ -522,19 +579,33 @@ static int monitor_start(struct monitor *m, struct ferry_error **err)
 }
 
 /* Take what the caller left us: its signal mask and dispositions, fds. */
-static int monitor_detach(void)
+static int fd_from_env(const char *name)
 {
-	int status_fd = -1;
-	const char *fd_env = getenv(RUNTIME_STATUS_FD_ENV);
-	if (fd_env != NULL) {
-		status_fd = atoi(fd_env);
-		fcntl(status_fd, F_SETFD, FD_CLOEXEC);
-		unsetenv(RUNTIME_STATUS_FD_ENV);
+	const char *fd_env = getenv(name);
+	if (fd_env == NULL)
+		return -1;
+	int fd = atoi(fd_env);
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	unsetenv(name);
+	return fd;
+}
+
+static int monitor_detach(int *lazy_fd)
+{
+	int status_fd = fd_from_env(RUNTIME_STATUS_FD_ENV);
+	*lazy_fd = fd_from_env(RUNTIME_RESTORE_LAZY_FD_ENV);
+	/* Fds the caller's other threads leaked into us must not reach init:
+	 * every one from 3 up but these two. */
+	int keep[2] = { status_fd < *lazy_fd ? status_fd : *lazy_fd, status_fd < *lazy_fd ? *lazy_fd : status_fd };
+	unsigned from = 3;
+	for (int i = 0; i < 2; i++) {
+		if (keep[i] < (int)from)
+			continue;
+		if (keep[i] > (int)from)
+			close_range(from, keep[i] - 1, 0);
+		from = keep[i] + 1;
 	}
-	/* Fds the caller's other threads leaked into us must not reach init. */
-	if (status_fd > 3)
-		close_range(3, status_fd - 1, 0);
-	close_range(status_fd >= 3 ? status_fd + 1 : 3, ~0U, 0);
+	close_range(from, ~0U, 0);
 
 	sigset_t none;
 	sigemptyset(&none);
@@ -582,7 +653,8 @@ _Noreturn void runtime_monitor_main(const char *dir)
 	struct monitor m = { .status_fd = -1, .console = -1, .console_log = -1, .listen_fd = -1, .signal_fd = -1 };
 	for (int i = 0; i < MAX_CONSOLE_CLIENTS; i++)
 		m.clients[i] = -1;
-	m.status_fd = monitor_detach();
+	m.status_fd = monitor_detach(&m.restore_opts.lazy_socket);
+	m.restore_opts.lazy_pages = m.restore_opts.lazy_socket >= 0;
 	prctl(PR_SET_NAME, "ferry-monitor");
 	m.restore_images = env_take(RUNTIME_RESTORE_IMAGES_ENV);
 	m.restore_log = env_take(RUNTIME_RESTORE_LOG_ENV);

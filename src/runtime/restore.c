@@ -11,6 +11,7 @@
  * the images. */
 #include <errno.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -47,9 +48,33 @@ static int alias_rootfs(const struct runtime_spec *spec, const char *alias, stru
 	return 0;
 }
 
+char *restore_lazy_log_path(const char *restore_log)
+{
+	const char *at = restore_log != NULL ? strstr(restore_log, "_restore_") : NULL;
+	if (at == NULL)
+		return xasprintf("%s.lazy-pages.log", restore_log ? restore_log : "/tmp/ferry");
+	return xasprintf("%.*s_lazy-pages_%s", (int)(at - restore_log), restore_log, at + strlen("_restore_"));
+}
+
+/* Post-copy: `criu lazy-pages` listens in the restore's work directory
+ * (its log's) before CRIU restores; the monitor keeps no copy of the
+ * socket, so that the source sees the end when the daemon ends. */
+static int lazy_pages_start(const struct runtime_spec *spec, const char *images_dir, const char *log_path,
+			    int socket, pid_t *lazy_pid, struct ferry_error **err)
+{
+	cleanup_free char *status = state_path(spec->dir, RUNTIME_LAZY_STATUS);
+	unlink(status);
+	cleanup_free char *work_dir = xstrdup(log_path);
+	*strrchr(work_dir, '/') = '\0';
+	cleanup_free char *lazy_log = restore_lazy_log_path(log_path);
+	int r = checkpoint_lazy_pages_start(images_dir, work_dir, lazy_log, socket, lazy_pid, err);
+	close(socket);
+	return r;
+}
+
 int restore_init(struct runtime_spec *spec, const char *images_dir, const char *log_path,
 		 const struct runtime_restore_opts *ro, pid_t *init_pid,
-		 int *console, char ***host_veths, struct ferry_error **err)
+		 int *console, char ***host_veths, pid_t *lazy_pid, struct ferry_error **err)
 {
 	char **veths = xcalloc(spec->n_nics + 1, sizeof(char *));
 	*host_veths = veths;
@@ -87,11 +112,24 @@ int restore_init(struct runtime_spec *spec, const char *images_dir, const char *
 		.ext_mounts = &(struct checkpoint_ext_mount){ .key = RUNTIME_DEV_MOUNT_KEY, .where = dev },
 		.n_ext_mounts = 1,
 		.leave_stopped = ro != NULL && ro->paused,
+		.lazy_pages = ro != NULL && ro->lazy_pages,
 	};
 	if (ro != NULL && alias_rootfs(spec, ro->rootfs_alias, err) < 0)
 		return -1;
-	if (checkpoint_restore(&o, init_pid, console, err) < 0)
+	if (o.lazy_pages && lazy_pages_start(spec, images_dir, log_path, ro->lazy_socket, lazy_pid, err) < 0)
+		return error_wrap(err, "restore");
+	int r = checkpoint_restore(&o, init_pid, console, err);
+	if (o.lazy_pages) {
+		/* The daemon has every task's userfaultfd now (or never will). */
+		cleanup_free char *sock = xstrdup(log_path);
+		strcpy(strrchr(sock, '/') + 1, "lazy-pages.socket");
+		unlink(sock);
+	}
+	if (r < 0) {
+		if (*lazy_pid > 0)
+			kill(*lazy_pid, SIGKILL);
 		return -1;
+	}
 	if (*console < 0)
 		log_warn("container %s: restored without a console (no orphaned pty master in the images)", spec->name);
 	return 0;

@@ -93,9 +93,19 @@ struct runtime_restore_opts {
 	 * the restore sees this rootfs at that path too (in the monitor's own
 	 * mount namespace), when that path exists here. */
 	const char *rootfs_alias;
+	/* Post-copy: the memory comes later, from the source's CRIU through
+	 * this connected socket (the monitor keeps a copy). The monitor runs
+	 * `criu lazy-pages` on it for the restore and watches it: should the
+	 * pages stop coming, the container is killed (it would run on with
+	 * zeroes for memory). runtime_lazy_pages_status tells the outcome. */
+	bool lazy_pages;
+	int lazy_socket;
 };
 int runtime_restore(const struct runtime_spec *spec, const char *images_dir, const char *log_path,
 		    const struct runtime_restore_opts *o, struct ferry_error **err);
+/* A post-copy restore's pages (runtime_restore_opts.lazy_pages): 1 all in,
+ * 0 still coming, -1 failed (why in *err: the container was killed). */
+int runtime_lazy_pages_status(const char *dir, struct ferry_error **err);
 /* Let the tasks of a container restored paused run. */
 int runtime_resume(const char *name, const char *dir, struct ferry_error **err);
 
@@ -104,6 +114,16 @@ struct runtime_checkpoint_opts {
 	const char *log_path;   /* full path: LOGDIR/NAME/<what>_dump_<timestamp>.log */
 	bool leave_running;     /* true: a stateful snapshot; false: a stateful stop */
 	bool ptrace_seize;      /* let CRIU seize task by task instead of freezing the cgroup first (for comparisons) */
+	/* Post-copy (checkpoint_dump_opts): leave_running must be false. Should
+	 * the pages fail after post_dump said go, CRIU gives the tasks back
+	 * (still frozen) and lazy_failed(post_dump_arg) decides: true, they
+	 * were taken over elsewhere: the container is killed and the error is
+	 * 500/ECONNABORTED; false: it runs on here (500/ECONNRESET). */
+	bool lazy;
+	int lazy_socket;
+	int (*post_dump)(void *arg);
+	bool (*lazy_failed)(void *arg);
+	void *post_dump_arg;
 };
 
 /* Checkpoint the running container with CRIU. leave_running: it continues

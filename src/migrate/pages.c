@@ -1,0 +1,199 @@
+/* Post-copy's page traffic (pages.h): two relay threads per side between
+ * a local socket and the two page streams. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "migrate/pages.h"
+
+/* CRIU's struct page_server_iov (criu/page-xfer.c: u32 cmd, then three
+ * u64): every request the lazy-pages daemon sends is one of these. */
+#define PS_IOV_SIZE 32
+#define RELAY_CHUNK (1024 * 1024)
+
+struct migrate_pages {
+	bool source;
+	int sock;                 /* ours; the peer end went to CRIU */
+	struct ws *out, *in;      /* source: out pages, in requests; target: the reverse */
+	pthread_t to_ws, from_ws;
+	bool to_ws_started, from_ws_started;
+	pthread_mutex_t lock;     /* the source's writes into CRIU, and the decision */
+	bool decided;
+	unsigned long long written; /* into CRIU, for the request boundary */
+	unsigned long long bytes_out, bytes_in;
+};
+
+/* The socket into the ws: CRIU's pages (source), the daemon's requests
+ * (target). Its end becomes an empty message. */
+static void *to_ws_run(void *arg)
+{
+	struct migrate_pages *p = arg;
+	char *buf = xcalloc(1, RELAY_CHUNK);
+	cleanup_error struct ferry_error *err = NULL;
+	for (;;) {
+		ssize_t n = read(p->sock, buf, RELAY_CHUNK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				ws_send(p->out, WS_BINARY, "", 0, &err);
+			break;
+		}
+		if (ws_send(p->out, WS_BINARY, buf, (size_t)n, &err) < 0) {
+			log_warn("post-copy: relaying %s: %s", p->source ? "pages" : "page requests", err->msg);
+			break;
+		}
+		p->bytes_out += (unsigned long long)n;
+	}
+	free(buf);
+	return NULL;
+}
+
+static int write_all(int fd, const char *data, size_t len)
+{
+	for (size_t off = 0; off < len;) {
+		ssize_t n = write(fd, data + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		off += (size_t)n;
+	}
+	return 0;
+}
+
+/* Source: the end of CRIU's page serving. A clean end of its socket is
+ * success to CRIU, so a failure ends it with a request it can't serve
+ * (after completing one cut short): CRIU then fails the dump. */
+static void source_decide(struct migrate_pages *p, bool ok)
+{
+	pthread_mutex_lock(&p->lock);
+	if (!p->decided) {
+		p->decided = true;
+		if (!ok) {
+			char filler[2 * PS_IOV_SIZE];
+			memset(filler, 0xff, sizeof(filler));
+			size_t partial = (size_t)(p->written % PS_IOV_SIZE);
+			write_all(p->sock, filler, (partial ? PS_IOV_SIZE - partial : 0) + PS_IOV_SIZE);
+		}
+		shutdown(p->sock, SHUT_WR);
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* The ws into the socket: requests for CRIU (source), pages for the
+ * daemon (target). */
+static void *from_ws_run(void *arg)
+{
+	struct migrate_pages *p = arg;
+	cleanup_error struct ferry_error *err = NULL;
+	bool ended = false;
+	for (;;) {
+		enum ws_opcode op;
+		char *data = NULL;
+		size_t len = 0;
+		int r = ws_recv(p->in, &op, &data, &len, -1, &err);
+		if (r <= 0)
+			break;
+		if (len == 0) {
+			free(data);
+			ended = true;
+			break;
+		}
+		p->bytes_in += len;
+		int w;
+		if (p->source) {
+			pthread_mutex_lock(&p->lock);
+			w = p->decided ? 0 : write_all(p->sock, data, len);
+			if (w == 0 && !p->decided)
+				p->written += len;
+			pthread_mutex_unlock(&p->lock);
+		} else {
+			w = write_all(p->sock, data, len);
+		}
+		free(data);
+		if (w < 0)
+			break;
+	}
+	if (p->source) {
+		/* The daemon's clean end says nothing about its success: the
+		 * target's word on control decides (migrate_pages_source_end). */
+		if (!ended)
+			source_decide(p, false);
+	} else {
+		shutdown(p->sock, ended ? SHUT_WR : SHUT_RDWR);
+	}
+	return NULL;
+}
+
+static int pages_start(bool source, struct ws *out, struct ws *in, int *peer, struct migrate_pages **res,
+		       struct ferry_error **err)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return error_sys(err, errno, "post-copy: socketpair");
+	struct migrate_pages *p = xcalloc(1, sizeof(*p));
+	p->source = source;
+	p->sock = sv[0];
+	p->out = out;
+	p->in = in;
+	pthread_mutex_init(&p->lock, NULL);
+	int r = pthread_create(&p->to_ws, NULL, to_ws_run, p);
+	p->to_ws_started = r == 0;
+	if (r == 0) {
+		r = pthread_create(&p->from_ws, NULL, from_ws_run, p);
+		p->from_ws_started = r == 0;
+	}
+	if (r != 0) {
+		close(sv[1]);
+		migrate_pages_stop(p);
+		return error_sys(err, r, "post-copy: start the page relay");
+	}
+	*peer = sv[1];
+	*res = p;
+	return 0;
+}
+
+int migrate_pages_source_start(struct ws *pages, struct ws *requests, int *criu_socket, struct migrate_pages **out,
+			       struct ferry_error **err)
+{
+	return pages_start(true, pages, requests, criu_socket, out, err);
+}
+
+void migrate_pages_source_end(struct migrate_pages *p, bool ok)
+{
+	source_decide(p, ok);
+}
+
+int migrate_pages_target_start(struct ws *pages, struct ws *requests, int *daemon_socket,
+			       struct migrate_pages **out, struct ferry_error **err)
+{
+	return pages_start(false, requests, pages, daemon_socket, out, err);
+}
+
+unsigned long long migrate_pages_stop(struct migrate_pages *p)
+{
+	if (p == NULL)
+		return 0;
+	if (p->source)
+		source_decide(p, false);
+	/* Unblock both threads: the socket ends, and so does the incoming
+	 * stream (its TLS session is not used again). */
+	shutdown(p->sock, SHUT_RDWR);
+	if (p->from_ws_started) {
+		shutdown(ws_fd(p->in), SHUT_RDWR);
+		pthread_join(p->from_ws, NULL);
+	}
+	if (p->to_ws_started)
+		pthread_join(p->to_ws, NULL);
+	close(p->sock);
+	pthread_mutex_destroy(&p->lock);
+	unsigned long long bytes = p->source ? p->bytes_out : p->bytes_in;
+	free(p);
+	return bytes;
+}
