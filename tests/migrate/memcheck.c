@@ -1,0 +1,61 @@
+/* A workload that checks its own memory, for post-copy moves (whose pages
+ * arrive after the process runs again): fill N MiB (argument 1) with
+ * values that depend on a random seed and on their offset, then go over
+ * all of it again and again, reporting each round in /tmp/memcheck:
+ *
+ *   PID SEED ROUNDS BAD
+ *
+ * BAD is the number of 8-byte words that ever held the wrong value (a page
+ * that came back as zeroes, or someone else's). Static: it runs in a
+ * busybox root filesystem. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+static uint64_t value(uint64_t seed, size_t i)
+{
+	uint64_t x = seed ^ (i * 0x9E3779B97F4A7C15ull);
+	x ^= x >> 31;
+	return x * 0xBF58476D1CE4E5B9ull | 1; /* never zero */
+}
+
+static void report(uint64_t seed, unsigned long rounds, unsigned long bad)
+{
+	FILE *f = fopen("/tmp/memcheck.new", "w");
+	if (f == NULL)
+		return;
+	fprintf(f, "%d %016llx %lu %lu\n", (int)getpid(), (unsigned long long)seed, rounds, bad);
+	fclose(f);
+	rename("/tmp/memcheck.new", "/tmp/memcheck");
+}
+
+int main(int argc, char **argv)
+{
+	size_t mib = argc > 1 ? strtoul(argv[1], NULL, 10) : 16;
+	size_t words = (mib << 20) / sizeof(uint64_t);
+	uint64_t *mem = malloc(words * sizeof(uint64_t));
+	if (mem == NULL)
+		return 1;
+	uint64_t seed = 0;
+	FILE *r = fopen("/dev/urandom", "r");
+	if (r == NULL || fread(&seed, sizeof(seed), 1, r) != 1)
+		seed = (uint64_t)time(NULL) * 2654435761u;
+	if (r != NULL)
+		fclose(r);
+	for (size_t i = 0; i < words; i++)
+		mem[i] = value(seed, i);
+	unsigned long rounds = 0, bad = 0;
+	report(seed, rounds, bad);
+	for (;;) {
+		for (size_t i = 0; i < words; i++)
+			if (mem[i] != value(seed, i)) {
+				bad++;
+				mem[i] = value(seed, i);
+			}
+		rounds++;
+		report(seed, rounds, bad);
+		usleep(200 * 1000);
+	}
+}
