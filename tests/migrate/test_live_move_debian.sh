@@ -4,7 +4,8 @@
 # move systemd still runs, both services are active and answer, redis still
 # holds the key set before, nginx answers from the LAN, also on the
 # keep-alive connection opened before the first move, and systemd can
-# restart a service there (its mount namespaces came along whole).
+# restart a service there (its mount namespaces came along whole). Moved
+# with both memory modes (stop-and-copy, then post-copy).
 # The image comes from tests/image/imgctl (debootstrap on first use, then
 # the cached tree in /var/cache/ferry/debian: seconds), imported on h1.
 . "$(dirname "$0")/../lib.sh"
@@ -75,6 +76,19 @@ out=$(fy h2 move d1 h1: 2>&1)
 expect_eq "move d1 back to h1 (live)" "$?" 0
 echo "# $out"
 services_answer h1 "back on h1"
+
+# Post-copy: systemd, nginx and redis run on the target before their
+# memory is there.
+out=$(fy h1 move d1 h2: --memory post-copy 2>&1)
+expect_eq "move d1 h2: --memory post-copy" "$?" 0
+echo "# $out" | tr '\n' ' '; echo
+expect_match "... its memory followed" "$out" "Its memory followed"
+services_answer h2 "on h2 after post-copy"
+out=$(fy h2 move d1 h1: --memory post-copy 2>&1)
+expect_eq "move d1 back to h1 --memory post-copy" "$?" 0
+echo "# $out" | tr '\n' ' '; echo
+services_answer h1 "back on h1 after post-copy"
+
 check "systemd restarts nginx there" fy h1 exec d1 -- systemctl restart nginx
 expect_eq "nginx answers after its restart" "$(http_code)" 200
 check "delete d1" fy h1 delete -f d1
