@@ -8,11 +8,21 @@
 # anonymous memory, then idles). From the LAN (10.X.Y.254) bench/udp_probe
 # sends it a datagram every millisecond; `ferry move c1 h2: ARGS` runs,
 # timed (the total time); a second after it returns the probe stops. The
-# downtime is the probe's largest gap between two replies. Then: is c1 on
-# h2, and is the udp_echo there the same process (same pid, and the same
-# token, drawn at its start and held only in its memory; the kernel's start
-# time of a process CRIU restored is new, so it can't tell)? A mode the
-# move refuses (c1 still on h1) is reported as "refused: <error>".
+# downtime is the probe's largest gap between two replies. ferry's own
+# account of the move comes from the source's operation (its metadata's
+# migration_times): how long the instance was stopped (checkpoint, transfer,
+# restore, resume) and, after a post-copy move, how long its pages took to
+# follow (pages_ms, from the resume to the last page) and how many bytes
+# they were (pages_bytes). Then: is c1 on h2, and is the udp_echo there the
+# same process (same pid, and the same token, drawn at its start and held
+# only in its memory; the kernel's start time of a process CRIU restored is
+# new, so it can't tell)? And is memhog's memory intact: memhog can't check
+# itself, so bench/memhog_check reads it through /proc/PID/mem, in the
+# container, before the move and after it (every word, and at the same
+# address: a restarted memhog would refill it elsewhere). A mode the move
+# refuses (c1 still on h1) is reported as "refused: <error>"; a failed move
+# shows the error lines of c1's CRIU logs on both hosts (also in
+# OUT/migrate_downtime.errors).
 #
 # The bound a move is held to: the memory size divided by the TCP
 # throughput between h1 and h2, measured first in the same run (socat,
@@ -21,13 +31,16 @@
 # Usage: bench/migrate_downtime.sh [--quick]
 #   --quick          sizes 16 64 256 (default: 16 64 256 1024 2048 MiB)
 #   SIZES="16 64"    sizes in MiB (overrides --quick)
-#   MODES="..."      the modes, rows of the table (default: stop-and-copy post-copy)
+#   BENCH_MODES="..." the memory modes, each measured at every size (default:
+#                    stop-and-copy post-copy; MODES is its older name)
 #   MOVE_ARGS="..."  the move's arguments, {mode} replaced by the mode
 #                    (default: --memory {mode}); e.g. MOVE_ARGS=--stateless
 #   OUT=DIR          where the results go (default bench/results, or BENCH_OUT)
+#   FERRY_BUILD=DIR  the meson build to take ferry, ferryd and the helpers from
+#                    (default: build/)
 #   PRE_MS (1000), POST_MS (1000): probing before the move and after it returns
 #   MOVE_TIMEOUT (600 s), THROUGHPUT_MIB (512), THROUGHPUT_RUNS (5, the median)
-# Writes OUT/migrate_downtime.{txt,dat,png}.
+# Writes OUT/migrate_downtime.{txt,dat,png} (and .errors when a move failed).
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 source "$top/tests/lib.sh"
@@ -49,7 +62,8 @@ elif [ -n "$quick" ]; then
 else
 	sizes=(16 64 256 1024 2048)
 fi
-read -ra modes <<<"${MODES:-stop-and-copy post-copy}"
+read -ra modes <<<"${BENCH_MODES:-${MODES:-stop-and-copy post-copy}}"
+[ "${#modes[@]}" -gt 0 ] || { echo "no modes (BENCH_MODES)" >&2; exit 2; }
 move_args_template=${MOVE_ARGS:-"--memory {mode}"}
 out=${OUT:-${BENCH_OUT:-$top/bench/results}}
 PRE_MS=${PRE_MS:-1000}
@@ -68,10 +82,11 @@ STOPCOPY_FROM_MIB=256
 UDP_ECHO=${UDP_ECHO:-$BUILD/bench/udp_echo}
 UDP_PROBE=${UDP_PROBE:-$BUILD/bench/udp_probe}
 MEMHOG=${MEMHOG:-$BUILD/tests/checkpoint/memhog}
-for f in "$UDP_ECHO" "$UDP_PROBE" "$MEMHOG" "$FERRY" "$FERRYD"; do
+MEMHOG_CHECK=${MEMHOG_CHECK:-$BUILD/bench/memhog_check}
+for f in "$UDP_ECHO" "$UDP_PROBE" "$MEMHOG" "$MEMHOG_CHECK" "$FERRY" "$FERRYD"; do
 	[ -x "$f" ] || { echo "$f not built (ninja -C $BUILD)" >&2; exit 1; }
 done
-for cmd in socat gnuplot ss; do
+for cmd in socat gnuplot ss jq; do
 	command -v "$cmd" >/dev/null || { echo "$cmd is needed" >&2; exit 1; }
 done
 for s in "${sizes[@]}"; do
@@ -169,7 +184,8 @@ container_up() {
 	local mib=$1 i ip
 	fy h1 init busybox c1 >/dev/null || return 1
 	fy h1 file push -p --mode 0755 --uid 0 --gid 0 "$UDP_ECHO" c1/usr/local/bin/udp_echo &&
-		fy h1 file push -p --mode 0755 --uid 0 --gid 0 "$MEMHOG" c1/usr/local/bin/memhog || return 1
+		fy h1 file push -p --mode 0755 --uid 0 --gid 0 "$MEMHOG" c1/usr/local/bin/memhog &&
+		fy h1 file push -p --mode 0755 --uid 0 --gid 0 "$MEMHOG_CHECK" c1/usr/local/bin/memhog_check || return 1
 	{
 		fy h1 file pull c1/etc/inittab - || return 1
 		printf '::once:/usr/local/bin/udp_echo %s\n::once:/usr/local/bin/memhog %s\n' "$ECHO_PORT" "$mib"
@@ -195,10 +211,66 @@ container_gone() {
 	return 0
 }
 
+# memory_check H PID MIB: memhog_check's line about memhog (PID) on host H.
+memory_check() {
+	fy "$1" exec c1 -- /usr/local/bin/memhog_check "$2" "$3" 2>&1 | head -1
+}
+
+# The ids of h1's operations that carry migration_times (the sources of
+# earlier moves: kept 5 minutes).
+moves_seen() {
+	fy h1 operation list --format json 2>/dev/null |
+		jq -r '.[] | select(.metadata.migration_times != null) | .id' 2>/dev/null
+}
+
+# move_times SEEN STDOUT: ferry's account of the move just made, in R_STOP
+# R_CKPT R_XFER R_RESTORE R_RESUME R_PAGES_MS R_PAGES_MIB ("?": not told,
+# "-": not that mode): from the migration_times of h1's operation that
+# was not in SEEN (moves_seen before the move), or else from what `ferry
+# move` printed (its "stopped for" and "Its memory followed" lines).
+move_times() {
+	local seen=$1 printed=$2 times line
+	times=$(fy h1 operation list --format json 2>/dev/null | jq -c --arg seen "$seen" '
+		($seen | split("\n")) as $old
+		| [.[] | select(.metadata.migration_times != null and ((.id | IN($old[])) | not))]
+		| sort_by(.created_at) | last | .metadata.migration_times // empty' 2>/dev/null)
+	if [ -n "$times" ]; then
+		read -r R_STOP R_CKPT R_XFER R_RESTORE R_RESUME R_PAGES_MS R_PAGES_MIB < <(printf '%s\n' "$times" | jq -r '
+			[.downtime_ms, .checkpoint_ms, .transfer_ms, .restore_ms, .resume_ms, .pages_ms,
+			 (if .pages_bytes == null then null else (.pages_bytes / 1048576 * 10 | round) / 10 end)]
+			| map(if . == null then "-" else tostring end) | @tsv')
+		echo "#   migration_times: $times" >&2
+	fi
+	line=$(printf '%s\n' "$printed" | sed -n 's/.*stopped for \([0-9]*\) ms (checkpoint \([0-9]*\), transfer \([0-9]*\), restore \([0-9]*\), resume \([0-9]*\)).*/\1 \2 \3 \4 \5/p' | head -1)
+	if [ -z "$times" ] && [ -n "$line" ]; then
+		read -r R_STOP R_CKPT R_XFER R_RESTORE R_RESUME <<<"$line"
+		R_PAGES_MS=- R_PAGES_MIB=-
+		line=$(printf '%s\n' "$printed" | sed -n 's/.*memory followed in \([0-9]*\) ms (\([0-9.]*\) MB).*/\1 \2/p' | head -1)
+		[ -z "$line" ] || read -r R_PAGES_MS R_PAGES_MIB < <(awk -v l="$line" 'BEGIN {split(l, a, " ");
+			printf "%s %.1f\n", a[1], a[2] * 1e6 / 1048576}')
+		echo "#   migration_times: not in h1's operations; from ferry move's output" >&2
+	fi
+}
+
+# criu_errors: the error lines of c1's CRIU logs (migration_*.log) on both
+# hosts, each file's name first; kept in $out/migrate_downtime.errors too.
+criu_errors() {
+	local h f lines
+	for h in h1 h2; do
+		for f in "$BED_DIR/$h/logs/c1"/migration_*.log; do
+			[ -f "$f" ] || continue
+			lines=$(grep -E '(^|[ )])(Error|ERROR)|[Ff]ailed|[Ee]rror:' "$f" | head -20)
+			[ -z "$lines" ] || printf '%s/%s:\n%s\n' "$h" "${f#"$BED_DIR/$h/"}" "$(printf '%s\n' "$lines" | sed 's/^/  /')"
+		done
+	done
+}
+
 # measure MIB MODE: one row of the table, and its line of data (R_* globals).
 measure() {
-	local mib=$1 mode=$2 ip args ident_before ident_after pid_before pid_after rc err probe
+	local mib=$1 mode=$2 ip args ident_before ident_after pid_before pid_after rc err probe printed seen
+	local hog_before hog_after mem_before mem_after
 	R_TOTAL='?' R_DOWN='?' R_LOST='?' R_RATE='?' R_RATIO='?' R_SAME=- R_NOTE='' R_DOWN_SHOWN='?' R_GAP_AT='?'
+	R_STOP='?' R_CKPT='?' R_XFER='?' R_RESTORE='?' R_RESUME='?' R_PAGES_MS='?' R_PAGES_MIB='?' R_MEM=-
 	args=${move_args_template//\{mode\}/$mode}
 	if ! ip=$(container_up "$mib" 2>"$WORK/err"); then
 		R_NOTE="error: setup: $(first_line "$(cat "$WORK/err")")"
@@ -215,6 +287,17 @@ measure() {
 		container_gone
 		return
 	fi
+	# memhog's memory, read before the move: the checker must find it whole
+	# here for its word after the move to mean anything.
+	hog_before=$(fy h1 exec c1 -- pidof memhog 2>/dev/null)
+	mem_before=$([ -z "$hog_before" ] || memory_check h1 "$hog_before" "$mib")
+	echo "#   memhog before: pid ${hog_before:-none}, ${mem_before:-not checked}" >&2
+	if [[ $mem_before != intact* ]]; then
+		R_NOTE="error: memhog's memory before the move: ${mem_before:-no memhog}"
+		container_gone
+		return
+	fi
+	seen=$(moves_seen)
 
 	# The probe outlives the longest move; it is stopped by pid, so it is
 	# started without a function around it ($! is the probe: testbed.sh
@@ -224,15 +307,18 @@ measure() {
 	PROBE_PID=$!
 	sleep "$(awk -v ms="$PRE_MS" 'BEGIN {print ms / 1000}')"
 	# shellcheck disable=SC2086 # the arguments are words
-	err=$(on_timed h1 timeout "$MOVE_TIMEOUT" "$FERRY" move c1 h2: $args 2>&1 >/dev/null)
+	on_timed h1 timeout "$MOVE_TIMEOUT" "$FERRY" move c1 h2: $args >"$WORK/move.out" 2>"$WORK/move.err"
 	rc=$?
 	R_TOTAL=$(cat "$WORK/timed.ms")
 	sleep "$(awk -v ms="$POST_MS" 'BEGIN {print ms / 1000}')"
 	kill -TERM "$PROBE_PID" 2>/dev/null
 	wait "$PROBE_PID"
 	PROBE_PID=
+	printed=$(cat "$WORK/move.out")
+	err=$(cat "$WORK/move.err")
 	probe=$(grep '^sent=' "$WORK/probe.out")
 	echo "#   move: rc $rc, ${R_TOTAL} ms; probe: ${probe:-$(cat "$WORK/probe.out")}" >&2
+	[ -z "$printed" ] || printf '%s\n' "$printed" | sed 's/^/#   ferry move: /' >&2
 
 	if [ "$rc" -ne 0 ]; then
 		[ "$rc" -ne 124 ] || err="timed out after $MOVE_TIMEOUT s"
@@ -242,9 +328,17 @@ measure() {
 			R_NOTE="failed: $(first_line "$err")"
 		fi
 		R_TOTAL='?'
+		{
+			echo "== $mib MiB, $mode: ferry move c1 h2: $args: rc $rc"
+			printf '%s\n' "$err"
+			echo "-- the CRIU logs' error lines:"
+			criu_errors
+			echo
+		} | tee -a "$errors" | sed 's/^/#   /' >&2
 		container_gone
 		return
 	fi
+	move_times "$seen" "$printed"
 	if [ -n "$probe" ]; then
 		R_LOST=$(kv lost "$probe")
 		R_DOWN=$(kv max_gap_ms "$probe")
@@ -279,6 +373,32 @@ measure() {
 			R_SAME=restarted
 		fi
 		echo "#   udp_echo before: pid $pid_before, ${ident_before}; after: pid ${pid_after:-none}, ${ident_after:-no answer}" >&2
+		# memhog: the same pid, its buffer at the same address, every word
+		# as it was.
+		hog_after=$(fy h2 exec c1 -- pidof memhog 2>/dev/null)
+		mem_after=$([ -z "$hog_after" ] || memory_check h2 "$hog_after" "$mib")
+		echo "#   memhog after: pid ${hog_after:-none}, ${mem_after:-not checked}" >&2
+		if [ -z "$hog_after" ]; then
+			R_MEM=gone
+		elif [ "$hog_after" != "$hog_before" ] || { [[ $mem_after == intact* ]] && [ "$mem_after" != "$mem_before" ]; }; then
+			R_MEM=restarted
+		elif [[ $mem_after == intact* ]]; then
+			R_MEM=intact
+		elif [[ $mem_after == corrupt* ]]; then
+			R_MEM=CORRUPT
+			R_NOTE="memhog: $mem_after"
+		else
+			R_MEM='?'
+			R_NOTE="memhog_check: ${mem_after:-no answer}"
+		fi
+	fi
+	if [ "$R_SAME" != yes ] || [ "$R_MEM" != intact ]; then
+		{
+			echo "== $mib MiB, $mode: ferry move c1 h2: $args: same process: $R_SAME, memory: $R_MEM"
+			echo "-- the CRIU logs' error lines:"
+			criu_errors
+			echo
+		} >>"$errors"
 	fi
 	container_gone
 }
@@ -288,7 +408,7 @@ target() {
 	local mib=$1 mode=$2
 	# Only the real modes are held to them (not MOVE_ARGS=--stateless).
 	[[ " ${move_args_template//\{mode\}/$mode} " == *" --memory $mode "* ]] || { echo -; return; }
-	[ "$R_SAME" = yes ] || { [ "$R_TOTAL" = "?" ] && echo - || echo MISS; return; }
+	[ "$R_SAME" = yes ] && [ "$R_MEM" = intact ] || { [ "$R_TOTAL" = "?" ] && echo - || echo MISS; return; }
 	case $mode in
 	post-copy)
 		awk -v d="$R_DOWN" -v t="$POSTCOPY_DOWNTIME_MS" 'BEGIN {print (d != "?" && d < t) ? "ok" : "MISS"}' ;;
@@ -299,41 +419,66 @@ target() {
 	esac
 }
 
+# A mode that copies the memory while the instance is stopped is held to
+# the throughput bound; post-copy's total time includes its pages, after
+# the instance runs again, and is not.
+has_bound() { [ "$1" != post-copy ]; }
+
+errors=$out/migrate_downtime.errors
+: >"$errors"
 data=$out/migrate_downtime.dat
-{
-	echo "# TCP throughput h1 -> h2: $tput MiB/s"
-	echo "# one block per mode; MiB total_ms downtime_ms lost MiB_per_s ratio_to_bound bound_ms (?: none)"
-} >"$data"
+# Sizes in the outer loop: both modes of a size are measured one after the
+# other, under the same conditions. The data goes to one block per mode
+# (gnuplot's index), written at the end.
+declare -A data_lines=()
 rows=()
-row_format='%7s  %-14s %9s %11s %7s %7s %8s %7s  %-9s %-6s %s'
-for mode in "${modes[@]}"; do
-	# Blocks apart by two blank lines: gnuplot's "index".
-	[ "$mode" = "${modes[0]}" ] || printf '\n\n' >>"$data"
-	echo "# $mode" >>"$data"
-	for mib in "${sizes[@]}"; do
+row_format='%5s  %-13s %8s %6s %6s %8s %7s %6s %6s %7s %6s %8s %6s %7s %6s  %-9s %-9s %-6s %s'
+for mib in "${sizes[@]}"; do
+	for mode in "${modes[@]}"; do
 		echo "# $mib MiB, $mode: ferry move c1 h2: ${move_args_template//\{mode\}/$mode}" >&2
 		measure "$mib" "$mode"
 		bound=$(awk -v m="$mib" -v t="$tput" 'BEGIN {printf "%.0f", m * 1000 / t}')
-		echo "$mib $R_TOTAL $R_DOWN $R_LOST $R_RATE $R_RATIO $bound" >>"$data"
+		data_lines[$mode]+="$(printf '%s\n' "$mib $R_TOTAL $R_DOWN $R_LOST $R_RATE $R_RATIO $bound" \
+			"$R_STOP $R_CKPT $R_XFER $R_RESTORE $R_RESUME $R_PAGES_MS $R_PAGES_MIB" | tr '\n' ' ' | sed 's/ $//; s/\(^\| \)-\( \|$\)/\1?\2/g; s/\(^\| \)-\( \|$\)/\1?\2/g')"$'\n'
+		shown_bound=$bound shown_ratio=$R_RATIO
+		has_bound "$mode" || shown_bound=- shown_ratio=-
 		# shellcheck disable=SC2059 # one format for the header and the rows
-		rows+=("$(printf "$row_format" "$mib" "$mode" "$R_TOTAL" "$R_DOWN_SHOWN" "$R_GAP_AT" "$R_LOST" "$R_RATE" "$R_RATIO" \
-			"$R_SAME" "$(target "$mib" "$mode")" "$R_NOTE")")
+		rows+=("$(printf "$row_format" "$mib" "$mode" "$R_DOWN_SHOWN" "$R_GAP_AT" "$R_LOST" "$R_TOTAL" \
+			"$R_STOP" "$R_CKPT" "$R_XFER" "$R_RESTORE" "$R_RESUME" "$R_PAGES_MS" "$R_PAGES_MIB" \
+			"$shown_bound" "$shown_ratio" "$R_MEM" "$R_SAME" "$(target "$mib" "$mode")" "$R_NOTE" | sed 's/ *$//')")
+		echo "# -> ${rows[-1]}" >&2
 	done
 done
+{
+	echo "# TCP throughput h1 -> h2: $tput MiB/s"
+	echo "# one block per mode (in the order: ${modes[*]}); columns: MiB total_ms downtime_ms lost MiB_per_s"
+	echo "# ratio_to_bound bound_ms stopped_ms checkpoint_ms transfer_ms restore_ms resume_ms pages_ms pages_MiB (?: none)"
+	for mode in "${modes[@]}"; do
+		# Blocks apart by two blank lines: gnuplot's "index".
+		[ "$mode" = "${modes[0]}" ] || printf '\n\n'
+		echo "# $mode"
+		printf '%s' "${data_lines[$mode]:-}"
+	done
+} >"$data"
+[ -s "$errors" ] || rm -f "$errors"
 
 commit=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)
 dirty=$(git -C "$top" status --porcelain -- src scripts 2>/dev/null | grep -q . && echo "+changes" || true)
 mem=$(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
 {
 	echo "live move h1 -> h2 vs dirtied memory: $(nproc) cores, $mem, $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg), commit $commit$dirty"
-	echo "TCP h1 -> h2: $tput MiB/s (median of $THROUGHPUT_RUNS x $THROUGHPUT_MIB MiB: ${tput_runs[*]}); bound = MiB / throughput, ratio = total / bound"
-	echo "move: ferry move c1 h2: $move_args_template; downtime: largest gap in UDP echo replies, probed every $((PROBE_INTERVAL_US / 1000)) ms from the LAN (${PROBE_SCHED[*]}), gap beginning (at ms) after the move began"
+	echo "TCP h1 -> h2: $tput MiB/s (median of $THROUGHPUT_RUNS x $THROUGHPUT_MIB MiB: ${tput_runs[*]}); bound = MiB / throughput, ratio = total / bound (stop-and-copy)"
+	echo "move: ferry move c1 h2: $move_args_template; downtime: largest gap in UDP echo replies, probed every $((PROBE_INTERVAL_US / 1000)) ms from the LAN (${PROBE_SCHED[*]}), gap beginning (at ms) after the move began; total: wall time of ferry move"
+	echo "ferry's account (the source operation's migration_times): stopped = ckpt + xfer + restore + resume; pages: from the resume until every page had arrived (post-copy)"
+	echo "memory: memhog's memory read back in the container after the move (bench/memhog_check: every word, same pid, same address)"
 	echo "targets: post-copy downtime < $POSTCOPY_DOWNTIME_MS ms; stop-and-copy total <= $STOPCOPY_RATIO x bound from $STOPCOPY_FROM_MIB MiB"
 	# shellcheck disable=SC2059
 	{
-		printf "$row_format\n" MiB mode "total ms" "downtime ms" "at ms" lost "MiB/s" ratio "same proc" target ""
+		printf "$row_format\n" MiB mode "downtime" "at" lost "total" stopped ckpt xfer restore resume pages pages bound ratio memory "same proc" target ""
+		printf "$row_format\n" "" "" ms ms "" ms ms ms ms ms ms ms MiB ms "" "" "" "" ""
 		printf '%s\n' "${rows[@]}"
 	} | sed 's/ *$//'
+	[ ! -s "$errors" ] || echo "failures: the error output and the CRIU logs' error lines are in $errors"
 } | tee "$out/migrate_downtime.txt"
 
 if ! awk '!/^#/ && NF && ($2 != "?" || $3 != "?") {found = 1} END {exit !found}' "$data"; then
@@ -342,9 +487,16 @@ if ! awk '!/^#/ && NF && ($2 != "?" || $3 != "?") {found = 1} END {exit !found}'
 	exit 0
 fi
 titles=${modes[*]}
+# Post-copy's pages (from the resume to the last page), where it has them.
+pages_plot=
+for i in "${!modes[@]}"; do
+	[ "${modes[i]}" = post-copy ] || continue
+	awk '/^# post-copy$/ {on = 1; next} on && /^#/ {on = 0} on && NF && $13 != "?" {found = 1} END {exit !found}' "$data" &&
+		pages_plot=", \"$data\" index $i using 1:13 with linespoints linecolor $((i + 1)) dashtype 3 title \"post-copy: pages (after the resume)\""
+done
 # (Its warnings, such as a mode without a point, only when it fails.)
 gnuplot 2>"$WORK/gnuplot.err" <<GP || { cat "$WORK/gnuplot.err" >&2; echo "gnuplot failed" >&2; }
-set terminal png size 1200,500
+set terminal png size 1400,560
 set output "$out/migrate_downtime.png"
 set datafile missing "?"
 set multiplot layout 1,2 title "live move h1 -> h2: ferry move c1 h2: ${move_args_template//\{mode\}/MODE} (commit $commit$dirty, TCP $tput MiB/s)"
@@ -353,15 +505,16 @@ set logscale x 2
 set xrange [$(printf '%s\n' "${sizes[@]}" | sort -n | head -1) / 1.5 : $(printf '%s\n' "${sizes[@]}" | sort -n | tail -1) * 1.5]
 set logscale y 10
 set key below
-set title "downtime (largest gap in UDP echo replies)"
+set title "downtime: largest gap in UDP echo replies (dashed: ferry's stopped time)"
 set ylabel "ms"
-plot for [i=1:words("$titles")] "$data" index (i - 1) using 1:3 with linespoints title word("$titles", i), \
-     $POSTCOPY_DOWNTIME_MS with lines dashtype 2 title "post-copy target"
+plot for [i=1:words("$titles")] "$data" index (i - 1) using 1:3 with linespoints linecolor i linewidth 2 title word("$titles", i), \
+     for [i=1:words("$titles")] "$data" index (i - 1) using 1:8 with linespoints linecolor i dashtype 2 title word("$titles", i)." (ferry: stopped)", \
+     $POSTCOPY_DOWNTIME_MS with lines linecolor rgb "gray40" dashtype 2 title "post-copy target"
 set title "total time of the move"
 set ylabel "ms"
-plot for [i=1:words("$titles")] "$data" index (i - 1) using 1:2 with linespoints title word("$titles", i), \
-     x * 1000 / $tput with lines dashtype 2 title "MiB / TCP throughput", \
-     $STOPCOPY_RATIO * x * 1000 / $tput with lines dashtype 3 title "$STOPCOPY_RATIO x that"
+plot for [i=1:words("$titles")] "$data" index (i - 1) using 1:2 with linespoints linecolor i linewidth 2 title word("$titles", i)$pages_plot, \
+     x * 1000 / $tput with lines linecolor rgb "gray40" dashtype 2 title "MiB / TCP throughput", \
+     $STOPCOPY_RATIO * x * 1000 / $tput with lines linecolor rgb "gray40" dashtype 3 title "$STOPCOPY_RATIO x that"
 unset multiplot
 GP
 echo "results: $out/migrate_downtime.txt, $out/migrate_downtime.png" >&2

@@ -108,10 +108,20 @@ struct progress {
 	long long started_ms, reported_ms;
 };
 
+/* The same, structured, for clients that draw it (`ferry move`'s bar):
+ * {"stage": S, "bytes": N, "bytes_per_second": R}. */
+static void progress_publish(struct progress *p, double rate)
+{
+	operation_set_metadata_key(p->op, "progress",
+				   json_pack("{s:s, s:I, s:I}", "stage", p->stage, "bytes", (json_int_t)p->bytes,
+					     "bytes_per_second", (json_int_t)rate));
+}
+
 static void progress_stage(struct progress *p, const char *stage)
 {
 	p->stage = stage;
 	operation_set_metadata_key(p->op, "fs_progress", json_string(stage));
+	progress_publish(p, 0);
 }
 
 static void progress_add(struct progress *p, size_t n)
@@ -127,6 +137,7 @@ static void progress_add(struct progress *p, size_t n)
 	double rate = secs > 0 ? (double)p->bytes / secs / 1e6 : 0;
 	operation_set_metadata_key(p->op, "fs_progress",
 				   json_sprintf("%s: %.1f MB (%.1f MB/s)", p->stage, (double)p->bytes / 1e6, rate));
+	progress_publish(p, rate * 1e6);
 }
 
 struct fs_pump {
