@@ -268,9 +268,9 @@ criu_errors() {
 # measure MIB MODE: one row of the table, and its line of data (R_* globals).
 measure() {
 	local mib=$1 mode=$2 ip args ident_before ident_after pid_before pid_after rc err probe printed seen
-	local hog_before hog_after mem_before mem_after
+	local hog_before hog_after mem_before mem_after gaps
 	R_TOTAL='?' R_DOWN='?' R_LOST='?' R_RATE='?' R_RATIO='?' R_SAME=- R_NOTE='' R_DOWN_SHOWN='?' R_GAP_AT='?'
-	R_STOP='?' R_CKPT='?' R_XFER='?' R_RESTORE='?' R_RESUME='?' R_PAGES_MS='?' R_PAGES_MIB='?' R_MEM=-
+	R_STOP='?' R_CKPT='?' R_XFER='?' R_RESTORE='?' R_RESUME='?' R_PAGES_MS='?' R_PAGES_MIB='?' R_MEM=- R_GAPS='?'
 	args=${move_args_template//\{mode\}/$mode}
 	if ! ip=$(container_up "$mib" 2>"$WORK/err"); then
 		R_NOTE="error: setup: $(first_line "$(cat "$WORK/err")")"
@@ -346,6 +346,16 @@ measure() {
 		# Where in the move the gap began.
 		R_GAP_AT=$(awk -v g="$(kv gap_start_epoch_ms "$probe")" -v s="$(cat "$WORK/timed.start_ms")" \
 			'BEGIN {print (g > 0) ? g - s : "?"}')
+		# Every gap of 50 ms or more: the stop, and any outage after it
+		# (a post-copy process waiting for a page, or the LAN sending c1's
+		# traffic to the source host again).
+		gaps=$(kv gaps "$probe")
+		if [ -n "$gaps" ]; then
+			R_GAPS=$(printf '%s\n' "$gaps" | awk -F, '$0 == "-" {print 0; next} {print NF}')
+			[ "$gaps" = - ] || echo "#   gaps of 50 ms or more (began at ms after the move began: length): $(printf '%s\n' "$gaps" |
+				awk -F, -v s="$(cat "$WORK/timed.start_ms")" '{for (i = 1; i <= NF; i++) {split($i, g, "+");
+					printf "%s%d: %.1f", (i > 1 ? ", " : ""), g[1] - s, g[2]}}')" >&2
+		fi
 		# No reply since the move: the service did not come back, and the
 		# downtime is at least that long (not plotted).
 		if awk -v t="$(kv tail_ms "$probe")" -v p="$POST_MS" 'BEGIN {exit !(t > p / 2)}'; then
@@ -432,7 +442,7 @@ data=$out/migrate_downtime.dat
 # (gnuplot's index), written at the end.
 declare -A data_lines=()
 rows=()
-row_format='%5s  %-13s %8s %6s %6s %8s %7s %6s %6s %7s %6s %8s %6s %7s %6s  %-9s %-9s %-6s %s'
+row_format='%5s  %-13s %8s %6s %4s %6s %8s %7s %6s %6s %7s %6s %8s %6s %7s %6s  %-9s %-9s %-6s %s'
 for mib in "${sizes[@]}"; do
 	for mode in "${modes[@]}"; do
 		echo "# $mib MiB, $mode: ferry move c1 h2: ${move_args_template//\{mode\}/$mode}" >&2
@@ -443,7 +453,7 @@ for mib in "${sizes[@]}"; do
 		shown_bound=$bound shown_ratio=$R_RATIO
 		has_bound "$mode" || shown_bound=- shown_ratio=-
 		# shellcheck disable=SC2059 # one format for the header and the rows
-		rows+=("$(printf "$row_format" "$mib" "$mode" "$R_DOWN_SHOWN" "$R_GAP_AT" "$R_LOST" "$R_TOTAL" \
+		rows+=("$(printf "$row_format" "$mib" "$mode" "$R_DOWN_SHOWN" "$R_GAP_AT" "$R_GAPS" "$R_LOST" "$R_TOTAL" \
 			"$R_STOP" "$R_CKPT" "$R_XFER" "$R_RESTORE" "$R_RESUME" "$R_PAGES_MS" "$R_PAGES_MIB" \
 			"$shown_bound" "$shown_ratio" "$R_MEM" "$R_SAME" "$(target "$mib" "$mode")" "$R_NOTE" | sed 's/ *$//')")
 		echo "# -> ${rows[-1]}" >&2
@@ -466,16 +476,16 @@ commit=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)
 dirty=$(git -C "$top" status --porcelain -- src scripts 2>/dev/null | grep -q . && echo "+changes" || true)
 mem=$(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
 {
-	echo "live move h1 -> h2 vs dirtied memory: $(nproc) cores, $mem, $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg), commit $commit$dirty"
+	echo "live move h1 -> h2 vs dirtied memory: $(nproc) cores, $mem, $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg), commit $commit$dirty, binaries from $BUILD"
 	echo "TCP h1 -> h2: $tput MiB/s (median of $THROUGHPUT_RUNS x $THROUGHPUT_MIB MiB: ${tput_runs[*]}); bound = MiB / throughput, ratio = total / bound (stop-and-copy)"
-	echo "move: ferry move c1 h2: $move_args_template; downtime: largest gap in UDP echo replies, probed every $((PROBE_INTERVAL_US / 1000)) ms from the LAN (${PROBE_SCHED[*]}), gap beginning (at ms) after the move began; total: wall time of ferry move"
+	echo "move: ferry move c1 h2: $move_args_template; downtime: largest gap in UDP echo replies, probed every $((PROBE_INTERVAL_US / 1000)) ms from the LAN (${PROBE_SCHED[*]}), gap beginning (at ms) after the move began, gaps: how many of 50 ms or more; total: wall time of ferry move"
 	echo "ferry's account (the source operation's migration_times): stopped = ckpt + xfer + restore + resume; pages: from the resume until every page had arrived (post-copy)"
 	echo "memory: memhog's memory read back in the container after the move (bench/memhog_check: every word, same pid, same address)"
 	echo "targets: post-copy downtime < $POSTCOPY_DOWNTIME_MS ms; stop-and-copy total <= $STOPCOPY_RATIO x bound from $STOPCOPY_FROM_MIB MiB"
 	# shellcheck disable=SC2059
 	{
-		printf "$row_format\n" MiB mode "downtime" "at" lost "total" stopped ckpt xfer restore resume pages pages bound ratio memory "same proc" target ""
-		printf "$row_format\n" "" "" ms ms "" ms ms ms ms ms ms ms MiB ms "" "" "" "" ""
+		printf "$row_format\n" MiB mode "downtime" "at" gaps lost "total" stopped ckpt xfer restore resume pages pages bound ratio memory "same proc" target ""
+		printf "$row_format\n" "" "" ms ms "" "" ms ms ms ms ms ms ms MiB ms "" "" "" "" ""
 		printf '%s\n' "${rows[@]}"
 	} | sed 's/ *$//'
 	[ ! -s "$errors" ] || echo "failures: the error output and the CRIU logs' error lines are in $errors"
@@ -494,9 +504,12 @@ for i in "${!modes[@]}"; do
 	awk '/^# post-copy$/ {on = 1; next} on && /^#/ {on = 0} on && NF && $13 != "?" {found = 1} END {exit !found}' "$data" &&
 		pages_plot=", \"$data\" index $i using 1:13 with linespoints linecolor $((i + 1)) dashtype 3 title \"post-copy: pages (after the resume)\""
 done
+# Cairo draws the dashed lines (libgd's png terminal draws them solid).
+terminal=png
+gnuplot -e 'set terminal pngcairo' 2>/dev/null && terminal=pngcairo
 # (Its warnings, such as a mode without a point, only when it fails.)
 gnuplot 2>"$WORK/gnuplot.err" <<GP || { cat "$WORK/gnuplot.err" >&2; echo "gnuplot failed" >&2; }
-set terminal png size 1400,560
+set terminal $terminal size 1400,600
 set output "$out/migrate_downtime.png"
 set datafile missing "?"
 set multiplot layout 1,2 title "live move h1 -> h2: ferry move c1 h2: ${move_args_template//\{mode\}/MODE} (commit $commit$dirty, TCP $tput MiB/s)"
@@ -504,7 +517,7 @@ set xlabel "dirtied memory (MiB)"
 set logscale x 2
 set xrange [$(printf '%s\n' "${sizes[@]}" | sort -n | head -1) / 1.5 : $(printf '%s\n' "${sizes[@]}" | sort -n | tail -1) * 1.5]
 set logscale y 10
-set key below
+set key below horizontal
 set title "downtime: largest gap in UDP echo replies (dashed: ferry's stopped time)"
 set ylabel "ms"
 plot for [i=1:words("$titles")] "$data" index (i - 1) using 1:3 with linespoints linecolor i linewidth 2 title word("$titles", i), \

@@ -13,6 +13,9 @@
  *   tail_ms             time from the last reply to the end: a service that
  *                       never came back shows here, not in max_gap_ms
  *   max_rtt_ms elapsed_ms
+ *   gaps                every gap of GAP_MIN_MS or more (the first MAX_GAPS),
+ *                       as START_EPOCH_MS+LENGTH_MS, comma-separated ("-":
+ *                       none): a move's stop, and any stall after it
  *
  * It stops on its own after DURATION_MS, or earlier on SIGTERM or SIGINT;
  * either way it waits up to 100 ms for replies still in flight, then prints
@@ -33,6 +36,8 @@
 #include <unistd.h>
 
 #define DRAIN_NS (100 * 1000000LL)
+#define GAP_MIN_MS 50
+#define MAX_GAPS 16
 
 /* What travels, and comes back unchanged. */
 struct probe_datagram {
@@ -78,6 +83,8 @@ struct probe_stats {
 	int64_t start_ns, first_reply_ns, last_reply_ns; /* last_reply_ns < 0: none yet */
 	int64_t max_gap_ns, gap_start_ns, gap_end_ns;
 	int64_t max_rtt_ns;
+	int64_t gaps_start_ns[MAX_GAPS], gaps_ns[MAX_GAPS];
+	unsigned gaps;
 };
 
 /* Every datagram waiting on the socket, arrived "now". */
@@ -106,10 +113,16 @@ static void probe_receive(int fd, struct probe_stats *st)
 			st->max_rtt_ns = now - d.sent_ns;
 		if (st->last_reply_ns < 0) {
 			st->first_reply_ns = now;
-		} else if (now - st->last_reply_ns > st->max_gap_ns) {
-			st->max_gap_ns = now - st->last_reply_ns;
-			st->gap_start_ns = st->last_reply_ns;
-			st->gap_end_ns = now;
+		} else {
+			if (now - st->last_reply_ns > st->max_gap_ns) {
+				st->max_gap_ns = now - st->last_reply_ns;
+				st->gap_start_ns = st->last_reply_ns;
+				st->gap_end_ns = now;
+			}
+			if (now - st->last_reply_ns >= GAP_MIN_MS * 1000000LL && st->gaps < MAX_GAPS) {
+				st->gaps_start_ns[st->gaps] = st->last_reply_ns;
+				st->gaps_ns[st->gaps++] = now - st->last_reply_ns;
+			}
 		}
 		st->last_reply_ns = now;
 	}
@@ -200,7 +213,7 @@ int main(int argc, char **argv)
 	const int64_t tail_ns = stop_ns - (st.last_reply_ns >= 0 ? st.last_reply_ns : st.start_ns);
 	printf("sent=%llu received=%llu lost=%llu duplicates=%llu send_errors=%llu max_gap_ms=%.3f "
 	       "gap_start_ms=%.3f gap_end_ms=%.3f gap_start_epoch_ms=%lld first_reply_ms=%.3f tail_ms=%.3f "
-	       "max_rtt_ms=%.3f elapsed_ms=%.3f\n",
+	       "max_rtt_ms=%.3f elapsed_ms=%.3f gaps=",
 	       (unsigned long long)st.sent, (unsigned long long)st.received,
 	       (unsigned long long)(st.sent - st.received), (unsigned long long)st.duplicates,
 	       (unsigned long long)st.send_errors, ms(st.max_gap_ns),
@@ -210,6 +223,10 @@ int main(int argc, char **argv)
 	       st.first_reply_ns >= 0 ? ms(st.first_reply_ns - st.start_ns) : -1.0,
 	       ms(tail_ns > 0 ? tail_ns : 0), ms(st.max_rtt_ns),
 	       ms(stop_ns - st.start_ns));
+	for (unsigned i = 0; i < st.gaps; i++)
+		printf("%s%lld+%.1f", i > 0 ? "," : "", (long long)((st.gaps_start_ns[i] + wall_offset) / 1000000),
+		       ms(st.gaps_ns[i]));
+	printf("%s\n", st.gaps > 0 ? "" : "-");
 	fflush(stdout);
 	free(st.seen);
 	close(fd);
