@@ -158,6 +158,9 @@ int cmd_exec(int argc, char **argv)
 	int force = 0; /* 1 interactive, -1 non-interactive */
 	int exit_code = EXIT_FAIL;
 	cleanup_error struct ferry_error *err = NULL;
+	/* Declared before the first goto: cleanup must never see them uninitialised. */
+	struct target t cleanup_target = { 0 };
+	struct client *client cleanup_client = NULL;
 	int c;
 	while ((c = cli_next_option(&cmd, argc, argv)) != -1) {
 		switch (c) {
@@ -231,8 +234,6 @@ int cmd_exec(int argc, char **argv)
 	if (gid >= 0)
 		json_object_set_new(body, "group", json_integer(gid));
 
-	struct target t cleanup_target = { 0 };
-	struct client *client cleanup_client = NULL;
 	int code = 0;
 	if (target_parse(argv[optind], &t, &err) < 0 || client_open(t.remote, &client, &err) < 0 ||
 	    exec_run(client, t.name, body, interactive, &code, &err) < 0)

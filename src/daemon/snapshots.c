@@ -503,6 +503,8 @@ int snapshot_restore(const char *instance, const char *snap, bool stateful, stru
 	cleanup_free char *rootfs_new = xasprintf("%s.restore-new", rootfs);
 	cleanup_free char *rootfs_old = xasprintf("%s.restore-old", rootfs);
 	int ret = -1;
+	/* Declared before the first goto: cleanup must never see it uninitialised. */
+	cleanup_error struct ferry_error *ignored = NULL;
 
 	if (snapshot_get(instance, snap, &s, err) < 0)
 		return -1;
@@ -523,7 +525,6 @@ int snapshot_restore(const char *instance, const char *snap, bool stateful, stru
 		goto out;
 
 	/* Copy aside first, then swap: a failed copy leaves the rootfs as it was. */
-	cleanup_error struct ferry_error *ignored = NULL;
 	rm_rf(rootfs_new, &ignored);
 	rm_rf(rootfs_old, &ignored);
 	if (copy_tree(snap_rootfs, rootfs_new, err) < 0)
@@ -737,8 +738,9 @@ int instance_copy(const struct instance_copy_args *args, struct ferry_error **er
 		goto out;
 	ret = 0;
 	log_info("instance %s: copied from %s", args->name, args->source);
-	cleanup_free char *url = instance_url(args->name);
+	char *url = instance_url(args->name);
 	events_lifecycle("instance-created", url, NULL);
+	free(url);
 out:
 	if (ret < 0) {
 		cleanup_error struct ferry_error *e = NULL;
