@@ -99,6 +99,14 @@ int cgroup_create(const struct runtime_spec *spec, struct ferry_error **err)
 		if (mkdir_p(dir, 0755, err) < 0)
 			return error_wrap(err, "create cgroup");
 	}
+	/* A freezer cgroup left behind frozen (a host whose CRIU died mid-dump)
+	 * would freeze init at its first step, and the start would wait for
+	 * it for good. */
+	if (cgroup_is_frozen(spec->cgroup)) {
+		log_warn("container %s: its freezer cgroup was left frozen: thawed", spec->name);
+		if (cgroup_freeze(spec->cgroup, false, err) < 0)
+			return error_wrap(err, "create cgroup");
+	}
 
 	/* Delegation, as for systemd's own containers: the container's root
 	 * owns its cgroup2 directory (mounted at its /sys/fs/cgroup) and may
