@@ -13,7 +13,9 @@
 
 #include "cli/cli.h"
 #include "cli/client_tls.h"
+#include "cli/progress.h"
 #include "cli/remotes.h"
+#include "cli/terminal.h"
 #include "common/util.h"
 
 struct client {
@@ -514,19 +516,6 @@ int client_query_operation(struct client *c, const char *method, const char *pat
 	return 0;
 }
 
-/* The first "*_progress" string of an operation's metadata. */
-static const char *operation_progress(const json_t *op)
-{
-	const char *key;
-	json_t *value;
-	json_object_foreach(json_object_get(op, "metadata"), key, value) {
-		size_t len = strlen(key);
-		if (len > 9 && strcmp(key + len - 9, "_progress") == 0 && json_is_string(value))
-			return json_string_value(value);
-	}
-	return NULL;
-}
-
 static bool operation_done(const json_t *op)
 {
 	json_int_t code = json_integer_value(json_object_get(op, "status_code"));
@@ -548,16 +537,20 @@ int client_operation_wait(struct client *c, const json_t *op, const char *progre
 	bool show = progress_label != NULL && !cli_quiet && isatty(STDOUT_FILENO);
 	bool shown = false;
 	if (show) {
-		/* Poll, so the progress can be shown as it moves. */
+		/* Poll, so the progress can be shown as it moves: five redraws a
+		 * second, each fitted to the terminal's width of the moment. */
 		cleanup_free char *path = xasprintf("/1.0/operations/%s", escaped);
-		for (;;) {
+		for (unsigned tick = 0;; tick++) {
 			if (client_query(c, "GET", path, NULL, &last, err) < 0)
 				break;
 			if (operation_done(last))
 				break;
-			const char *progress = operation_progress(last);
-			if (progress != NULL) {
-				printf("\r\033[K%s%s", progress_label, progress);
+			int width, height;
+			terminal_size(STDOUT_FILENO, &width, &height);
+			cleanup_free char *line =
+				progress_render_operation(json_object_get(last, "metadata"), progress_label, width, tick);
+			if (line != NULL) {
+				printf("\r\033[K%s", line);
 				fflush(stdout);
 				shown = true;
 			}

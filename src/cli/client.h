@@ -47,8 +47,10 @@ int client_query(struct client *c, const char *method, const char *path, json_t 
 int client_query_operation(struct client *c, const char *method, const char *path, json_t *body, json_t **op,
 			   struct ferry_error **err);
 /* Wait for op to end (op may be NULL: nothing to wait for). When stdout is a
- * terminal and not --quiet, the progress in the operation's metadata
- * ("*_progress" keys) is shown on one line, prefixed with progress_label.
+ * terminal, not --quiet, and progress_label is not NULL, the operation's
+ * progress is drawn on one line fitted to the terminal, prefixed with
+ * progress_label, and cleared at the end: a bar for a structured
+ * "progress" in its metadata, else its "*_progress" text (progress.h).
  * Fails with the operation's error if it failed. *final (may be NULL) is
  * the operation as it ended. */
 int client_operation_wait(struct client *c, const json_t *op, const char *progress_label, json_t **final,
