@@ -44,14 +44,20 @@ struct checkpoint_dump_opts {
 	int log_level;          /* CRIU's 0-4; 0: the default (4, the log is kept for failures) */
 	const struct checkpoint_ext_mount *ext_mounts;
 	size_t n_ext_mounts;
-	/* Post-copy (lazy pages): the memory is not written; once the images
-	 * are complete, CRIU calls post_dump(post_dump_arg) (non-zero calls
-	 * the dump off and resumes the tree, as after any failed dump), then
-	 * serves the pages on lazy_socket (a connected stream socket; CRIU's
-	 * page-server protocol, the peer being a `criu lazy-pages` daemon)
-	 * until that socket ends. The dump returns once it has. */
+	/* A live migration's two ways with the memory, both on page_socket (a
+	 * connected stream socket speaking CRIU's page-server protocol):
+	 * page_server (stop-and-copy): the pages go to the peer (a `criu
+	 * page-server`, checkpoint_page_server_start) as they are dumped, none
+	 * into images_dir. lazy (post-copy): they are not dumped; after
+	 * post_dump, CRIU serves them to the peer (a `criu lazy-pages` daemon)
+	 * as it asks, until the socket ends; the dump returns once it has. */
+	bool page_server;
 	bool lazy;
-	int lazy_socket;
+	int page_socket;
+	/* Called once the images are complete (and, with page_server, every
+	 * page is with the peer), the tasks frozen: non-zero calls the dump off
+	 * and resumes them, as after any failed dump (CRIU's post-dump
+	 * notification). NULL: none. */
 	int (*post_dump)(void *arg);
 	void *post_dump_arg;
 };
@@ -115,6 +121,16 @@ int checkpoint_resume(const char *cgroup_procs, struct ferry_error **err);
  * about to create. Returns once it listens in work_dir, its pid in *pid.
  * It exits once every page is in (status 0), or when the pages can't
  * come (the tasks then lack memory: they must not run on). */
+/* Stop-and-copy's receiving end: start `criu page-server` as a child of
+ * the caller, writing the pages that come on page_socket (the caller
+ * keeps its copy) into images_dir, its log at log_path. It exits once
+ * the dump said it is done: checkpoint_page_server_wait. */
+int checkpoint_page_server_start(const char *images_dir, const char *log_path, int page_socket, pid_t *pid,
+				 struct ferry_error **err);
+/* Wait for it (at most timeout_ms; then it is killed): 0 when every page
+ * is written. */
+int checkpoint_page_server_wait(pid_t pid, const char *log_path, int timeout_ms, struct ferry_error **err);
+
 int checkpoint_lazy_pages_start(const char *images_dir, const char *work_dir, const char *log_path,
 				int page_socket, pid_t *pid, struct ferry_error **err);
 

@@ -198,14 +198,12 @@ static int dump_notify(char *action, criu_notify_arg_t na)
 /* libcriu has no setter for a lazy dump, and its RPC ignores the page
  * server's fd for dumps: both go in a config file CRIU reads. The socket
  * is inherited by `criu swrk` under its own number. */
-static int lazy_config(criu_opts *opts, const char *log_path, int socket, char **conf_path,
-		       struct ferry_error **err)
+static int page_socket_config(criu_opts *opts, bool lazy, int socket, char **conf_path, struct ferry_error **err)
 {
-	(void)log_path;
-	*conf_path = xasprintf(CHECKPOINT_CRIU_RUNDIR "/lazy-%d-%d.conf", (int)getpid(), (int)gettid());
-	cleanup_free char *conf = xasprintf("lazy-pages\nps-socket %d\n", socket);
+	*conf_path = xasprintf(CHECKPOINT_CRIU_RUNDIR "/dump-%d-%d.conf", (int)getpid(), (int)gettid());
+	cleanup_free char *conf = xasprintf("%s\nps-socket %d\n", lazy ? "lazy-pages" : "page-server", socket);
 	if (file_write_atomic(*conf_path, conf, strlen(conf), 0600, err) < 0)
-		return error_wrap(err, "CRIU dump: lazy pages");
+		return error_wrap(err, "CRIU dump: page socket");
 	if (criu_local_set_config_file(opts, *conf_path) < 0)
 		return error_set(err, 500, ENOMEM, "CRIU dump: libcriu options");
 	return 0;
@@ -234,10 +232,11 @@ int checkpoint_dump(const struct checkpoint_dump_opts *o, struct ferry_error **e
 	}
 
 	cleanup_free char *conf_path = NULL;
-	if (o->lazy) {
-		if (o->lazy_socket < 0)
-			return error_bad_request(err, "CRIU dump: lazy pages need a socket");
-		if (lazy_config(opts, o->log_path, o->lazy_socket, &conf_path, err) < 0)
+	bool page_socket = o->lazy || o->page_server;
+	if (page_socket) {
+		if (o->page_socket < 0)
+			return error_bad_request(err, "CRIU dump: the pages need a socket");
+		if (page_socket_config(opts, o->lazy, o->page_socket, &conf_path, err) < 0)
 			return -1;
 	}
 	struct dump_notify_state st = { .o = o };
@@ -251,11 +250,11 @@ int checkpoint_dump(const struct checkpoint_dump_opts *o, struct ferry_error **e
 	sigterm_guard_enter(&guard);
 	/* Inherited by `criu swrk` (and, for this moment, by whatever else
 	 * this process forks: harmless, the dump decides when it ends). */
-	if (o->lazy)
-		fcntl(o->lazy_socket, F_SETFD, 0);
+	if (page_socket)
+		fcntl(o->page_socket, F_SETFD, 0);
 	int r = criu_local_dump(opts);
-	if (o->lazy)
-		fcntl(o->lazy_socket, F_SETFD, FD_CLOEXEC);
+	if (page_socket)
+		fcntl(o->page_socket, F_SETFD, FD_CLOEXEC);
 	sigterm_guard_leave(&guard);
 	dump_state = NULL;
 	if (conf_path != NULL)
@@ -263,7 +262,7 @@ int checkpoint_dump(const struct checkpoint_dump_opts *o, struct ferry_error **e
 	/* CRIU writes its statistics (freeze, frozen and memory-dump times) into
 	 * its work directory, the log's: they belong with the images. */
 	renameat(work_fd, "stats-dump", images_fd, "stats-dump");
-	if (r != 0 && st.handed_over) {
+	if (r != 0 && st.handed_over && o->lazy) {
 		cleanup_free char *errors = checkpoint_log_errors(o->log_path, 3);
 		return error_set(err, 500, ECONNABORTED, "CRIU could not serve every page after the handover: %s (log: %s)",
 				 errors ? errors : criu_failure(r < 0 ? r : -EBADE), o->log_path);
@@ -364,7 +363,66 @@ int checkpoint_resume(const char *cgroup_procs, struct ferry_error **err)
 	return 0;
 }
 
+
 extern char **environ;
+
+static int spawn_criu(char **argv, int socket, int status_fd, pid_t *pid, struct ferry_error **err)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	posix_spawn_file_actions_adddup2(&fa, socket, 3);
+	if (status_fd >= 0)
+		posix_spawn_file_actions_adddup2(&fa, status_fd, 4);
+	checkpoint_prepare_rundir();
+	int r = posix_spawn(pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (r != 0)
+		return error_sys(err, r, "run %s %s", argv[0], argv[1]);
+	return 0;
+}
+
+int checkpoint_page_server_start(const char *images_dir, const char *log_path, int page_socket, pid_t *pid,
+				 struct ferry_error **err)
+{
+	cleanup_free char *work_dir = xstrdup(log_path);
+	char *slash = strrchr(work_dir, '/');
+	if (slash == NULL)
+		return error_bad_request(err, "criu page-server: log path %s is not absolute", log_path);
+	*slash = '\0';
+	char *argv[] = { CHECKPOINT_CRIU_BINARY, "page-server", "--ps-socket", "3", "-D", (char *)images_dir,
+			 "-W", work_dir, "-o", slash + 1, "-v4", NULL };
+	return spawn_criu(argv, page_socket, -1, pid, err);
+}
+
+int checkpoint_page_server_wait(pid_t pid, const char *log_path, int timeout_ms, struct ferry_error **err)
+{
+	long long deadline = now_ms() + timeout_ms;
+	int status = 0;
+	for (;;) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+		if (r == pid)
+			break;
+		if (r < 0 && errno != EINTR)
+			return error_sys(err, errno, "wait for criu page-server");
+		if (now_ms() > deadline) {
+			kill(pid, SIGKILL);
+			while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+				;
+			return error_set(err, 504, ETIMEDOUT, "criu page-server did not finish in %d s (log: %s)",
+					 timeout_ms / 1000, log_path);
+		}
+		struct timespec ts = { 0, 2 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	cleanup_free char *errors = checkpoint_log_errors(log_path, 3);
+	return error_set(err, 502, EIO, "criu page-server failed: %s (log: %s)",
+			 errors ? errors : "no reason in its log", log_path);
+}
 
 int checkpoint_lazy_pages_start(const char *images_dir, const char *work_dir, const char *log_path,
 				int page_socket, pid_t *pid, struct ferry_error **err)
@@ -375,20 +433,10 @@ int checkpoint_lazy_pages_start(const char *images_dir, const char *work_dir, co
 		return error_sys(err, errno, "criu lazy-pages: pipe");
 	cleanup_close int status_read = status[0];
 	cleanup_close int status_write = status[1];
-	checkpoint_prepare_rundir();
 	char *argv[] = { CHECKPOINT_CRIU_BINARY, "lazy-pages", "--page-server", "--ps-socket", "3", "--status-fd", "4",
 			 "-D", (char *)images_dir, "-W", (char *)work_dir, "-o", (char *)log_name, "-v4", NULL };
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, 1, 2);
-	posix_spawn_file_actions_adddup2(&fa, page_socket, 3);
-	posix_spawn_file_actions_adddup2(&fa, status_write, 4);
-	int r = posix_spawn(pid, argv[0], &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	if (r != 0)
-		return error_sys(err, r, "run %s lazy-pages", CHECKPOINT_CRIU_BINARY);
+	if (spawn_criu(argv, page_socket, status_write, pid, err) < 0)
+		return -1;
 	close(steal_fd(&status_write));
 	/* One byte once it listens; nothing if it died first. */
 	struct pollfd p = { .fd = status_read, .events = POLLIN };

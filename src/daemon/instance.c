@@ -1355,8 +1355,9 @@ int instance_stop_stateful_as(const char *name, const char *what, const struct r
 	log_path = checkpoint_log_path(log_dir, what, "dump");
 	struct runtime_checkpoint_opts o = { .images_dir = state_dir, .log_path = log_path, .leave_running = false };
 	if (lazy != NULL) {
-		o.lazy = true;
-		o.lazy_socket = lazy->lazy_socket;
+		o.lazy = lazy->lazy;
+		o.page_server = lazy->page_server;
+		o.page_socket = lazy->page_socket;
 		o.post_dump = lazy->post_dump;
 		o.lazy_failed = lazy->lazy_failed;
 		o.post_dump_arg = lazy->post_dump_arg;
@@ -1771,41 +1772,36 @@ int instances_startup(struct ferry_error **err)
 			goto next;
 		}
 		const char *outgoing = json_string_value(json_object_get(inst.config, INSTANCE_KEY_OUTGOING));
-		if (outgoing != NULL && strcmp(outgoing, "post-copy") == 0) {
-			/* A post-copy move away that ended with this ferryd. Before its
+		if (outgoing != NULL) {
+			/* A live move away that ended with this ferryd. Before its
 			 * commit CRIU gave the tasks back (still frozen by us); after
-			 * it, they are gone, their memory handed over. */
+			 * it, the target runs them. The state here never holds the
+			 * memory (it went to the target). */
 			cleanup_free char *dir = instance_dir(name);
-			if (st.status == RUNTIME_FROZEN) {
-				log_warn("instance %s: a post-copy move away did not finish: it runs here again", name);
-				if (runtime_unfreeze(dir, &e) < 0)
+			cleanup_free char *state_dir = instance_state_dir(name);
+			bool committed = strcmp(outgoing, "committed") == 0;
+			if (st.status != RUNTIME_STOPPED && !committed) {
+				log_warn("instance %s: a live move away did not finish: it runs here again", name);
+				if (st.status == RUNTIME_FROZEN && runtime_unfreeze(dir, &e) < 0)
 					log_error("start-up: %s", e->msg);
-			} else if (st.status == RUNTIME_STOPPED) {
-				log_warn("instance %s: a post-copy move away did not finish after the handover: its memory "
-					 "is not here any more; it stays stopped",
+			} else if (st.status != RUNTIME_STOPPED) {
+				log_warn("instance %s: moved live to another host, which runs it: the copy here is stopped",
 					 name);
-				cleanup_free char *state_dir = instance_state_dir(name);
-				if (instance_discard_state(name, &e) < 0 || rm_rf(state_dir, &e) < 0)
+				instance_cut_host_veths(name);
+				if (instance_stop_forced(name, &e) < 0)
 					log_error("start-up: %s", e->msg);
+			} else {
+				log_warn("instance %s: a live move away ended with this ferryd after the checkpoint: its "
+					 "memory is not here; it stays stopped",
+					 name);
 			}
+			error_free(&e);
+			if (instance_runtime_state(name, &st, &e) == 0 && st.status == RUNTIME_STOPPED &&
+			    (instance_discard_state(name, &e) < 0 || rm_rf(state_dir, &e) < 0))
+				log_error("start-up: %s", e->msg);
 			error_free(&e);
 			if (instance_config_mark(name, INSTANCE_KEY_OUTGOING, NULL, &e) < 0)
 				log_error("start-up: %s", e->msg);
-			goto next;
-		}
-		if (outgoing != NULL && st.status == RUNTIME_STOPPED) {
-			if (strcmp(outgoing, "frozen") == 0) {
-				/* A live move that ended with this ferryd before the commit:
-				 * the target has dropped its copy; this one runs again. */
-				log_warn("instance %s: a live move away did not finish: restoring it here", name);
-				if (instance_start_mode(name, INSTANCE_START_STATEFUL, NULL, "migration", &e) < 0 ||
-				    instance_config_mark(name, INSTANCE_KEY_OUTGOING, NULL, &e) < 0)
-					log_error("start-up: %s", e->msg);
-			} else {
-				log_warn("instance %s: moved live to another host, which may not have confirmed it: "
-					 "its saved state stays here, stopped",
-					 name);
-			}
 			goto next;
 		}
 		const char *last = json_string_value(json_object_get(inst.config, "volatile.last_state.power"));

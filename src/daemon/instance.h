@@ -71,9 +71,10 @@ void instance_address_range_set(uint32_t first, uint32_t last);
  * has all arrived: an instance still carrying it at start-up is the
  * partial copy of a transfer that died with ferryd, and is deleted. */
 #define INSTANCE_KEY_MIGRATING "volatile.migration.incoming"
-/* On a live move's source, from the dump on: "frozen" (a failure, or a
- * ferryd start, restores the saved state here), then "committed" (the target
- * has it: never run it here again). */
+/* On a live move's source, from the dump on: "frozen" (stop-and-copy) or
+ * "post-copy" (a failure gives the tasks back; a ferryd start finds them
+ * frozen and lets them run), then "committed" (the target has it: never
+ * run it here again). */
 #define INSTANCE_KEY_OUTGOING "volatile.migration.outgoing"
 /* Delete the host ends of a running instance's veths (spec.json's names):
  * its network is gone at once, so nothing it does next reaches anyone (a
@@ -104,9 +105,11 @@ int instance_start(const char *name, struct ferry_error **err);
  * keeps running and the error carries CRIU's line and the log's path. */
 int instance_stop_stateful(const char *name, struct ferry_error **err);
 /* The same, logging as what ("migration": LOGDIR/NAME/migration_dump_<ts>.log). */
-/* lazy (may be NULL): post-copy, its lazy_socket and post_dump hook
- * (runtime_checkpoint_opts; the rest unused): should the pages fail after
- * the hook said go, the copy here is killed and the error is ECONNABORTED. */
+/* lazy (may be NULL): a live migration's memory mode, socket and hooks
+ * (runtime_checkpoint_opts: lazy or page_server, page_socket, post_dump,
+ * lazy_failed; the rest unused): should post-copy's pages fail after the
+ * hook said go, lazy_failed decides whether the copy here is killed
+ * (ECONNABORTED) or runs on. */
 struct runtime_checkpoint_opts;
 int instance_stop_stateful_as(const char *name, const char *what, const struct runtime_checkpoint_opts *lazy,
 			      struct ferry_error **err);

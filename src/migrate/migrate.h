@@ -27,51 +27,52 @@
  * a failure at any point leaves the source as it was. The target removes a
  * partial copy on any failure.
  *
- * A live move ("live": true to both sides, the instance running) has a
- * third stream, "state", and goes on after the first pass of the rootfs
- * (sent while the instance runs):
+ * A live move ("live": true to both sides, the instance running) has
+ * three more streams: "state", and "pages" and "page-requests" (CRIU's
+ * page-server traffic, relayed: pages.h). After the first pass of the
+ * rootfs (sent while the instance runs), with the memory mode the header
+ * names (stop-and-copy unless "post_copy"):
  *
+ *   T    starts `criu page-server` on the page streams (stop-and-copy)
  *   T->S result "ready": the record is made, the rootfs is in place (or why not:
  *        the source is untouched)
- *   S    stateful stop: CRIU saves the container into its state directory and it
- *        stops (the downtime begins); config INSTANCE_KEY_OUTGOING = "frozen"
+ *   S    CRIU dumps the container (the downtime begins; INSTANCE_KEY_OUTGOING =
+ *        "frozen", or "post-copy"): stop-and-copy streams every page to the
+ *        target's page server as it goes, none to disk here; post-copy dumps no
+ *        page. At CRIU's post-dump notification, the tasks still frozen and
+ *        able to run on here, the source goes on:
  *   S->T fs: what changed in the rootfs since the first pass (ctime or mtime), then
  *        on control a "paths" message: every path the rootfs holds (the target
  *        removes the others)
- *   S->T state: CRIU's images (owners unshifted: they belong to host root), then
- *        the container's /dev directory (shifted), each a tar stream ended by an
- *        empty message
- *   T    restores with every task stopped, network up
+ *   S->T state: CRIU's other images (owners unshifted: they belong to host root),
+ *        then the container's /dev directory (shifted), each a tar stream ended by
+ *        an empty message
+ *   T    restores with every task stopped, network up: stop-and-copy once its page
+ *        server has every page; post-copy with `criu lazy-pages` on the page
+ *        streams, asking the source's CRIU (which serves them from the
+ *        notification on) for the pages the tasks touch
  *   T->S result "restored" (or why not)
- *   S->T commit; INSTANCE_KEY_OUTGOING = "committed": the source never runs it again
+ *   S->T commit; INSTANCE_KEY_OUTGOING = "committed": the source never runs it
+ *        again (its veths go at once)
  *   T    lets the tasks run and announces the addresses (the downtime ends)
- *   T->S result "running": the source discards its saved state
+ *   T->S result "running"; stop-and-copy: the notification returns, CRIU ends the
+ *        frozen tasks here, the source discards what is left of its state
+ *   post-copy only: the source's CRIU serves the pages until the target has them
+ *        all, then T->S result "complete" (or why not): the source ends its page
+ *        server cleanly (or as a failure), and CRIU ends the tasks; the target
+ *        clears INSTANCE_KEY_MIGRATING only now
  *
  * Exactly one running copy: any failure before the commit makes the target
- * kill and remove its copy and the source restore its saved state (it runs
- * where it was; a source ferryd restarted meanwhile does so at start-up). A
- * target that hears no commit within MIGRATE_COMMIT_TIMEOUT_MS kills its
- * copy; a source that hears no "running" after its commit keeps the saved
- * state, stopped, and says so (the target may run it).
+ * kill and remove its copy and the source give its tasks back (the
+ * notification answers "no", or the pages stop: CRIU resumes them in place,
+ * network unlocked; a source ferryd restarted meanwhile finds them frozen
+ * and lets them run). A target that hears no commit within
+ * MIGRATE_COMMIT_TIMEOUT_MS kills its copy; a source that hears no
+ * "running" after its commit says so (the target may run it; the copy here
+ * is gone: its memory went to the target).
  *
- * Post-copy (header "post_copy": true; two more streams, "pages" and
- * "page-requests", pages.h) changes the state's part: the source's CRIU
- * dumps without the memory (lazy pages) and waits, the tasks frozen, at
- * its post-dump notification, where the source sends the rootfs's changes,
- * the images and /dev as above. The target starts `criu lazy-pages` on the
- * page streams and restores with every task stopped, faulting memory in
- * from the source; "restored", commit and "running" as above, all while
- * the source still sits at the notification (the last moment its CRIU can
- * give the tasks back unharmed: a failure up to the commit resumes them in
- * place). After the commit the source's CRIU serves pages until the
- * target's daemon has them all:
- *
- *   T->S result "complete": every page is in (or why not); the source ends
- *        its page server cleanly (or as a failure) and its CRIU kills the
- *        frozen tasks; the target clears INSTANCE_KEY_MIGRATING only now
- *
- * Pages that can't come after the commit leave no running copy: the
- * target's monitor kills its copy at once (it would run with zeroes for
+ * Post-copy's pages that can't come after the commit leave no running copy:
+ * the target's monitor kills its copy at once (it would run with zeroes for
  * memory), the target removes it, and the source kills its frozen tasks
  * (the target's copy ran on from them); the instance stays on the source,
  * stopped, with its rootfs and config as they were at the freeze. */

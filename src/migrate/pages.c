@@ -18,6 +18,7 @@
 
 struct migrate_pages {
 	bool source;
+	bool lazy;                /* source: post-copy (else the pages go to a page server as dumped) */
 	int sock;                 /* ours; the peer end went to CRIU */
 	struct ws *out, *in;      /* source: out pages, in requests; target: the reverse */
 	pthread_t to_ws, from_ws;
@@ -27,32 +28,6 @@ struct migrate_pages {
 	unsigned long long written; /* into CRIU, for the request boundary */
 	unsigned long long bytes_out, bytes_in;
 };
-
-/* The socket into the ws: CRIU's pages (source), the daemon's requests
- * (target). Its end becomes an empty message. */
-static void *to_ws_run(void *arg)
-{
-	struct migrate_pages *p = arg;
-	char *buf = xcalloc(1, RELAY_CHUNK);
-	cleanup_error struct ferry_error *err = NULL;
-	for (;;) {
-		ssize_t n = read(p->sock, buf, RELAY_CHUNK);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n == 0)
-				ws_send(p->out, WS_BINARY, "", 0, &err);
-			break;
-		}
-		if (ws_send(p->out, WS_BINARY, buf, (size_t)n, &err) < 0) {
-			log_warn("post-copy: relaying %s: %s", p->source ? "pages" : "page requests", err->msg);
-			break;
-		}
-		p->bytes_out += (unsigned long long)n;
-	}
-	free(buf);
-	return NULL;
-}
 
 static int write_all(int fd, const char *data, size_t len)
 {
@@ -84,6 +59,36 @@ static void source_decide(struct migrate_pages *p, bool ok)
 		shutdown(p->sock, SHUT_WR);
 	}
 	pthread_mutex_unlock(&p->lock);
+}
+
+/* The socket into the ws: CRIU's pages (source), the daemon's requests
+ * (target). Its end becomes an empty message. */
+static void *to_ws_run(void *arg)
+{
+	struct migrate_pages *p = arg;
+	char *buf = xcalloc(1, RELAY_CHUNK);
+	cleanup_error struct ferry_error *err = NULL;
+	for (;;) {
+		ssize_t n = read(p->sock, buf, RELAY_CHUNK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				ws_send(p->out, WS_BINARY, "", 0, &err);
+			break;
+		}
+		if (ws_send(p->out, WS_BINARY, buf, (size_t)n, &err) < 0) {
+			log_warn("relaying %s: %s", p->source ? "pages" : "page requests", err->msg);
+			/* CRIU must not wait on a relay that is gone. */
+			if (p->source)
+				source_decide(p, false);
+			shutdown(p->sock, SHUT_RDWR);
+			break;
+		}
+		p->bytes_out += (unsigned long long)n;
+	}
+	free(buf);
+	return NULL;
 }
 
 /* The ws into the socket: requests for CRIU (source), pages for the
@@ -121,17 +126,22 @@ static void *from_ws_run(void *arg)
 			break;
 	}
 	if (p->source) {
-		/* The daemon's clean end says nothing about its success: the
-		 * target's word on control decides (migrate_pages_source_end). */
-		if (!ended)
+		/* A lazy-pages daemon's clean end says nothing about its success:
+		 * the target's word on control decides (migrate_pages_source_end).
+		 * A page server ends after the dump's last word: any end before
+		 * that is a failure, and CRIU must not wait for it. */
+		if (!ended || !p->lazy) {
 			source_decide(p, false);
+			if (!p->lazy)
+				shutdown(p->sock, SHUT_RDWR);
+		}
 	} else {
 		shutdown(p->sock, ended ? SHUT_WR : SHUT_RDWR);
 	}
 	return NULL;
 }
 
-static int pages_start(bool source, struct ws *out, struct ws *in, int *peer, struct migrate_pages **res,
+static int pages_start(bool source, bool lazy, struct ws *out, struct ws *in, int *peer, struct migrate_pages **res,
 		       struct ferry_error **err)
 {
 	int sv[2];
@@ -139,6 +149,7 @@ static int pages_start(bool source, struct ws *out, struct ws *in, int *peer, st
 		return error_sys(err, errno, "post-copy: socketpair");
 	struct migrate_pages *p = xcalloc(1, sizeof(*p));
 	p->source = source;
+	p->lazy = lazy;
 	p->sock = sv[0];
 	p->out = out;
 	p->in = in;
@@ -159,10 +170,10 @@ static int pages_start(bool source, struct ws *out, struct ws *in, int *peer, st
 	return 0;
 }
 
-int migrate_pages_source_start(struct ws *pages, struct ws *requests, int *criu_socket, struct migrate_pages **out,
-			       struct ferry_error **err)
+int migrate_pages_source_start(bool lazy, struct ws *pages, struct ws *requests, int *criu_socket,
+			       struct migrate_pages **out, struct ferry_error **err)
 {
-	return pages_start(true, pages, requests, criu_socket, out, err);
+	return pages_start(true, lazy, pages, requests, criu_socket, out, err);
 }
 
 void migrate_pages_source_end(struct migrate_pages *p, bool ok)
@@ -173,7 +184,7 @@ void migrate_pages_source_end(struct migrate_pages *p, bool ok)
 int migrate_pages_target_start(struct ws *pages, struct ws *requests, int *daemon_socket,
 			       struct migrate_pages **out, struct ferry_error **err)
 {
-	return pages_start(false, requests, pages, daemon_socket, out, err);
+	return pages_start(false, false, requests, pages, daemon_socket, out, err);
 }
 
 unsigned long long migrate_pages_stop(struct migrate_pages *p)

@@ -80,7 +80,7 @@ static int wait_streams(struct operation *op, struct source_job *job, struct fer
 	const char *secrets[] = { job->secret_control, job->secret_fs, job->secret_state, job->secret_pages,
 				  job->secret_page_requests };
 	struct ws *streams[5] = { NULL };
-	size_t n = job->live ? (job->post_copy ? 5 : 3) : 2;
+	size_t n = job->live ? 5 : 2;
 	int r = migrate_listener_accept(job->listener, secrets, n, streams, MIGRATE_CONNECT_TIMEOUT_MS,
 					source_cancelled, op, err);
 	migrate_listener_close(job->listener);
@@ -276,20 +276,6 @@ static int send_final(struct operation *op, struct source_job *job, const char *
 	return r;
 }
 
-/* After a failure before the commit: the saved state runs here again. */
-static void roll_back(const char *name, struct ferry_error **err)
-{
-	cleanup_error struct ferry_error *e = NULL;
-	if (instance_start_mode(name, INSTANCE_START_STATEFUL, NULL, "migration", &e) < 0) {
-		error_wrap(err, "restoring it here failed too (%s); its state is kept: \"ferry start %s\" retries", e->msg,
-			   name);
-		return;
-	}
-	if (instance_config_mark(name, INSTANCE_KEY_OUTGOING, NULL, &e) < 0)
-		log_error("instance %s: %s", name, e->msg);
-	error_wrap(err, "the instance runs here again");
-}
-
 /* A live move from the checkpoint on (migrate.h): what both memory modes
  * share. */
 struct handover {
@@ -344,7 +330,12 @@ static int take_over(struct handover *h, struct ferry_error **err)
 	if (r < 0)
 		return -1;
 	h->t_restored = now_ms();
-	if (migrate_send_commit(job->control, err) < 0 ||
+	int sent = migrate_send_commit(job->control, err);
+	/* The copy here never runs again: off the LAN at once (post-copy keeps
+	 * it, frozen, while it serves the pages, and its kernel would still
+	 * answer ARP for the address the target has now). */
+	instance_cut_host_veths(job->name);
+	if (sent < 0 ||
 	    migrate_recv_result(job->control, &res, MIGRATE_COMMIT_TIMEOUT_MS, err) < 0 || !res.success) {
 		if (*err == NULL)
 			error_set(err, 500, 0, "%s", res.message ? res.message : "no reason given");
@@ -354,6 +345,26 @@ static int take_over(struct handover *h, struct ferry_error **err)
 	migrate_result_clear(&res);
 	h->t_running = now_ms();
 	return 0;
+}
+
+/* The dump failed before the handover (the instance runs on here): when
+ * the target's side broke it (its page server: a full disk, say), the
+ * target's reason is the one to give. */
+static void dump_failed(struct handover *h, struct ferry_error **err)
+{
+	if (h->err != NULL || h->committed)
+		return;
+	struct migrate_result res = { 0 };
+	cleanup_error struct ferry_error *e = NULL;
+	/* Its wait for the rootfs's changes ends: it answers on control. */
+	ws_close(h->job->fs, 1000, "");
+	if (migrate_recv_result(h->job->control, &res, MIGRATE_REASON_TIMEOUT_MS, &e) == 0 && !res.success &&
+	    res.message != NULL) {
+		error_free(err);
+		error_set(err, 500, 0, "the target failed: %s", res.message);
+		error_wrap(err, "the instance runs here again");
+	}
+	migrate_result_clear(&res);
 }
 
 static void report_times(struct handover *h, unsigned long long page_bytes)
@@ -390,8 +401,21 @@ static int await_ready(struct source_job *job, struct ferry_error **err)
 	return 0;
 }
 
-/* Stop-and-copy: CRIU writes every page into the state, which goes over
- * whole while the instance is stopped. */
+/* CRIU's post-dump notification in a stop-and-copy: every page is with
+ * the target's page server, the other images are complete, the tasks
+ * frozen. The target takes over now; until its commit, non-zero gives the
+ * tasks back here (CRIU resumes them, network unlocked). */
+static int copy_post_dump(void *arg)
+{
+	struct handover *h = arg;
+	operation_set_metadata_key(h->op, "phase", json_string("sending the state"));
+	if (send_state(h, &h->err) < 0 || take_over(h, &h->err) < 0)
+		return h->committed ? 0 : 1;
+	return 0;
+}
+
+/* Stop-and-copy: CRIU streams every page to the target as it dumps them,
+ * then the rest of the state goes; the target restores it whole. */
 static int live_handover(struct operation *op, struct source_job *job, const char *rootfs, unsigned shift,
 			 const struct timespec *first_pass, struct ferry_error **err)
 {
@@ -399,35 +423,47 @@ static int live_handover(struct operation *op, struct source_job *job, const cha
 		return -1;
 	struct handover h = { .op = op, .job = job, .rootfs = rootfs, .shift = shift, .first_pass = first_pass };
 	pthread_mutex_init(&h.lock, NULL);
-	int ret = -1;
+	int criu_socket = -1;
+	if (migrate_pages_source_start(false, job->pages, job->page_requests, &criu_socket, &h.pages, err) < 0) {
+		pthread_mutex_destroy(&h.lock);
+		return -1;
+	}
 	operation_set_metadata_key(op, "phase", json_string("checkpoint"));
-	if (instance_config_mark(job->name, INSTANCE_KEY_OUTGOING, "frozen", err) < 0)
-		goto out;
-	h.t_freeze = now_ms();
-	if (instance_stop_stateful_as(job->name, "migration", NULL, err) < 0) {
-		cleanup_error struct ferry_error *e = NULL;
-		if (instance_config_mark(job->name, INSTANCE_KEY_OUTGOING, NULL, &e) < 0)
-			log_error("instance %s: %s", job->name, e->msg);
-		goto out;
+	int r = instance_config_mark(job->name, INSTANCE_KEY_OUTGOING, "frozen", err);
+	if (r == 0) {
+		h.t_freeze = now_ms();
+		struct runtime_checkpoint_opts o = {
+			.page_server = true, .page_socket = criu_socket, .post_dump = copy_post_dump, .post_dump_arg = &h,
+		};
+		r = instance_stop_stateful_as(job->name, "migration", &o, err);
 	}
-	operation_set_metadata_key(op, "phase", json_string("sending the state"));
-	if (send_state(&h, err) < 0 || take_over(&h, err) < 0) {
-		if (!h.committed)
-			roll_back(job->name, err);
-		else
-			error_wrap(err, "the saved state stays here, stopped (start it here only if the target "
-					"does not have it)");
-		goto out;
-	}
+	close(criu_socket);
+	migrate_pages_stop(h.pages);
 	cleanup_error struct ferry_error *e = NULL;
-	if (instance_discard_state(job->name, &e) < 0 ||
-	    instance_config_mark(job->name, INSTANCE_KEY_OUTGOING, NULL, &e) < 0)
-		log_error("instance %s: after the move: %s", job->name, e->msg);
-	report_times(&h, 0);
-	ret = 0;
-out:
+	if (instance_config_mark(job->name, INSTANCE_KEY_OUTGOING, NULL, &e) < 0)
+		log_error("instance %s: %s", job->name, e->msg);
+	if (r < 0)
+		dump_failed(&h, err);
+	if (r < 0 && h.err != NULL) {
+		/* Called off at the notification: CRIU gave the tasks back, they
+		 * run here. The target's side of it says more than CRIU's. */
+		error_free(err);
+		error_move(err, &h.err);
+		error_wrap(err, "the instance runs here again");
+	} else if (r == 0 && h.err != NULL) {
+		error_move(err, &h.err);
+		error_wrap(err, "the copy here is gone: it runs there unless the target failed to resume it");
+		r = -1;
+	}
+	if (r == 0 || h.committed) {
+		if (instance_discard_state(job->name, &e) < 0)
+			log_error("instance %s: after the move: %s", job->name, e->msg);
+	}
+	if (r == 0)
+		report_times(&h, 0);
+	error_free(&h.err);
 	pthread_mutex_destroy(&h.lock);
-	return ret;
+	return r < 0 ? -1 : 0;
 }
 
 /* Post-copy, while CRIU serves pages: the takeover, then the target's
@@ -485,7 +521,7 @@ static int live_handover_post_copy(struct operation *op, struct source_job *job,
 	struct handover h = { .op = op, .job = job, .rootfs = rootfs, .shift = shift, .first_pass = first_pass };
 	pthread_mutex_init(&h.lock, NULL);
 	int criu_socket = -1;
-	if (migrate_pages_source_start(job->pages, job->page_requests, &criu_socket, &h.pages, err) < 0) {
+	if (migrate_pages_source_start(true, job->pages, job->page_requests, &criu_socket, &h.pages, err) < 0) {
 		pthread_mutex_destroy(&h.lock);
 		return -1;
 	}
@@ -494,7 +530,7 @@ static int live_handover_post_copy(struct operation *op, struct source_job *job,
 	if (r == 0) {
 		h.t_freeze = now_ms();
 		struct runtime_checkpoint_opts lazy = {
-			.lazy = true, .lazy_socket = criu_socket, .post_dump = lazy_post_dump, .lazy_failed = lazy_failed,
+			.lazy = true, .page_socket = criu_socket, .post_dump = lazy_post_dump, .lazy_failed = lazy_failed,
 			.post_dump_arg = &h,
 		};
 		r = instance_stop_stateful_as(job->name, "migration", &lazy, err);
@@ -508,6 +544,8 @@ static int live_handover_post_copy(struct operation *op, struct source_job *job,
 	cleanup_error struct ferry_error *e = NULL;
 	if (instance_config_mark(job->name, INSTANCE_KEY_OUTGOING, NULL, &e) < 0)
 		log_error("instance %s: %s", job->name, e->msg);
+	if (r < 0)
+		dump_failed(&h, err);
 	if (r < 0 && !h.committed) {
 		/* The dump was called off or its pages stopped before the commit:
 		 * CRIU gave the tasks back, they run here. The target's side of it
@@ -690,7 +728,7 @@ struct response *migrate_source_respond(const char *name, json_t *body)
 				     job->secret_fs);
 	if (live)
 		json_object_set_new(metadata, MIGRATE_SECRET_STATE, json_string(job->secret_state));
-	if (job->post_copy) {
+	if (live) {
 		json_object_set_new(metadata, MIGRATE_SECRET_PAGES, json_string(job->secret_pages));
 		json_object_set_new(metadata, MIGRATE_SECRET_PAGE_REQUESTS, json_string(job->secret_page_requests));
 	}

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -355,10 +357,6 @@ static void keep_dump_log(const char *name, const char *state_dir)
 	closedir(d);
 }
 
-/* A live move, after the first pass: say ready, take the changes, the
- * state and /dev, restore with the tasks stopped, and let them run once the
- * source has committed. *restored: a copy runs here (stopped) and must be
- * killed if this fails. */
 /* Post-copy, once the tasks run: wait for every page (the monitor kills
  * the copy if they stop coming), then tell the source. */
 static int await_pages(struct target_job *job, struct ws *control, struct ferry_error **err)
@@ -380,67 +378,153 @@ static int await_pages(struct target_job *job, struct ws *control, struct ferry_
 	return 0;
 }
 
+/* Stop-and-copy: the pages come while the source dumps, before the rest
+ * of the state, into a `criu page-server` of ours writing them into a
+ * directory of their own (the state's must be empty for its tar). */
+struct page_intake {
+	struct migrate_pages *relay;
+	pid_t server;
+	char *dir, *log;
+};
+
+static int page_intake_start(struct page_intake *pi, struct target_job *job, struct ws *pages,
+			     struct ws *page_requests, struct ferry_error **err)
+{
+	cleanup_free char *dir = instance_dir(job->name);
+	cleanup_free char *log_dir = instance_log_dir(job->name);
+	pi->dir = xasprintf("%s/state.pages", dir);
+	pi->log = checkpoint_log_path(log_dir, "migration", "page-server");
+	int sock = -1;
+	if (mkdir_p(log_dir, 0700, err) < 0 || rm_rf(pi->dir, err) < 0 ||
+	    instance_images_dir_make(job->name, pi->dir, err) < 0 ||
+	    migrate_pages_target_start(pages, page_requests, &sock, &pi->relay, err) < 0)
+		return -1;
+	int r = checkpoint_page_server_start(pi->dir, pi->log, sock, &pi->server, err);
+	close(sock);
+	return r;
+}
+
+/* Every page is in (the source's CRIU said so to the page server): into
+ * the state directory with the other images. */
+static int page_intake_finish(struct page_intake *pi, const char *state_dir, struct ferry_error **err)
+{
+	int r = checkpoint_page_server_wait(pi->server, pi->log, 600 * 1000, err);
+	pi->server = 0;
+	migrate_pages_stop(pi->relay);
+	pi->relay = NULL;
+	if (r < 0)
+		return error_wrap(err, "the memory");
+	DIR *d = opendir(pi->dir);
+	if (d == NULL)
+		return error_sys(err, errno, "open %s", pi->dir);
+	struct dirent *de;
+	while (r == 0 && (de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		cleanup_free char *from = xasprintf("%s/%s", pi->dir, de->d_name);
+		cleanup_free char *to = xasprintf("%s/%s", state_dir, de->d_name);
+		if (rename(from, to) < 0)
+			r = error_sys(err, errno, "rename %s to %s", from, to);
+	}
+	closedir(d);
+	return r;
+}
+
+static void page_intake_clear(struct page_intake *pi)
+{
+	if (pi->server > 0) {
+		kill(pi->server, SIGKILL);
+		while (waitpid(pi->server, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	migrate_pages_stop(pi->relay);
+	if (pi->dir != NULL) {
+		cleanup_error struct ferry_error *e = NULL;
+		rm_rf(pi->dir, &e);
+	}
+	free(pi->dir);
+	free(pi->log);
+}
+
+/* A live move, after the first pass: say ready, take the changes, the
+ * state (stop-and-copy: the pages first, as the source dumps them) and
+ * /dev, restore with the tasks stopped (post-copy: without their memory,
+ * which comes from the source as they need it), and let them run once the
+ * source has committed. *restored: a copy runs here (stopped) and must be
+ * killed if this fails. */
 static int live_takeover(struct progress *progress, struct target_job *job, struct ws *control, struct ws *fs,
-			 struct ws *state, struct ws *pages, struct ws *page_requests, const char *rootfs,
+			 struct ws *state, struct ws *pages, struct ws *page_requests, bool post_copy, const char *rootfs,
 			 const char *source_rootfs, unsigned shift, bool *restored, struct ferry_error **err)
 {
 	cleanup_free char *dir = instance_dir(job->name);
 	cleanup_free char *state_dir = instance_state_dir(job->name);
 	cleanup_free char *dev = xasprintf("%s/dev", dir);
+	struct page_intake intake = { 0 };
+	struct migrate_pages *relay = NULL;
+	/* Declared before the first goto: cleanup must never see it uninitialised. */
+	cleanup_error struct ferry_error *e = NULL;
 	struct migrate_result res = { .success = true, .message = "ready" };
+	int r = -1;
+	if (!post_copy && page_intake_start(&intake, job, pages, page_requests, err) < 0)
+		goto out;
 	if (migrate_send_result(control, &res, err) < 0)
-		return -1;
+		goto out;
 	progress_stage(progress, "rootfs changes (the instance is stopped)");
 	json_t *paths = NULL;
-	if (recv_tree(fs, rootfs, shift, true, progress, err) < 0 || migrate_recv_paths(control, &paths, 600 * 1000, err) < 0)
-		return error_wrap(err, "the rootfs's changes");
+	if (recv_tree(fs, rootfs, shift, true, progress, err) < 0 ||
+	    migrate_recv_paths(control, &paths, 600 * 1000, err) < 0) {
+		error_wrap(err, "the rootfs's changes");
+		goto out;
+	}
 	long long t0 = now_ms();
-	int r = prune_tree(rootfs, paths, err);
+	r = prune_tree(rootfs, paths, err);
 	json_decref(paths);
 	if (r < 0)
-		return -1;
+		goto out;
+	r = -1;
 	progress->stage = "state";
 	if (instance_images_dir_make(job->name, state_dir, err) < 0 ||
 	    recv_rootfs(state, state_dir, 0, progress, err) < 0 || instance_images_dir_make(job->name, state_dir, err) < 0 ||
-	    recv_rootfs(state, dev, shift, progress, err) < 0)
-		return error_wrap(err, "the saved state");
+	    recv_rootfs(state, dev, shift, progress, err) < 0) {
+		error_wrap(err, "the saved state");
+		goto out;
+	}
+	if (!post_copy && page_intake_finish(&intake, state_dir, err) < 0)
+		goto out;
 	keep_dump_log(job->name, state_dir);
 	struct db_instance inst = { 0 };
 	if (instance_get(job->name, &inst, err) < 0)
-		return -1;
+		goto out;
 	inst.stateful = true;
 	r = db_instance_update(daemon_ctx->db, &inst, err);
 	db_instance_clear(&inst);
 	if (r < 0)
-		return -1;
+		goto out;
+	r = -1;
 	long long t1 = now_ms();
 	progress_stage(progress, "restoring");
 	/* Post-copy: the pages come from the source's CRIU as the tasks need them. */
-	struct migrate_pages *relay = NULL;
 	int daemon_socket = -1;
-	if (pages != NULL && migrate_pages_target_start(pages, page_requests, &daemon_socket, &relay, err) < 0)
-		return -1;
-	r = instance_restore_paused(job->name, "migration", source_rootfs, daemon_socket, err);
+	if (post_copy && migrate_pages_target_start(pages, page_requests, &daemon_socket, &relay, err) < 0)
+		goto out;
+	int restore = instance_restore_paused(job->name, "migration", source_rootfs, daemon_socket, err);
 	if (daemon_socket >= 0)
 		close(daemon_socket);
-	if (r < 0) {
-		migrate_pages_stop(relay);
-		return -1;
-	}
+	if (restore < 0)
+		goto out;
 	*restored = true;
 	long long t2 = now_ms();
 	res.message = "restored";
 	if (migrate_send_result(control, &res, err) < 0 || migrate_recv_commit(control, MIGRATE_COMMIT_TIMEOUT_MS, err) < 0) {
-		migrate_pages_stop(relay);
-		return error_wrap(err, "no commit from the source: this copy goes");
+		error_wrap(err, "no commit from the source: this copy goes");
+		goto out;
 	}
 	long long t3 = now_ms();
 	/* Ours from now on: nothing may remove it any more (post-copy: unless
 	 * its pages fail, so the mark stays until they are in). */
 	if (relay == NULL && instance_config_mark(job->name, INSTANCE_KEY_MIGRATING, NULL, err) < 0)
-		return -1;
+		goto out;
 	*restored = false;
-	cleanup_error struct ferry_error *e = NULL;
 	if (instance_resume(job->name, &e) < 0) {
 		log_error("instance %s: %s", job->name, e->msg);
 		res = (struct migrate_result){ .success = false, .message = e->msg };
@@ -454,12 +538,13 @@ static int live_takeover(struct progress *progress, struct target_job *job, stru
 		progress_stage(progress, "pages (the instance runs here)");
 		r = await_pages(job, control, err);
 		unsigned long long page_bytes = migrate_pages_stop(relay);
+		relay = NULL;
 		if (r < 0) {
 			/* Killed by its monitor: what is left of it goes. */
 			*restored = true;
-			return -1;
+			goto out;
 		}
-		cleanup_error struct ferry_error *e = NULL;
+		r = -1;
 		if (instance_discard_state(job->name, &e) < 0 ||
 		    instance_config_mark(job->name, INSTANCE_KEY_MIGRATING, NULL, &e) < 0)
 			log_error("instance %s: after its pages: %s", job->name, e->msg);
@@ -467,7 +552,22 @@ static int live_takeover(struct progress *progress, struct target_job *job, stru
 	}
 	log_info("instance %s: taken over live (state unpacked in %lld ms, restored in %lld ms, commit after %lld ms)",
 		 job->name, t1 - t0, t2 - t1, t3 - t2);
-	return 0;
+	r = 0;
+out:
+	migrate_pages_stop(relay);
+	if (r < 0 && intake.server > 0) {
+		/* A page server that failed (a full disk, say) is why the source
+		 * stopped sending: its reason is the better one. */
+		cleanup_error struct ferry_error *why = NULL;
+		if (checkpoint_page_server_wait(intake.server, intake.log, 1000, &why) < 0 && why->errnum != ETIMEDOUT) {
+			error_free(err);
+			error_move(err, &why);
+			error_wrap(err, "the memory");
+		}
+		intake.server = 0;
+	}
+	page_intake_clear(&intake);
+	return r;
 }
 
 static int target_run(struct operation *op, void *data, struct ferry_error **err)
@@ -495,9 +595,8 @@ static int target_run(struct operation *op, void *data, struct ferry_error **err
 		error_set(err, 502, EPROTO, "the source sends a running instance, but no state stream was offered");
 		goto out;
 	}
-	if (h.post_copy && (pages == NULL || page_requests == NULL)) {
-		error_set(err, 502, EPROTO, "the source sends the memory after the takeover (post-copy), but no page "
-					    "streams were offered");
+	if (h.live && (pages == NULL || page_requests == NULL)) {
+		error_set(err, 502, EPROTO, "the source sends a running instance, but no page streams were offered");
 		goto out;
 	}
 	/* Pre-flight, before the source stops anything: can this CPU run it? */
@@ -561,9 +660,8 @@ static int target_run(struct operation *op, void *data, struct ferry_error **err
 		goto out;
 	if (h.live) {
 		if (live_takeover(&progress, job, migrate_stream_ws(control), migrate_stream_ws(fs), migrate_stream_ws(state),
-				  h.post_copy ? migrate_stream_ws(pages) : NULL,
-				  h.post_copy ? migrate_stream_ws(page_requests) : NULL, rootfs, h.rootfs, map.base, &restored,
-				  err) < 0)
+				  migrate_stream_ws(pages), migrate_stream_ws(page_requests), h.post_copy, rootfs, h.rootfs,
+				  map.base, &restored, err) < 0)
 			goto out;
 		answered = true;
 		ret = 0;

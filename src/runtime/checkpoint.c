@@ -51,7 +51,8 @@ static int checkpoint_container(const struct runtime_spec *spec, const struct ru
 		.ext_mounts = &(struct checkpoint_ext_mount){ .key = RUNTIME_DEV_MOUNT_KEY, .where = "/dev" },
 		.n_ext_mounts = 1,
 		.lazy = o->lazy,
-		.lazy_socket = o->lazy_socket,
+		.page_server = o->page_server,
+		.page_socket = o->page_socket,
 		.post_dump = o->post_dump,
 		.post_dump_arg = o->post_dump_arg,
 	};

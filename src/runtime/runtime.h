@@ -120,7 +120,8 @@ struct runtime_checkpoint_opts {
 	 * were taken over elsewhere: the container is killed and the error is
 	 * 500/ECONNABORTED; false: it runs on here (500/ECONNRESET). */
 	bool lazy;
-	int lazy_socket;
+	bool page_server; /* stop-and-copy to a page server (checkpoint_dump_opts) */
+	int page_socket;
 	int (*post_dump)(void *arg);
 	bool (*lazy_failed)(void *arg);
 	void *post_dump_arg;

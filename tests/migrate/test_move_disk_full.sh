@@ -43,6 +43,8 @@ hog=$(fy h1 exec c1 -- pidof memhog)
 out=$(fy h1 move c1 h2: 2>&1)
 expect_eq "move c1 h2: fails (the state doesn't fit)" "$?" 1
 expect_match "... saying that c1 runs on h1 again" "$out" "runs here again"
+expect_match "... and why: the target's disk" "$out" "No space left on device|ENOSPC|disk"
+echo "# $out"
 expect_eq "c1 runs on h1" "$(state h1 c1)" RUNNING
 expect_eq "... the same counter process" "$(counter_pid h1)" "$pid"
 expect_eq "... and memhog with its memory" "$(fy h1 exec c1 -- pidof memhog)" "$hog"
