@@ -61,6 +61,8 @@ static const char *const api_extensions[] = {
 	"certificate_update",
 	"certificate_token",
 	"certificate_project",
+	/* stateful snapshots move and copy between hosts with their state */
+	"container_snapshot_stateful_migration",
 };
 
 /* Server config keys accepted now (image refresh reads its keys in a later

@@ -17,8 +17,9 @@
  * On "fs": the rootfs as binary messages of a tar stream (uncompressed, the
  * image tarball's layout: rootfs/...) with unshifted owners (container ids),
  * ended by an empty message: first one such stream per snapshot, in the
- * header's order, then the instance's own rootfs. Snapshots arrive
- * stateless (their CRIU images stay behind). Nothing is spooled to disk on either side: the
+ * header's order (a stateful one's followed by a second stream: its CRIU
+ * images, owners unshifted), then the instance's own rootfs. Nothing is
+ * spooled to disk on either side: the
  * source writes the tar straight into the websocket, the target unpacks as
  * it arrives, shifting owners into its own idmap.
  *
@@ -123,8 +124,8 @@ struct migrate_header {
 	json_t *config;      /* the instance's own config (with volatile.*) */
 	json_t *devices;
 	json_t *profiles;
-	/* Oldest first: struct db_snapshot rows (instance and stateful left out),
-	 * encoded by migrate_snapshot_to_json. */
+	/* Oldest first: struct db_snapshot rows (instance left out), encoded by
+	 * migrate_snapshot_to_json. */
 	json_t *snapshots;
 	bool live;           /* the instance runs: its state follows (see above) */
 	char *rootfs;        /* live: the rootfs's path on the source (runtime_restore_opts.rootfs_alias) */
@@ -134,7 +135,7 @@ struct migrate_header {
 
 struct db_snapshot;
 json_t *migrate_snapshot_to_json(const struct db_snapshot *s);
-/* Fills s (its instance: NULL, stateful: false). 502 when malformed. */
+/* Fills s (its instance: NULL). 502 when malformed. */
 int migrate_snapshot_from_json(json_t *j, struct db_snapshot *s, struct ferry_error **err);
 
 /* Target -> source, last: did the instance arrive. */

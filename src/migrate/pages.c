@@ -14,7 +14,8 @@
 /* CRIU's struct page_server_iov (criu/page-xfer.c: u32 cmd, then three
  * u64): every request the lazy-pages daemon sends is one of these. */
 #define PS_IOV_SIZE 32
-#define RELAY_CHUNK (1024 * 1024)
+#define RELAY_CHUNK (4 * 1024 * 1024)
+#define RELAY_SOCKET_BUFFER (8 * 1024 * 1024)
 
 struct migrate_pages {
 	bool source;
@@ -146,7 +147,18 @@ static int pages_start(bool source, bool lazy, struct ws *out, struct ws *in, in
 {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-		return error_sys(err, errno, "post-copy: socketpair");
+		return error_sys(err, errno, "page relay: socketpair");
+	/* Room for a few MiB in flight each way: fewer, larger relay messages.
+	 * With the default (about 200 KiB) the pages went at half the rate
+	 * (bench/migrate_downtime.sh, 256 MiB stop-and-copy: checkpoint 1481
+	 * ms, 686 ms with these). */
+	for (int i = 0; i < 2; i++) {
+		int size = RELAY_SOCKET_BUFFER;
+		if (setsockopt(sv[i], SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
+			setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+		if (setsockopt(sv[i], SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
+			setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+	}
 	struct migrate_pages *p = xcalloc(1, sizeof(*p));
 	p->source = source;
 	p->lazy = lazy;

@@ -640,6 +640,12 @@ static int source_run(struct operation *op, void *data, struct ferry_error **err
 		unsigned long long n = 0;
 		sent_ok = send_rootfs(op, job->fs, srootfs, map.base, &n, err);
 		sent += n;
+		/* A stateful snapshot's CRIU images follow its rootfs. */
+		if (sent_ok == 0 && json_is_true(json_object_get(snap, "stateful"))) {
+			cleanup_free char *sstate = xasprintf("%s/state", sdir);
+			sent_ok = send_tree(op, job->fs, sstate, 0, NULL, NULL, NULL, &n, err);
+			sent += n;
+		}
 		if (sent_ok < 0)
 			break;
 	}

@@ -268,7 +268,8 @@ static int prune_tree(const char *rootfs, json_t *keep, struct ferry_error **err
 	return 0;
 }
 
-/* The header's snapshots, each from its fs stream, stateless. *created
+/* The header's snapshots, each from its fs stream (a stateful one's CRIU
+ * images too). *created
  * counts the rows made, for the cleanup. */
 static int recv_snapshots(struct migrate_stream *fs, const char *name, json_t *snapshots, unsigned shift,
 			  struct progress *progress,
@@ -286,13 +287,29 @@ static int recv_snapshots(struct migrate_stream *fs, const char *name, json_t *s
 		if (r == 0) {
 			sdir = snapshot_dir(name, s.name);
 			srootfs = xasprintf("%s/rootfs", sdir);
+			/* CRIU restores a stateful one from inside the container's
+			 * user namespace: the directories on the way are its. */
 			r = mkdir_p(sdir, 0700, err);
+			if (r == 0 && s.stateful) {
+				cleanup_free char *parent = xstrdup(sdir);
+				*strrchr(parent, '/') = '\0';
+				r = instance_images_dir_make(name, parent, err);
+				if (r == 0)
+					r = instance_images_dir_make(name, sdir, err);
+			}
 		}
 		if (r == 0)
 			r = recv_rootfs(migrate_stream_ws(fs), srootfs, shift, progress, err);
+		if (r == 0 && s.stateful) {
+			cleanup_free char *sstate = xasprintf("%s/state", sdir);
+			r = instance_images_dir_make(name, sstate, err);
+			if (r == 0)
+				r = recv_rootfs(migrate_stream_ws(fs), sstate, 0, progress, err);
+			if (r == 0)
+				r = instance_images_dir_make(name, sstate, err);
+		}
 		if (r == 0) {
 			s.instance = xstrdup(name);
-			s.stateful = false;
 			json_t *config = config_for_target(s.config);
 			json_decref(s.config);
 			s.config = config;

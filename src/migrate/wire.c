@@ -174,10 +174,10 @@ int migrate_recv_commit(struct ws *ws, int timeout_ms, struct ferry_error **err)
 
 json_t *migrate_snapshot_to_json(const struct db_snapshot *s)
 {
-	return json_pack("{s:s, s:s?, s:b, s:s?, s:s?, s:s?, s:s?, s:O, s:O, s:O}", "name", s->name, "description",
+	return json_pack("{s:s, s:s?, s:b, s:s?, s:s?, s:s?, s:s?, s:O, s:O, s:O, s:b}", "name", s->name, "description",
 			 s->description, "ephemeral", s->ephemeral, "architecture", s->architecture, "created_at",
 			 s->created_at, "expires_at", s->expires_at, "last_used_at", s->last_used_at, "config",
-			 s->config, "devices", s->devices, "profiles", s->profiles);
+			 s->config, "devices", s->devices, "profiles", s->profiles, "stateful", s->stateful);
 }
 
 int migrate_snapshot_from_json(json_t *j, struct db_snapshot *s, struct ferry_error **err)
@@ -193,6 +193,7 @@ int migrate_snapshot_from_json(json_t *j, struct db_snapshot *s, struct ferry_er
 	s->config = json_incref(json_object_get(j, "config"));
 	s->devices = json_incref(json_object_get(j, "devices"));
 	s->profiles = json_incref(json_object_get(j, "profiles"));
+	s->stateful = json_is_true(json_object_get(j, "stateful"));
 	if (s->name == NULL || !json_is_object(s->config) || !json_is_object(s->devices) || !json_is_array(s->profiles)) {
 		db_snapshot_clear(s);
 		return error_set(err, 502, EPROTO, "migration header: a snapshot without name, config, devices or profiles");

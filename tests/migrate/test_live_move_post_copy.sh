@@ -6,7 +6,8 @@
 # from the LAN that still echoes, and a process that reads all of its
 # 192 MiB again and again and finds every word as it wrote it (a page that
 # came back as zeroes would show). Then moves back and forth; the
-# instance's migration.memory picking the mode; a target whose ferryd is
+# instance's migration.memory picking the mode; a stateful snapshot that
+# moves along and restores at the end; a target whose ferryd is
 # killed before it took over (the source's copy runs on, network and TCP
 # connection unlocked); and one killed while the pages still come (no copy
 # runs twice: the target's, lacking memory, dies; so does the source's,
@@ -76,6 +77,7 @@ pid=$(counter_pid h1)
 before=$(counter h1)
 mem_before=$(memcheck_after h1 "$(memcheck h1)")
 expect_match "memcheck went over its memory" "$mem_before" "^[0-9]+ [0-9a-f]+ [0-9]+ 0$"
+check "a stateful snapshot of c1" fy h1 snapshot c1 s1 --stateful
 
 # --- one post-copy move, checked in detail
 out=$(fy h1 move c1 h2: --memory post-copy 2>&1)
@@ -94,6 +96,7 @@ expect_match "h2 kept the lazy-pages daemon's log" "$(ls "$BED_DIR/h2/logs/c1")"
 check_fails "h2 keeps no saved state once the pages are in" test -e "$BED_DIR/h2/containers/c1/state"
 expect_eq "... nor the incoming mark" "$(fy h2 config get c1 volatile.migration.incoming)" ""
 check_fails "h1 has no state of c1 left" test -e "$BED_DIR/h1/containers/c1"
+expect_match "its snapshot came along, stateful" "$(fy h2 info c1)" "\| s1 .*\| YES +\|"
 
 # --- back and forth, and the instance's own setting
 check "set migration.memory post-copy on c1" fy h2 config set c1 migration.memory post-copy
@@ -166,5 +169,10 @@ expect_eq "$there removed its copy, which lacked memory" "$(names "$there")" ""
 check_fails "... and left no process of it" sh -c "ps -eo args | grep -q '^memcheck $MEM_MIB'"
 check "c1 starts afresh on $here" fy "$here" start c1
 expect_eq "c1 runs on $here" "$(state "$here" c1)" RUNNING
+# The stateful snapshot, taken on h1 and moved six times since, restores.
+check "restore c1's stateful snapshot s1 on $here" fy "$here" restore c1 s1
+expect_eq "... the counter process of the snapshot runs again" "$(counter_pid "$here")" "$pid"
+mem_before=$(memcheck "$here")
+expect_memory "... and memcheck with its memory" "$mem_before" "$(memcheck_after "$here" "$mem_before")"
 
 check "delete c1" fy "$here" delete -f c1
