@@ -134,10 +134,12 @@ int copy_remote(const struct copy_remote_args *a, struct ferry_error **err)
 	if (client_operation_wait(src, src_op, NULL, &src_final, err) < 0)
 		goto out;
 	json_t *times = json_object_get(json_object_get(src_final, "metadata"), "migration_times");
+	const char *memory = json_string_value(json_object_get(json_object_get(src_final, "metadata"), "memory"));
 	if (live && json_is_object(times) && !cli_quiet)
-		printf("Moved \"%s\" live to %s: stopped for %lld ms (checkpoint %lld, transfer %lld, restore %lld, "
+		printf("Moved \"%s\" live to %s (%s): stopped for %lld ms (checkpoint %lld, transfer %lld, restore %lld, "
 		       "resume %lld)\n",
-		       a->src_name, a->dst_remote, (long long)json_integer_value(json_object_get(times, "downtime_ms")),
+		       a->src_name, a->dst_remote, memory ? memory : "?",
+		       (long long)json_integer_value(json_object_get(times, "downtime_ms")),
 		       (long long)json_integer_value(json_object_get(times, "checkpoint_ms")),
 		       (long long)json_integer_value(json_object_get(times, "transfer_ms")),
 		       (long long)json_integer_value(json_object_get(times, "restore_ms")),

@@ -33,8 +33,8 @@ int cmd_move(int argc, char **argv)
 		.help = "      --stateless       Move a running instance by stopping it here and starting it there\n"
 			"      --memory MODE     How a live move takes the memory along: stop-and-copy (all of it\n"
 			"                        while the instance is stopped) or post-copy (it runs there at once,\n"
-			"                        its memory follows as it is used); default: the instance's\n"
-			"                        migration.memory (stop-and-copy)\n",
+			"                        its memory follows as it is used) or auto (post-copy from 32 MiB\n"
+			"                        of memory in use); default: the instance's migration.memory (auto)\n",
 		.shortopts = "",
 		.longopts = move_options,
 	};
@@ -45,8 +45,10 @@ int cmd_move(int argc, char **argv)
 		if (c == OPT_STATELESS) {
 			stateless = true;
 		} else if (c == OPT_MEMORY) {
-			if (strcmp(optarg, "stop-and-copy") != 0 && strcmp(optarg, "post-copy") != 0) {
-				fprintf(stderr, "Error: --memory %s: unknown mode (stop-and-copy or post-copy)\n", optarg);
+			if (strcmp(optarg, "stop-and-copy") != 0 && strcmp(optarg, "post-copy") != 0 &&
+			    strcmp(optarg, "auto") != 0) {
+				fprintf(stderr, "Error: --memory %s: unknown mode (auto, stop-and-copy or post-copy)\n",
+					optarg);
 				return EXIT_USAGE;
 			}
 			memory = optarg;

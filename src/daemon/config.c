@@ -14,7 +14,7 @@
 
 #include "common/util.h"
 
-static const char *const migration_memory_choices[] = { "stop-and-copy", "post-copy", NULL };
+static const char *const migration_memory_choices[] = { "auto", "stop-and-copy", "post-copy", NULL };
 static const char *const compression_choices[] = { "none", "gzip", "bzip2", "lzma", "xz", "zstd", NULL };
 
 #define INSTANCE CONFIG_SCOPE_INSTANCE
@@ -40,7 +40,7 @@ static const struct config_key config_keys[] = {
 	{ .name = "boot.host_shutdown_timeout", .type = CONFIG_INT, .default_value = "30", .live = true,
 	  .scope = INSTANCE },
 	{ .name = "migration.stateful", .type = CONFIG_BOOL, .default_value = "false", .live = true, .scope = INSTANCE },
-	{ .name = "migration.memory", .type = CONFIG_CHOICE, .default_value = "stop-and-copy", .live = true,
+	{ .name = "migration.memory", .type = CONFIG_CHOICE, .default_value = "auto", .live = true,
 	  .choices = migration_memory_choices, .scope = INSTANCE },
 	/* init's environment is fixed when it starts; exec reads them each time. */
 	{ .name = "environment.", .prefix = true, .type = CONFIG_STRING, .scope = INSTANCE },

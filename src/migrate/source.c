@@ -706,9 +706,14 @@ struct response *migrate_source_respond(const char *name, json_t *body)
 	db_instance_clear(&inst);
 	if (memory == NULL)
 		memory = configured[0] ? configured : MIGRATE_MEMORY_DEFAULT;
-	if (strcmp(memory, "post-copy") != 0 && strcmp(memory, "stop-and-copy") != 0)
-		return response_error(400, "Invalid memory mode \"%s\" (stop-and-copy or post-copy)", memory);
+	if (strcmp(memory, "post-copy") != 0 && strcmp(memory, "stop-and-copy") != 0 && strcmp(memory, "auto") != 0)
+		return response_error(400, "Invalid memory mode \"%s\" (auto, stop-and-copy or post-copy)", memory);
 	bool post_copy = strcmp(memory, "post-copy") == 0;
+	if (strcmp(memory, "auto") == 0) {
+		struct runtime_state st;
+		post_copy = instance_runtime_state(name, &st, &err) == 0 && st.memory_usage >= MIGRATE_POST_COPY_FROM;
+		error_free(&err);
+	}
 	bool live = json_is_true(json_object_get(body, "live"));
 	if (instance_is_running(name) && !live)
 		return response_error(400, "Instance \"%s\" is running: stop it first, or move it --stateless", name);
@@ -739,6 +744,8 @@ struct response *migrate_source_respond(const char *name, json_t *body)
 		json_object_set_new(metadata, MIGRATE_SECRET_PAGE_REQUESTS, json_string(job->secret_page_requests));
 	}
 	json_object_set_new(metadata, MIGRATE_SECRET_PORT, json_sprintf("%d", migrate_listener_port(job->listener)));
+	if (live)
+		json_object_set_new(metadata, "memory", json_string(post_copy ? "post-copy" : "stop-and-copy"));
 	return instance_operation_respond(true, "Migrating instance", name, metadata, source_run, source_connect, job,
 					  source_job_free);
 }

@@ -42,7 +42,17 @@ start_counter() {
 	fy "$1" exec c1 -- sh -c \
 		'sh -c '\''echo $$ >/tmp/counter.pid; i=0; while :; do i=$((i+1)); echo $i >/tmp/counter; sleep 0.1; done'\'' </dev/null >/dev/null 2>&1 &'
 }
-counter() { fy "$1" exec c1 -- cat /tmp/counter; }
+# The file is empty for a moment at each write (the shell truncates, then
+# writes): a freeze can catch it so, and it is rewritten a tick later.
+counter() {
+	local v i
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		v=$(fy "$1" exec c1 -- cat /tmp/counter)
+		[ -n "$v" ] && break
+		sleep 0.05
+	done
+	echo "$v"
+}
 counter_pid() { fy "$1" exec c1 -- cat /tmp/counter.pid; }
 # expect_counted DESCRIPTION BEFORE AFTER: the counter went on.
 expect_counted() {

@@ -66,14 +66,14 @@ HTTP_PID=$HTTP_PID
 if keepalive_get; then pass "a keep-alive HTTP connection from the LAN"
 else fail "a keep-alive HTTP connection from the LAN"; fi
 
-out=$(fy h1 move d1 h2: 2>&1)
-expect_eq "move d1 h2: (live)" "$?" 0
+out=$(fy h1 move d1 h2: --memory stop-and-copy 2>&1)
+expect_eq "move d1 h2: --memory stop-and-copy" "$?" 0
 echo "# $out"
 expect_eq "d1 runs on h2" "$(fy h2 list d1 --format csv -c s)" RUNNING
 services_answer h2 "on h2"
 
-out=$(fy h2 move d1 h1: 2>&1)
-expect_eq "move d1 back to h1 (live)" "$?" 0
+out=$(fy h2 move d1 h1: --memory stop-and-copy 2>&1)
+expect_eq "move d1 back to h1 --memory stop-and-copy" "$?" 0
 echo "# $out"
 services_answer h1 "back on h1"
 

@@ -40,8 +40,8 @@ check "put memhog in c1" fy h1 file push -p --mode 0755 --uid 0 --gid 0 "$BUILD/
 check "dirty 100 MiB in c1" fy h1 exec c1 -- sh -c '/usr/local/bin/memhog 100 </dev/null >/dev/null 2>&1 &'
 for i in $(seq 100); do fy h1 exec c1 -- test -e /tmp/memhog.ready && break; sleep 0.2; done
 hog=$(fy h1 exec c1 -- pidof memhog)
-out=$(fy h1 move c1 h2: 2>&1)
-expect_eq "move c1 h2: fails (the state doesn't fit)" "$?" 1
+out=$(fy h1 move c1 h2: --memory stop-and-copy 2>&1)
+expect_eq "move c1 h2: --memory stop-and-copy fails (the state doesn't fit)" "$?" 1
 expect_match "... saying that c1 runs on h1 again" "$out" "runs here again"
 expect_match "... and why: the target's disk" "$out" "No space left on device|ENOSPC|disk"
 echo "# $out"
