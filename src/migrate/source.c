@@ -401,6 +401,19 @@ static int await_ready(struct source_job *job, struct ferry_error **err)
 	return 0;
 }
 
+/* The target is ready: the page relay starts (*criu_socket: the dump's). */
+static int handover_begin(struct handover *h, bool lazy, int *criu_socket, struct ferry_error **err)
+{
+	if (await_ready(h->job, err) < 0)
+		return -1;
+	pthread_mutex_init(&h->lock, NULL);
+	if (migrate_pages_source_start(lazy, h->job->pages, h->job->page_requests, criu_socket, &h->pages, err) < 0) {
+		pthread_mutex_destroy(&h->lock);
+		return -1;
+	}
+	return 0;
+}
+
 /* CRIU's post-dump notification in a stop-and-copy: every page is with
  * the target's page server, the other images are complete, the tasks
  * frozen. The target takes over now; until its commit, non-zero gives the
@@ -419,15 +432,10 @@ static int copy_post_dump(void *arg)
 static int live_handover(struct operation *op, struct source_job *job, const char *rootfs, unsigned shift,
 			 const struct timespec *first_pass, struct ferry_error **err)
 {
-	if (await_ready(job, err) < 0)
-		return -1;
 	struct handover h = { .op = op, .job = job, .rootfs = rootfs, .shift = shift, .first_pass = first_pass };
-	pthread_mutex_init(&h.lock, NULL);
 	int criu_socket = -1;
-	if (migrate_pages_source_start(false, job->pages, job->page_requests, &criu_socket, &h.pages, err) < 0) {
-		pthread_mutex_destroy(&h.lock);
+	if (handover_begin(&h, false, &criu_socket, err) < 0)
 		return -1;
-	}
 	operation_set_metadata_key(op, "phase", json_string("checkpoint"));
 	int r = instance_config_mark(job->name, INSTANCE_KEY_OUTGOING, "frozen", err);
 	if (r == 0) {
@@ -516,15 +524,10 @@ static bool lazy_failed(void *arg)
 static int live_handover_post_copy(struct operation *op, struct source_job *job, const char *rootfs, unsigned shift,
 				   const struct timespec *first_pass, struct ferry_error **err)
 {
-	if (await_ready(job, err) < 0)
-		return -1;
 	struct handover h = { .op = op, .job = job, .rootfs = rootfs, .shift = shift, .first_pass = first_pass };
-	pthread_mutex_init(&h.lock, NULL);
 	int criu_socket = -1;
-	if (migrate_pages_source_start(true, job->pages, job->page_requests, &criu_socket, &h.pages, err) < 0) {
-		pthread_mutex_destroy(&h.lock);
+	if (handover_begin(&h, true, &criu_socket, err) < 0)
 		return -1;
-	}
 	operation_set_metadata_key(op, "phase", json_string("checkpoint"));
 	int r = instance_config_mark(job->name, INSTANCE_KEY_OUTGOING, "post-copy", err);
 	if (r == 0) {

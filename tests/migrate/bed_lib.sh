@@ -58,3 +58,22 @@ counter_pid() { fy "$1" exec c1 -- cat /tmp/counter.pid; }
 expect_counted() {
 	if [ "$3" -gt "$2" ]; then pass "$1 ($2 -> $3)"; else fail "$1" "before: $2" "after: $3"; fi
 }
+
+# A TCP connection to an echo server in c1, from the LAN: the test opens it
+# in its own shell as `coproc TCP { exec "$TESTBED" lan-exec "$BED_DIR" socat
+# - TCP:ADDR:PORT; }` and sets TCP_PID=$TCP_PID; tcp_cleanup ends it (on
+# EXIT, before bed_down).
+tcp_cleanup() {
+	[ -z "${TCP_PID:-}" ] || kill "$TCP_PID" 2>/dev/null
+}
+tcp_echo() {
+	local line
+	echo "$1" >&"${TCP[1]}" || return 1
+	read -r -t 10 line <&"${TCP[0]}" || return 1
+	[ "$line" = "$1" ]
+}
+# expect_echo DESCRIPTION LINE. In the test's shell, not in check's
+# subshell: bash may close a coproc's fds there.
+expect_echo() {
+	if tcp_echo "$2"; then pass "$1"; else fail "$1" "no echo of $2 on the connection"; fi
+}

@@ -17,21 +17,7 @@ bed_up 2 || { echo "Bail out! testbed up failed"; exit 1; }
 
 MOVES=${LIVE_MOVES:-10}
 
-test_cleanup() {
-	[ -z "${TCP_PID:-}" ] || kill "$TCP_PID" 2>/dev/null
-}
-trap 'test_cleanup; bed_down' EXIT
-
-tcp_echo() {
-	local line
-	echo "$1" >&"${TCP[1]}" || return 1
-	read -r -t 10 line <&"${TCP[0]}" || return 1
-	[ "$line" = "$1" ]
-}
-# In this shell, not in check's subshell: bash may close a coproc's fds there.
-expect_echo() {
-	if tcp_echo "$2"; then pass "$1"; else fail "$1" "no echo of $2 on the connection"; fi
-}
+trap 'tcp_cleanup; bed_down' EXIT
 
 fy h1 image build busybox --alias busybox >/dev/null
 check "launch c1 on h1" fy h1 launch busybox c1

@@ -19,21 +19,7 @@ bed_up 2 || { echo "Bail out! testbed up failed"; exit 1; }
 
 MEM_MIB=${POST_COPY_MIB:-192}
 
-test_cleanup() {
-	[ -z "${TCP_PID:-}" ] || kill "$TCP_PID" 2>/dev/null
-}
-trap 'test_cleanup; bed_down' EXIT
-
-tcp_echo() {
-	local line
-	echo "$1" >&"${TCP[1]}" || return 1
-	read -r -t 10 line <&"${TCP[0]}" || return 1
-	[ "$line" = "$1" ]
-}
-# In this shell, not in check's subshell: bash may close a coproc's fds there.
-expect_echo() {
-	if tcp_echo "$2"; then pass "$1"; else fail "$1" "no echo of $2 on the connection"; fi
-}
+trap 'tcp_cleanup; bed_down' EXIT
 
 # memcheck's report on host $1: "PID SEED ROUNDS BAD".
 memcheck() { fy "$1" exec c1 -- cat /tmp/memcheck 2>/dev/null; }
