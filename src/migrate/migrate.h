@@ -95,10 +95,11 @@
  * migration.memory says: "auto", post-copy for an instance using at least
  * MIGRATE_POST_COPY_FROM bytes (its memory cgroup's usage), else
  * stop-and-copy. Measured (bench/migrate_downtime.sh, README): post-copy's
- * downtime stays at 0.5-0.75 s from 16 MiB to 2 GiB, stop-and-copy's grows
- * with the memory (0.6 s at 16 MiB, 0.9 s at 64 MiB, 1.7 s at 256 MiB, 8 s
- * at 1 GiB); below a few tens of MiB the two are alike, and stop-and-copy
- * has no window in which a failure loses the memory. */
+ * downtime stays at 0.4-0.7 s from 16 MiB to 1 GiB (1.0 s at 2 GiB),
+ * stop-and-copy's grows with the memory (0.66 s at 16 MiB, 0.8 s at 64 MiB,
+ * 1.7 s at 256 MiB, 8.5 s at 1 GiB); below a few tens of MiB the two are
+ * alike, and stop-and-copy has no window in which a failure loses the
+ * memory. */
 #define MIGRATE_MEMORY_DEFAULT "auto"
 #define MIGRATE_POST_COPY_FROM (32LL << 20)
 /* Not a secret: the port of the source's stream listener (channel.h), as a
