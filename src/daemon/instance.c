@@ -1360,6 +1360,7 @@ int instance_stop_stateful_as(const char *name, const char *what, const struct r
 		o.page_socket = lazy->page_socket;
 		o.post_dump = lazy->post_dump;
 		o.lazy_failed = lazy->lazy_failed;
+		o.frozen = lazy->frozen;
 		o.post_dump_arg = lazy->post_dump_arg;
 	}
 	long long t0 = now_ms();

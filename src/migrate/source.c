@@ -238,17 +238,12 @@ static void copy_dump_log(const char *name, const char *state)
 		log_warn("instance %s: the dump log stays here only: %s", name, e->msg);
 }
 
-/* What a live move sends while the instance is stopped: the rootfs's
- * changes and its paths, then the saved state (with the dump's log) and
- * /dev. */
-static int send_final(struct operation *op, struct source_job *job, const char *rootfs, unsigned shift,
-		      const struct timespec *first_pass, struct ferry_error **err)
+/* What a live move sends once the instance is frozen: the rootfs's
+ * changes since the first pass, then every path it holds. */
+static int send_rootfs_changes(struct operation *op, struct source_job *job, const char *rootfs, unsigned shift,
+			       const struct timespec *first_pass, unsigned long long *bytes, struct ferry_error **err)
 {
-	cleanup_free char *state = instance_state_dir(job->name);
-	cleanup_free char *dir = instance_dir(job->name);
-	cleanup_free char *dev = xasprintf("%s/dev", dir);
 	json_t *paths = json_object();
-	unsigned long long n = 0, total = 0;
 	/* The kernel stamps files with a clock that may lag by a tick: slack. */
 	struct timespec since = *first_pass;
 	since.tv_nsec -= 50 * 1000000L;
@@ -256,23 +251,29 @@ static int send_final(struct operation *op, struct source_job *job, const char *
 		since.tv_sec--;
 		since.tv_nsec += 1000000000L;
 	}
-	int r = send_tree(op, job->fs, rootfs, shift, &since, path_seen, paths, &n, err);
-	total += n;
+	int r = send_tree(op, job->fs, rootfs, shift, &since, path_seen, paths, bytes, err);
 	if (r == 0)
 		r = migrate_send_paths(job->control, paths, err);
 	json_decref(paths);
-	if (r == 0) {
-		operation_set_metadata_key(op, "phase", json_string("sending the state"));
-		copy_dump_log(job->name, state);
-		r = send_tree(op, job->state, state, 0, NULL, NULL, NULL, &n, err);
-		total += n;
-	}
+	return r;
+}
+
+/* Then, once CRIU has dumped it: the state (with the dump's log) and /dev. */
+static int send_saved_state(struct operation *op, struct source_job *job, unsigned shift, unsigned long long *bytes,
+			    struct ferry_error **err)
+{
+	cleanup_free char *state = instance_state_dir(job->name);
+	cleanup_free char *dir = instance_dir(job->name);
+	cleanup_free char *dev = xasprintf("%s/dev", dir);
+	unsigned long long n = 0;
+	operation_set_metadata_key(op, "phase", json_string("sending the state"));
+	copy_dump_log(job->name, state);
+	int r = send_tree(op, job->state, state, 0, NULL, NULL, NULL, &n, err);
+	*bytes += n;
 	if (r == 0) {
 		r = send_tree(op, job->state, dev, shift, NULL, NULL, NULL, &n, err);
-		total += n;
+		*bytes += n;
 	}
-	if (r == 0)
-		log_info("instance %s: sent its state and rootfs changes (%llu bytes)", job->name, total);
 	return r;
 }
 
@@ -285,6 +286,12 @@ struct handover {
 	unsigned shift;
 	const struct timespec *first_pass;
 	long long t_freeze, t_dumped, t_sent, t_restored, t_running, t_done;
+	/* The rootfs's changes go while CRIU dumps (the container is frozen). */
+	pthread_t walker;
+	bool walking, walk_done;
+	int walk_result;
+	struct ferry_error *walk_err;
+	unsigned long long walk_bytes;
 	/* post-copy: the commit races the end of CRIU's page serving */
 	pthread_mutex_t lock;
 	bool committed;  /* INSTANCE_KEY_OUTGOING "committed": never run here again */
@@ -297,12 +304,50 @@ struct handover {
 	struct ferry_error *complete_err;
 };
 
-/* The instance is checkpointed: send what changed and the state. */
+static void *rootfs_walk(void *arg)
+{
+	struct handover *h = arg;
+	h->walk_result = send_rootfs_changes(h->op, h->job, h->rootfs, h->shift, h->first_pass, &h->walk_bytes,
+					     &h->walk_err);
+	h->walk_done = true;
+	return NULL;
+}
+
+/* The container is frozen, CRIU about to start (runtime_checkpoint_opts
+ * .frozen): the rootfs's changes go meanwhile. */
+static void rootfs_walk_start(void *arg)
+{
+	struct handover *h = arg;
+	h->walking = pthread_create(&h->walker, NULL, rootfs_walk, h) == 0;
+}
+
+/* The rootfs's changes are sent (or failed): 0, or -1 with why. */
+static int rootfs_walk_join(struct handover *h, struct ferry_error **err)
+{
+	if (h->walking) {
+		pthread_join(h->walker, NULL);
+		h->walking = false;
+	}
+	if (!h->walk_done)
+		rootfs_walk(h); /* no walker ran (it could not start): here, now */
+	if (h->walk_result < 0) {
+		error_move(err, &h->walk_err);
+		return -1;
+	}
+	return 0;
+}
+
+/* The instance is checkpointed: the rootfs's changes are through (or go
+ * now), then the state. */
 static int send_state(struct handover *h, struct ferry_error **err)
 {
 	h->t_dumped = now_ms();
-	int r = send_final(h->op, h->job, h->rootfs, h->shift, h->first_pass, err);
+	int r = rootfs_walk_join(h, err);
+	if (r == 0)
+		r = send_saved_state(h->op, h->job, h->shift, &h->walk_bytes, err);
 	h->t_sent = now_ms();
+	if (r == 0)
+		log_info("instance %s: sent its state and rootfs changes (%llu bytes)", h->job->name, h->walk_bytes);
 	return r;
 }
 
@@ -356,8 +401,10 @@ static void dump_failed(struct handover *h, struct ferry_error **err)
 		return;
 	struct migrate_result res = { 0 };
 	cleanup_error struct ferry_error *e = NULL;
-	/* Its wait for the rootfs's changes ends: it answers on control. */
+	/* Its wait for the rootfs's changes or the state ends: it answers on
+	 * control. */
 	ws_close(h->job->fs, 1000, "");
+	ws_close(h->job->state, 1000, "");
 	if (migrate_recv_result(h->job->control, &res, MIGRATE_REASON_TIMEOUT_MS, &e) == 0 && !res.success &&
 	    res.message != NULL) {
 		error_free(err);
@@ -441,10 +488,14 @@ static int live_handover(struct operation *op, struct source_job *job, const cha
 	if (r == 0) {
 		h.t_freeze = now_ms();
 		struct runtime_checkpoint_opts o = {
-			.page_server = true, .page_socket = criu_socket, .post_dump = copy_post_dump, .post_dump_arg = &h,
+			.page_server = true, .page_socket = criu_socket, .post_dump = copy_post_dump,
+			.frozen = rootfs_walk_start, .post_dump_arg = &h,
 		};
 		r = instance_stop_stateful_as(job->name, "migration", &o, err);
 	}
+	if (h.walking)
+		pthread_join(h.walker, NULL);
+	error_free(&h.walk_err);
 	close(criu_socket);
 	migrate_pages_stop(h.pages);
 	cleanup_error struct ferry_error *e = NULL;
@@ -534,11 +585,14 @@ static int live_handover_post_copy(struct operation *op, struct source_job *job,
 		h.t_freeze = now_ms();
 		struct runtime_checkpoint_opts lazy = {
 			.lazy = true, .page_socket = criu_socket, .post_dump = lazy_post_dump, .lazy_failed = lazy_failed,
-			.post_dump_arg = &h,
+			.frozen = rootfs_walk_start, .post_dump_arg = &h,
 		};
 		r = instance_stop_stateful_as(job->name, "migration", &lazy, err);
 		h.t_done = now_ms();
 	}
+	if (h.walking)
+		pthread_join(h.walker, NULL);
+	error_free(&h.walk_err);
 	lazy_failed(&h); /* no commit after this point */
 	close(criu_socket);
 	if (h.watching)

@@ -42,6 +42,8 @@ static int checkpoint_container(const struct runtime_spec *spec, const struct ru
 		return -1;
 	}
 
+	if (o->frozen != NULL && !o->ptrace_seize)
+		o->frozen(o->post_dump_arg);
 	struct checkpoint_dump_opts d = {
 		.pid = init,
 		.images_dir = o->images_dir,

@@ -124,6 +124,9 @@ struct runtime_checkpoint_opts {
 	int page_socket;
 	int (*post_dump)(void *arg);
 	bool (*lazy_failed)(void *arg);
+	/* Called (with post_dump_arg) once the container is frozen, before CRIU
+	 * starts: its files change no more from here on. May be NULL. */
+	void (*frozen)(void *arg);
 	void *post_dump_arg;
 };
 

@@ -98,7 +98,7 @@ move_until_state() {
 expect_back_here() {
 	wait "$move_pid"
 	expect_eq "the move fails ($1)" "$?" 1
-	expect_match "... saying that c1 runs on $here again" "$(cat "$BED_DIR/move.out")" "runs here again"
+	expect_match "... saying that c1 runs on $here again" "$(cat "$BED_DIR/move.out")" "runs here again|keeps running"
 	expect_eq "c1 runs on $here" "$(state "$here" c1)" RUNNING
 	expect_eq "... the same process" "$(counter_pid "$here")" "$pid"
 	expect_echo "... and the connection still echoes" "after-$1"
