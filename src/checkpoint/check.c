@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <spawn.h>
 #include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -98,24 +97,15 @@ int checkpoint_check(json_t **out, struct ferry_error **err)
 
 /* ---- CPU compatibility (a live migration's pre-flight) -------------------- */
 
-extern char **environ;
-
 /* Run `criu cpuinfo ACTION -D dir -o LOG` with no stdio: 0 when it succeeds,
  * else the error with CRIU's own lines from its log. */
 static int criu_cpuinfo(const char *action, const char *dir, struct ferry_error **err)
 {
 	cleanup_free char *log = xasprintf("%s/cpuinfo-%s.log", dir, action);
 	char *argv[] = { CHECKPOINT_CRIU_BINARY, "cpuinfo", (char *)action, "-D", (char *)dir, "-o", log, NULL };
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, 1, 2);
 	pid_t pid;
-	int r = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	if (r != 0)
-		return error_sys(err, r, "run %s cpuinfo %s", CHECKPOINT_CRIU_BINARY, action);
+	if (checkpoint_spawn_criu(argv, -1, -1, &pid, err) < 0)
+		return -1;
 	int status;
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;

@@ -114,13 +114,6 @@ int checkpoint_restore(const struct checkpoint_restore_opts *o, pid_t *pid, int 
  * process listed in cgroup_procs (a cgroup.procs file that holds them all). */
 int checkpoint_resume(const char *cgroup_procs, struct ferry_error **err);
 
-/* Post-copy's receiving end: start `criu lazy-pages` as a child of the
- * caller, taking the pages from page_socket (a connected stream socket to
- * the dumping CRIU's page server; the child gets a copy) for the tasks a
- * restore with lazy_pages (images in images_dir, log in work_dir) is
- * about to create. Returns once it listens in work_dir, its pid in *pid.
- * It exits once every page is in (status 0), or when the pages can't
- * come (the tasks then lack memory: they must not run on). */
 /* Stop-and-copy's receiving end: start `criu page-server` as a child of
  * the caller, writing the pages that come on page_socket (the caller
  * keeps its copy) into images_dir, its log at log_path. It exits once
@@ -131,8 +124,16 @@ int checkpoint_page_server_start(const char *images_dir, const char *log_path, i
  * is written. */
 int checkpoint_page_server_wait(pid_t pid, const char *log_path, int timeout_ms, struct ferry_error **err);
 
-int checkpoint_lazy_pages_start(const char *images_dir, const char *work_dir, const char *log_path,
-				int page_socket, pid_t *pid, struct ferry_error **err);
+/* Post-copy's receiving end: start `criu lazy-pages` as a child of the
+ * caller, taking the pages from page_socket (a connected stream socket to
+ * the dumping CRIU's page server; the child gets a copy) for the tasks a
+ * restore with lazy_pages (images in images_dir, its log in the same
+ * directory as log_path) is about to create. Returns once it listens
+ * there, its pid in *pid. It exits once every page is in (status 0), or
+ * when the pages can't come (the tasks then lack memory: they must not
+ * run on). */
+int checkpoint_lazy_pages_start(const char *images_dir, const char *log_path, int page_socket, pid_t *pid,
+				struct ferry_error **err);
 
 /* This host's CPU as CRIU describes it (`criu cpuinfo dump`: the bytes of
  * its cpuinfo.img), and whether a dump made on the CPU so described can be

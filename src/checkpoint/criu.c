@@ -363,17 +363,17 @@ int checkpoint_resume(const char *cgroup_procs, struct ferry_error **err)
 	return 0;
 }
 
-
 extern char **environ;
 
-static int spawn_criu(char **argv, int socket, int status_fd, pid_t *pid, struct ferry_error **err)
+int checkpoint_spawn_criu(char **argv, int socket, int status_fd, pid_t *pid, struct ferry_error **err)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, 1, 2);
-	posix_spawn_file_actions_adddup2(&fa, socket, 3);
+	if (socket >= 0)
+		posix_spawn_file_actions_adddup2(&fa, socket, 3);
 	if (status_fd >= 0)
 		posix_spawn_file_actions_adddup2(&fa, status_fd, 4);
 	checkpoint_prepare_rundir();
@@ -384,17 +384,29 @@ static int spawn_criu(char **argv, int socket, int status_fd, pid_t *pid, struct
 	return 0;
 }
 
+/* A CRIU command's work directory (-W) and log name (-o, relative to it)
+ * from the log's full path. */
+static int split_log_path(const char *what, const char *log_path, char **work_dir, const char **log_name,
+			  struct ferry_error **err)
+{
+	const char *slash = strrchr(log_path, '/');
+	if (slash == NULL)
+		return error_bad_request(err, "criu %s: log path %s is not absolute", what, log_path);
+	*work_dir = strndup(log_path, (size_t)(slash - log_path));
+	*log_name = slash + 1;
+	return 0;
+}
+
 int checkpoint_page_server_start(const char *images_dir, const char *log_path, int page_socket, pid_t *pid,
 				 struct ferry_error **err)
 {
-	cleanup_free char *work_dir = xstrdup(log_path);
-	char *slash = strrchr(work_dir, '/');
-	if (slash == NULL)
-		return error_bad_request(err, "criu page-server: log path %s is not absolute", log_path);
-	*slash = '\0';
+	cleanup_free char *work_dir = NULL;
+	const char *log_name = NULL;
+	if (split_log_path("page-server", log_path, &work_dir, &log_name, err) < 0)
+		return -1;
 	char *argv[] = { CHECKPOINT_CRIU_BINARY, "page-server", "--ps-socket", "3", "-D", (char *)images_dir,
-			 "-W", work_dir, "-o", slash + 1, "-v4", NULL };
-	return spawn_criu(argv, page_socket, -1, pid, err);
+			 "-W", work_dir, "-o", (char *)log_name, "-v4", NULL };
+	return checkpoint_spawn_criu(argv, page_socket, -1, pid, err);
 }
 
 int checkpoint_page_server_wait(pid_t pid, const char *log_path, int timeout_ms, struct ferry_error **err)
@@ -424,18 +436,21 @@ int checkpoint_page_server_wait(pid_t pid, const char *log_path, int timeout_ms,
 			 errors ? errors : "no reason in its log", log_path);
 }
 
-int checkpoint_lazy_pages_start(const char *images_dir, const char *work_dir, const char *log_path,
-				int page_socket, pid_t *pid, struct ferry_error **err)
+int checkpoint_lazy_pages_start(const char *images_dir, const char *log_path, int page_socket, pid_t *pid,
+				struct ferry_error **err)
 {
-	const char *log_name = strrchr(log_path, '/') ? strrchr(log_path, '/') + 1 : log_path;
+	cleanup_free char *work_dir = NULL;
+	const char *log_name = NULL;
+	if (split_log_path("lazy-pages", log_path, &work_dir, &log_name, err) < 0)
+		return -1;
 	int status[2];
 	if (pipe2(status, O_CLOEXEC) < 0)
 		return error_sys(err, errno, "criu lazy-pages: pipe");
 	cleanup_close int status_read = status[0];
 	cleanup_close int status_write = status[1];
 	char *argv[] = { CHECKPOINT_CRIU_BINARY, "lazy-pages", "--page-server", "--ps-socket", "3", "--status-fd", "4",
-			 "-D", (char *)images_dir, "-W", (char *)work_dir, "-o", (char *)log_name, "-v4", NULL };
-	if (spawn_criu(argv, page_socket, status_write, pid, err) < 0)
+			 "-D", (char *)images_dir, "-W", work_dir, "-o", (char *)log_name, "-v4", NULL };
+	if (checkpoint_spawn_criu(argv, page_socket, status_write, pid, err) < 0)
 		return -1;
 	close(steal_fd(&status_write));
 	/* One byte once it listens; nothing if it died first. */

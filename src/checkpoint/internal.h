@@ -1,6 +1,8 @@
 /* Shared between the checkpoint files; not part of checkpoint.h. */
 #pragma once
 
+#include <sys/types.h>
+
 #include "common/error.h"
 
 /* CRIU 4.2.1, built by the project's setup script (design.md). */
@@ -19,3 +21,7 @@ void checkpoint_prepare_rundir(void);
 /* Fill *err for a failed libcriu call r: CRIU's own error lines from its log
  * and the log's path. Returns -1. */
 int checkpoint_criu_error(struct ferry_error **err, const char *what, int r, const char *log_path);
+
+/* Run a CRIU command (argv[0] the binary) as a child of the caller, stdio
+ * on /dev/null; socket (>= 0) becomes its fd 3, status_fd (>= 0) its fd 4. */
+int checkpoint_spawn_criu(char **argv, int socket, int status_fd, pid_t *pid, struct ferry_error **err);

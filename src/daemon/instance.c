@@ -1353,16 +1353,10 @@ int instance_stop_stateful_as(const char *name, const char *what, const struct r
 	    mkdir_p(log_dir, 0700, err) < 0)
 		goto out;
 	log_path = checkpoint_log_path(log_dir, what, "dump");
-	struct runtime_checkpoint_opts o = { .images_dir = state_dir, .log_path = log_path, .leave_running = false };
-	if (lazy != NULL) {
-		o.lazy = lazy->lazy;
-		o.page_server = lazy->page_server;
-		o.page_socket = lazy->page_socket;
-		o.post_dump = lazy->post_dump;
-		o.lazy_failed = lazy->lazy_failed;
-		o.frozen = lazy->frozen;
-		o.post_dump_arg = lazy->post_dump_arg;
-	}
+	struct runtime_checkpoint_opts o = lazy != NULL ? *lazy : (struct runtime_checkpoint_opts){ 0 };
+	o.images_dir = state_dir;
+	o.log_path = log_path;
+	o.leave_running = false;
 	long long t0 = now_ms();
 	if (runtime_checkpoint(name, dir, &o, err) < 0) {
 		cleanup_error struct ferry_error *ignored = NULL;

@@ -1,4 +1,4 @@
-/* Post-copy's page traffic (pages.h): two relay threads per side between
+/* A live move's page traffic (pages.h): two relay threads per side between
  * a local socket and the two page streams. */
 #include <errno.h>
 #include <pthread.h>

@@ -298,6 +298,7 @@ struct handover {
 	bool dump_over;  /* CRIU stopped serving pages: too late to commit */
 	struct ferry_error *err;      /* why the takeover failed (post-copy's watcher) */
 	struct migrate_pages *pages;
+	unsigned long long page_bytes; /* relayed */
 	pthread_t watcher;
 	bool watching;
 	struct migrate_result complete; /* the target's last word on the pages */
@@ -414,7 +415,7 @@ static void dump_failed(struct handover *h, struct ferry_error **err)
 	migrate_result_clear(&res);
 }
 
-static void report_times(struct handover *h, unsigned long long page_bytes)
+static void report_times(struct handover *h)
 {
 	const char *name = h->job->name;
 	json_t *times = json_pack("{s:I, s:I, s:I, s:I, s:I}", "checkpoint_ms", (json_int_t)(h->t_dumped - h->t_freeze),
@@ -423,7 +424,7 @@ static void report_times(struct handover *h, unsigned long long page_bytes)
 				  "downtime_ms", (json_int_t)(h->t_running - h->t_freeze));
 	if (h->t_done > 0) {
 		json_object_set_new(times, "pages_ms", json_integer(h->t_done - h->t_running));
-		json_object_set_new(times, "pages_bytes", json_integer((json_int_t)page_bytes));
+		json_object_set_new(times, "pages_bytes", json_integer((json_int_t)h->page_bytes));
 	}
 	operation_set_metadata_key(h->op, "migration_times", times);
 	operation_set_metadata_key(h->op, "phase", json_string("done"));
@@ -448,17 +449,64 @@ static int await_ready(struct source_job *job, struct ferry_error **err)
 	return 0;
 }
 
-/* The target is ready: the page relay starts (*criu_socket: the dump's). */
-static int handover_begin(struct handover *h, bool lazy, int *criu_socket, struct ferry_error **err)
+/* CRIU could not serve every page: may its tasks run here again? */
+static bool lazy_failed(void *arg)
 {
-	if (await_ready(h->job, err) < 0)
+	struct handover *h = arg;
+	pthread_mutex_lock(&h->lock);
+	h->dump_over = true;
+	bool committed = h->committed;
+	pthread_mutex_unlock(&h->lock);
+	return committed;
+}
+
+/* Both memory modes, once the target is ready: the page relay, the
+ * checkpoint (INSTANCE_KEY_OUTGOING = mark while it lasts; o gets the
+ * socket and the hooks' argument), then what is left to wind down once
+ * CRIU returns: the rootfs walk, the takeover watcher, the relay. Returns
+ * the dump's result, with the target's reason when its side broke it. */
+static int handover_run(struct handover *h, const char *mark, struct runtime_checkpoint_opts *o,
+			struct ferry_error **err)
+{
+	struct source_job *job = h->job;
+	int criu_socket = -1;
+	if (await_ready(job, err) < 0)
 		return -1;
 	pthread_mutex_init(&h->lock, NULL);
-	if (migrate_pages_source_start(lazy, h->job->pages, h->job->page_requests, criu_socket, &h->pages, err) < 0) {
-		pthread_mutex_destroy(&h->lock);
-		return -1;
+	int r = migrate_pages_source_start(o->lazy, job->pages, job->page_requests, &criu_socket, &h->pages, err);
+	if (r == 0) {
+		operation_set_metadata_key(h->op, "phase", json_string("checkpoint"));
+		r = instance_config_mark(job->name, INSTANCE_KEY_OUTGOING, mark, err);
 	}
-	return 0;
+	bool dumped = r == 0;
+	if (dumped) {
+		h->t_freeze = now_ms();
+		o->page_socket = criu_socket;
+		o->frozen = rootfs_walk_start;
+		o->post_dump_arg = h;
+		r = instance_stop_stateful_as(job->name, "migration", o, err);
+		if (o->lazy)
+			h->t_done = now_ms();
+	}
+	if (h->walking)
+		pthread_join(h->walker, NULL);
+	error_free(&h->walk_err);
+	lazy_failed(h); /* no commit after this point */
+	if (criu_socket >= 0)
+		close(criu_socket);
+	if (h->watching)
+		pthread_join(h->watcher, NULL);
+	h->page_bytes = migrate_pages_stop(h->pages);
+	pthread_mutex_destroy(&h->lock);
+	if (!dumped)
+		return r;
+	/* Only now: the watcher may have marked the commit until it ended. */
+	cleanup_error struct ferry_error *e = NULL;
+	if (instance_config_mark(job->name, INSTANCE_KEY_OUTGOING, NULL, &e) < 0)
+		log_error("instance %s: %s", job->name, e->msg);
+	if (r < 0)
+		dump_failed(h, err);
+	return r;
 }
 
 /* CRIU's post-dump notification in a stop-and-copy: every page is with
@@ -480,29 +528,8 @@ static int live_handover(struct operation *op, struct source_job *job, const cha
 			 const struct timespec *first_pass, struct ferry_error **err)
 {
 	struct handover h = { .op = op, .job = job, .rootfs = rootfs, .shift = shift, .first_pass = first_pass };
-	int criu_socket = -1;
-	if (handover_begin(&h, false, &criu_socket, err) < 0)
-		return -1;
-	operation_set_metadata_key(op, "phase", json_string("checkpoint"));
-	int r = instance_config_mark(job->name, INSTANCE_KEY_OUTGOING, "frozen", err);
-	if (r == 0) {
-		h.t_freeze = now_ms();
-		struct runtime_checkpoint_opts o = {
-			.page_server = true, .page_socket = criu_socket, .post_dump = copy_post_dump,
-			.frozen = rootfs_walk_start, .post_dump_arg = &h,
-		};
-		r = instance_stop_stateful_as(job->name, "migration", &o, err);
-	}
-	if (h.walking)
-		pthread_join(h.walker, NULL);
-	error_free(&h.walk_err);
-	close(criu_socket);
-	migrate_pages_stop(h.pages);
-	cleanup_error struct ferry_error *e = NULL;
-	if (instance_config_mark(job->name, INSTANCE_KEY_OUTGOING, NULL, &e) < 0)
-		log_error("instance %s: %s", job->name, e->msg);
-	if (r < 0)
-		dump_failed(&h, err);
+	struct runtime_checkpoint_opts o = { .page_server = true, .post_dump = copy_post_dump };
+	int r = handover_run(&h, "frozen", &o, err);
 	if (r < 0 && h.err != NULL) {
 		/* Called off at the notification: CRIU gave the tasks back, they
 		 * run here. The target's side of it says more than CRIU's. */
@@ -514,14 +541,12 @@ static int live_handover(struct operation *op, struct source_job *job, const cha
 		error_wrap(err, "the copy here is gone: it runs there unless the target failed to resume it");
 		r = -1;
 	}
-	if (r == 0 || h.committed) {
-		if (instance_discard_state(job->name, &e) < 0)
-			log_error("instance %s: after the move: %s", job->name, e->msg);
-	}
+	cleanup_error struct ferry_error *e = NULL;
+	if ((r == 0 || h.committed) && instance_discard_state(job->name, &e) < 0)
+		log_error("instance %s: after the move: %s", job->name, e->msg);
 	if (r == 0)
-		report_times(&h, 0);
+		report_times(&h);
 	error_free(&h.err);
-	pthread_mutex_destroy(&h.lock);
 	return r < 0 ? -1 : 0;
 }
 
@@ -559,50 +584,15 @@ static int lazy_post_dump(void *arg)
 	return 0;
 }
 
-/* CRIU could not serve every page: may its tasks run here again? */
-static bool lazy_failed(void *arg)
-{
-	struct handover *h = arg;
-	pthread_mutex_lock(&h->lock);
-	h->dump_over = true;
-	bool committed = h->committed;
-	pthread_mutex_unlock(&h->lock);
-	return committed;
-}
-
 /* Post-copy: CRIU dumps all but the memory; the target runs the instance
  * as soon as it is restored, and the pages follow (migrate.h). */
 static int live_handover_post_copy(struct operation *op, struct source_job *job, const char *rootfs, unsigned shift,
 				   const struct timespec *first_pass, struct ferry_error **err)
 {
 	struct handover h = { .op = op, .job = job, .rootfs = rootfs, .shift = shift, .first_pass = first_pass };
-	int criu_socket = -1;
-	if (handover_begin(&h, true, &criu_socket, err) < 0)
-		return -1;
-	operation_set_metadata_key(op, "phase", json_string("checkpoint"));
-	int r = instance_config_mark(job->name, INSTANCE_KEY_OUTGOING, "post-copy", err);
-	if (r == 0) {
-		h.t_freeze = now_ms();
-		struct runtime_checkpoint_opts lazy = {
-			.lazy = true, .page_socket = criu_socket, .post_dump = lazy_post_dump, .lazy_failed = lazy_failed,
-			.frozen = rootfs_walk_start, .post_dump_arg = &h,
-		};
-		r = instance_stop_stateful_as(job->name, "migration", &lazy, err);
-		h.t_done = now_ms();
-	}
-	if (h.walking)
-		pthread_join(h.walker, NULL);
-	error_free(&h.walk_err);
-	lazy_failed(&h); /* no commit after this point */
-	close(criu_socket);
-	if (h.watching)
-		pthread_join(h.watcher, NULL);
-	unsigned long long page_bytes = migrate_pages_stop(h.pages);
+	struct runtime_checkpoint_opts o = { .lazy = true, .post_dump = lazy_post_dump, .lazy_failed = lazy_failed };
+	int r = handover_run(&h, "post-copy", &o, err);
 	cleanup_error struct ferry_error *e = NULL;
-	if (instance_config_mark(job->name, INSTANCE_KEY_OUTGOING, NULL, &e) < 0)
-		log_error("instance %s: %s", job->name, e->msg);
-	if (r < 0)
-		dump_failed(&h, err);
 	if (r < 0 && !h.committed) {
 		/* The dump was called off or its pages stopped before the commit:
 		 * CRIU gave the tasks back, they run here. The target's side of it
@@ -628,12 +618,11 @@ static int live_handover_post_copy(struct operation *op, struct source_job *job,
 	if (r == 0) {
 		if (instance_discard_state(job->name, &e) < 0)
 			log_error("instance %s: after the move: %s", job->name, e->msg);
-		report_times(&h, page_bytes);
+		report_times(&h);
 	}
 	error_free(&h.err);
 	error_free(&h.complete_err);
 	migrate_result_clear(&h.complete);
-	pthread_mutex_destroy(&h.lock);
 	return r < 0 ? -1 : 0;
 }
 
@@ -794,15 +783,13 @@ struct response *migrate_source_respond(const char *name, json_t *body)
 	}
 	json_t *metadata = json_pack("{s:s, s:s}", MIGRATE_SECRET_CONTROL, job->secret_control, MIGRATE_SECRET_FS,
 				     job->secret_fs);
-	if (live)
-		json_object_set_new(metadata, MIGRATE_SECRET_STATE, json_string(job->secret_state));
 	if (live) {
+		json_object_set_new(metadata, MIGRATE_SECRET_STATE, json_string(job->secret_state));
 		json_object_set_new(metadata, MIGRATE_SECRET_PAGES, json_string(job->secret_pages));
 		json_object_set_new(metadata, MIGRATE_SECRET_PAGE_REQUESTS, json_string(job->secret_page_requests));
+		json_object_set_new(metadata, "memory", json_string(job->post_copy ? "post-copy" : "stop-and-copy"));
 	}
 	json_object_set_new(metadata, MIGRATE_SECRET_PORT, json_sprintf("%d", migrate_listener_port(job->listener)));
-	if (live)
-		json_object_set_new(metadata, "memory", json_string(post_copy ? "post-copy" : "stop-and-copy"));
 	return instance_operation_respond(true, "Migrating instance", name, metadata, source_run, source_connect, job,
 					  source_job_free);
 }

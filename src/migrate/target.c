@@ -12,8 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -268,6 +266,17 @@ static int prune_tree(const char *rootfs, json_t *keep, struct ferry_error **err
 	return 0;
 }
 
+/* CRIU images as a tar stream (owners unshifted: host root's) into dir,
+ * which CRIU reads from inside the instance's user namespace. */
+static int recv_images(struct ws *ws, const char *name, const char *dir, struct progress *progress,
+		       struct ferry_error **err)
+{
+	if (instance_images_dir_make(name, dir, err) < 0 || recv_rootfs(ws, dir, 0, progress, err) < 0)
+		return -1;
+	/* The unpacker leaves it 0755 and root's. */
+	return instance_images_dir_make(name, dir, err);
+}
+
 /* The header's snapshots, each from its fs stream (a stateful one's CRIU
  * images too). *created
  * counts the rows made, for the cleanup. */
@@ -302,11 +311,7 @@ static int recv_snapshots(struct migrate_stream *fs, const char *name, json_t *s
 			r = recv_rootfs(migrate_stream_ws(fs), srootfs, shift, progress, err);
 		if (r == 0 && s.stateful) {
 			cleanup_free char *sstate = xasprintf("%s/state", sdir);
-			r = instance_images_dir_make(name, sstate, err);
-			if (r == 0)
-				r = recv_rootfs(migrate_stream_ws(fs), sstate, 0, progress, err);
-			if (r == 0)
-				r = instance_images_dir_make(name, sstate, err);
+			r = recv_images(migrate_stream_ws(fs), name, sstate, progress, err);
 		}
 		if (r == 0) {
 			s.instance = xstrdup(name);
@@ -447,12 +452,19 @@ static int page_intake_finish(struct page_intake *pi, const char *state_dir, str
 	return r;
 }
 
-static void page_intake_clear(struct page_intake *pi)
+/* After page_intake_finish, or instead of it when the takeover failed
+ * (err: its error): a page server that failed (a full disk, say) is why
+ * the source stopped sending, and its reason the better one. */
+static void page_intake_clear(struct page_intake *pi, struct ferry_error **err)
 {
 	if (pi->server > 0) {
-		kill(pi->server, SIGKILL);
-		while (waitpid(pi->server, NULL, 0) < 0 && errno == EINTR)
-			;
+		cleanup_error struct ferry_error *why = NULL;
+		if (checkpoint_page_server_wait(pi->server, pi->log, 1000, &why) < 0 && why->errnum != ETIMEDOUT &&
+		    err != NULL) {
+			error_free(err);
+			error_move(err, &why);
+			error_wrap(err, "the memory");
+		}
 	}
 	migrate_pages_stop(pi->relay);
 	if (pi->dir != NULL) {
@@ -500,9 +512,7 @@ static int live_takeover(struct progress *progress, struct target_job *job, stru
 		goto out;
 	r = -1;
 	progress->stage = "state";
-	if (instance_images_dir_make(job->name, state_dir, err) < 0 ||
-	    recv_rootfs(state, state_dir, 0, progress, err) < 0 || instance_images_dir_make(job->name, state_dir, err) < 0 ||
-	    recv_rootfs(state, dev, shift, progress, err) < 0) {
+	if (recv_images(state, job->name, state_dir, progress, err) < 0 || recv_rootfs(state, dev, shift, progress, err) < 0) {
 		error_wrap(err, "the saved state");
 		goto out;
 	}
@@ -572,18 +582,7 @@ static int live_takeover(struct progress *progress, struct target_job *job, stru
 	r = 0;
 out:
 	migrate_pages_stop(relay);
-	if (r < 0 && intake.server > 0) {
-		/* A page server that failed (a full disk, say) is why the source
-		 * stopped sending: its reason is the better one. */
-		cleanup_error struct ferry_error *why = NULL;
-		if (checkpoint_page_server_wait(intake.server, intake.log, 1000, &why) < 0 && why->errnum != ETIMEDOUT) {
-			error_free(err);
-			error_move(err, &why);
-			error_wrap(err, "the memory");
-		}
-		intake.server = 0;
-	}
-	page_intake_clear(&intake);
+	page_intake_clear(&intake, r < 0 ? err : NULL);
 	return r;
 }
 

@@ -64,10 +64,8 @@ static int lazy_pages_start(const struct runtime_spec *spec, const char *images_
 {
 	cleanup_free char *status = state_path(spec->dir, RUNTIME_LAZY_STATUS);
 	unlink(status);
-	cleanup_free char *work_dir = xstrdup(log_path);
-	*strrchr(work_dir, '/') = '\0';
 	cleanup_free char *lazy_log = restore_lazy_log_path(log_path);
-	int r = checkpoint_lazy_pages_start(images_dir, work_dir, lazy_log, socket, lazy_pid, err);
+	int r = checkpoint_lazy_pages_start(images_dir, lazy_log, socket, lazy_pid, err);
 	close(socket);
 	return r;
 }
