@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -209,6 +210,55 @@ static int page_socket_config(criu_opts *opts, bool lazy, int socket, char **con
 	return 0;
 }
 
+extern char **environ;
+
+/* `criu swrk` for one dump, started with posix_spawn and handed to libcriu
+ * as its service socket. libcriu would fork() the caller: in ferryd (~36 MB
+ * resident) that copies its page tables and makes every page ferryd writes
+ * next a copy-on-write fault, ~12 us each here, all while the container is
+ * frozen. keep_fd (or -1): a descriptor CRIU must inherit under its own
+ * number. */
+static int swrk_spawn(criu_opts *opts, int keep_fd, pid_t *pid, struct ferry_error **err)
+{
+	int sk[2];
+	if (socketpair(AF_LOCAL, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sk) < 0)
+		return error_sys(err, errno, "CRIU: socket for criu swrk");
+	char fd_arg[16];
+	snprintf(fd_arg, sizeof(fd_arg), "%d", sk[1]);
+	char *argv[] = { CHECKPOINT_CRIU_BINARY, "swrk", fd_arg, NULL };
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	/* A dup2 onto itself clears close-on-exec in the child only. */
+	posix_spawn_file_actions_adddup2(&fa, sk[1], sk[1]);
+	if (keep_fd >= 0)
+		posix_spawn_file_actions_adddup2(&fa, keep_fd, keep_fd);
+	posix_spawnattr_t attr;
+	posix_spawnattr_init(&attr);
+	sigset_t none;
+	sigemptyset(&none);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+	checkpoint_prepare_rundir();
+	int r = posix_spawn(pid, argv[0], &fa, &attr, argv, environ);
+	posix_spawnattr_destroy(&attr);
+	posix_spawn_file_actions_destroy(&fa);
+	close(sk[1]);
+	if (r != 0) {
+		close(sk[0]);
+		return error_sys(err, r, "run %s swrk", CHECKPOINT_CRIU_BINARY);
+	}
+	/* libcriu closes it after the request. */
+	criu_local_set_service_fd(opts, sk[0]);
+	return 0;
+}
+
+static void swrk_reap(pid_t pid)
+{
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
 int checkpoint_dump(const struct checkpoint_dump_opts *o, struct ferry_error **err)
 {
 	if (o->pid <= 0)
@@ -248,15 +298,19 @@ int checkpoint_dump(const struct checkpoint_dump_opts *o, struct ferry_error **e
 	long long start = now_ms();
 	struct sigterm_guard guard;
 	sigterm_guard_enter(&guard);
-	/* Inherited by `criu swrk` (and, for this moment, by whatever else
-	 * this process forks: harmless, the dump decides when it ends). */
-	if (page_socket)
-		fcntl(o->page_socket, F_SETFD, 0);
-	int r = criu_local_dump(opts);
-	if (page_socket)
-		fcntl(o->page_socket, F_SETFD, FD_CLOEXEC);
+	pid_t swrk = -1;
+	int r = swrk_spawn(opts, page_socket ? o->page_socket : -1, &swrk, err);
+	if (r == 0) {
+		r = criu_local_dump(opts);
+		swrk_reap(swrk);
+	}
 	sigterm_guard_leave(&guard);
 	dump_state = NULL;
+	if (swrk < 0) {
+		if (conf_path != NULL)
+			unlink(conf_path);
+		return -1;
+	}
 	if (conf_path != NULL)
 		unlink(conf_path);
 	/* CRIU writes its statistics (freeze, frozen and memory-dump times) into
@@ -363,7 +417,6 @@ int checkpoint_resume(const char *cgroup_procs, struct ferry_error **err)
 	return 0;
 }
 
-extern char **environ;
 
 int checkpoint_spawn_criu(char **argv, int socket, int status_fd, pid_t *pid, struct ferry_error **err)
 {
