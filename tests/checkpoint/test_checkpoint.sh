@@ -94,6 +94,11 @@ INIT=$(state_field c1 init_pid)
 check "the deleted file is open" test "$(rexec c1 -- cat /proc/"$(cat "$ROOTFS/tmp/deleted.pid")"/fd/3)" = deleted-but-open
 
 # --- stateful stop and restore -------------------------------------------------
+# /dev/shm is an empty tmpfs, which CRIU records without tar (ferry's patch
+# 0008): its root's mode, owner and times must come back all the same.
+rexec c1 -- chmod 1730 /dev/shm
+shm_before=$(rexec c1 -- stat -c '%a %u %g %Y' /dev/shm)
+expect_match "/dev/shm is mode 1730 before the stop" "$shm_before" '^1730 [0-9]+ [0-9]+ [0-9]+$'
 checkpoint "$TEST_DIR/stop1"
 rc=$?
 expect_eq "stateful stop" "$rc" 0
@@ -123,6 +128,8 @@ sleep 0.4
 after=$(counter)
 check "the counter continues from where it stopped ($at_stop -> $after)" test "$after" -gt "$at_stop" -a "$after" -lt $((at_stop + 30))
 expect_eq "the same processes with the same pids" "$(inner_ps)" "$ps_before"
+expect_eq "the empty /dev/shm keeps its mode, owner and mtime" "$(rexec c1 -- stat -c '%a %u %g %Y' /dev/shm)" "$shm_before"
+check "... recorded without tar" grep -q "tmpfs is empty: recorded its root" "$(latest_log dump)"
 check "the host's TCP connection still echoes" tcp_echo hello-1
 expect_eq "the deleted file is still open, with its data" \
 	"$(rexec c1 -- cat /proc/"$(cat "$ROOTFS/tmp/deleted.pid")"/fd/3)" deleted-but-open
