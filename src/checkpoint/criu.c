@@ -234,11 +234,7 @@ static int swrk_spawn(criu_opts *opts, int keep_fd, pid_t *pid, struct ferry_err
 	if (keep_fd >= 0)
 		posix_spawn_file_actions_adddup2(&fa, keep_fd, keep_fd);
 	posix_spawnattr_t attr;
-	posix_spawnattr_init(&attr);
-	sigset_t none;
-	sigemptyset(&none);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+	spawnattr_init_unblocked(&attr, false);
 	checkpoint_prepare_rundir();
 	int r = posix_spawn(pid, argv[0], &fa, &attr, argv, environ);
 	posix_spawnattr_destroy(&attr);

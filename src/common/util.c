@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,4 +227,13 @@ char *time_rfc3339(const struct timespec *ts)
 	gmtime_r(&ts->tv_sec, &tm);
 	return xasprintf("%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
 			 tm.tm_hour, tm.tm_min, tm.tm_sec, ts->tv_nsec);
+}
+
+void spawnattr_init_unblocked(posix_spawnattr_t *attr, bool new_session)
+{
+	posix_spawnattr_init(attr);
+	sigset_t none;
+	sigemptyset(&none);
+	posix_spawnattr_setsigmask(attr, &none);
+	posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGMASK | (new_session ? POSIX_SPAWN_SETSID : 0));
 }

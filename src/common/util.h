@@ -1,6 +1,7 @@
 /* Small helpers used everywhere: cleanup attributes, strings, files. */
 #pragma once
 
+#include <spawn.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -42,5 +43,10 @@ int rm_rf(const char *path, struct ferry_error **err);
 
 /* Monotonic clock in milliseconds. */
 long long now_ms(void);
+
+/* posix_spawn attributes for a helper: every signal unblocked in the
+ * child (whatever the calling thread blocks), and a new session if asked.
+ * The caller destroys them (posix_spawnattr_destroy). */
+void spawnattr_init_unblocked(posix_spawnattr_t *attr, bool new_session);
 /* RFC 3339 UTC time with nanoseconds as LXD prints it ("2026-11-22T10:15:00.123456789Z"). */
 char *time_rfc3339(const struct timespec *ts);

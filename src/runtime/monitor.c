@@ -129,11 +129,7 @@ static int monitor_launch(const struct runtime_spec *spec, const char *what, con
 	if (lazy_fd >= 0)
 		posix_spawn_file_actions_adddup2(&fa, lazy_fd, lazy_fd);
 	posix_spawnattr_t attr;
-	posix_spawnattr_init(&attr);
-	sigset_t none;
-	sigemptyset(&none);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK);
+	spawnattr_init_unblocked(&attr, true);
 	pid_t child = -1;
 	int r = posix_spawn(&child, "/proc/self/exe", &fa, &attr, argv, envp);
 	posix_spawnattr_destroy(&attr);
