@@ -5,6 +5,7 @@
  * Started by runtime_restore(), it has CRIU restore init instead (restore.c),
  * and then goes on the same way. */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
@@ -56,6 +57,24 @@ static int check_rootfs_reachable(const struct runtime_spec *spec, struct ferry_
 			return 0;
 		*slash = '\0';
 	}
+}
+
+/* The monitor's program: ferry-monitor beside the caller's executable
+ * (ferryd's; src/daemon/monitor_main.c), else the caller itself, which
+ * answers "__monitor DIR" too (tests/runtime/rtctl). */
+static char *monitor_program(void)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char *slash = n > 0 ? memrchr(self, '/', (size_t)n) : NULL;
+	if (slash != NULL) {
+		*slash = '\0';
+		char *beside = xasprintf("%s/ferry-monitor", self);
+		if (access(beside, X_OK) == 0)
+			return beside;
+		free(beside);
+	}
+	return xstrdup("/proc/self/exe");
 }
 
 /* Spawn the monitor and wait for its report. what: "start" or "restore";
@@ -130,12 +149,13 @@ static int monitor_launch(const struct runtime_spec *spec, const char *what, con
 		posix_spawn_file_actions_adddup2(&fa, lazy_fd, lazy_fd);
 	posix_spawnattr_t attr;
 	spawnattr_init_unblocked(&attr, true);
+	cleanup_free char *program = monitor_program();
 	pid_t child = -1;
-	int r = posix_spawn(&child, "/proc/self/exe", &fa, &attr, argv, envp);
+	int r = posix_spawn(&child, program, &fa, &attr, argv, envp);
 	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	if (r != 0)
-		return error_sys(err, r, "%s %s: run the monitor (/proc/self/exe)", what, spec->name);
+		return error_sys(err, r, "%s %s: run the monitor (%s)", what, spec->name, program);
 	close(steal_fd(&status_write));
 	int wstatus;
 	while (waitpid(child, &wstatus, 0) < 0 && errno == EINTR)
