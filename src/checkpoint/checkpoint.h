@@ -60,7 +60,23 @@ struct checkpoint_dump_opts {
 	 * notification). NULL: none. */
 	int (*post_dump)(void *arg);
 	void *post_dump_arg;
+	/* A `criu swrk` started before the container was frozen
+	 * (checkpoint_swrk_start), so that CRIU's start-up (~8 ms here) is not
+	 * spent with it frozen; the dump takes it over. NULL: the dump starts
+	 * its own. */
+	struct checkpoint_swrk *swrk;
 };
+
+/* `criu swrk`, waiting for one request on its socket. keep_fd (or -1): a
+ * descriptor CRIU inherits under its own number (the page socket). */
+struct checkpoint_swrk {
+	pid_t pid;
+	int fd;
+};
+int checkpoint_swrk_start(int keep_fd, struct checkpoint_swrk *s, struct ferry_error **err);
+/* Ends a swrk that no dump took over (closing its socket ends it) and reaps
+ * it; nothing for one that was taken over. */
+void checkpoint_swrk_stop(struct checkpoint_swrk *s);
 
 /* Dump the process tree rooted at o->pid. On failure the container keeps
  * running (CRIU resumes what it seized; a freezer cgroup stays frozen).

@@ -212,14 +212,14 @@ static int page_socket_config(criu_opts *opts, bool lazy, int socket, char **con
 
 extern char **environ;
 
-/* `criu swrk` for one dump, started with posix_spawn and handed to libcriu
- * as its service socket. libcriu would fork() the caller: in ferryd (~36 MB
+/* `criu swrk` is started with posix_spawn and handed to libcriu as its
+ * service socket. libcriu would fork() the caller: in ferryd (~36 MB
  * resident) that copies its page tables and makes every page ferryd writes
  * next a copy-on-write fault, ~12 us each here, all while the container is
- * frozen. keep_fd (or -1): a descriptor CRIU must inherit under its own
- * number. */
-static int swrk_spawn(criu_opts *opts, int keep_fd, pid_t *pid, struct ferry_error **err)
+ * frozen. */
+int checkpoint_swrk_start(int keep_fd, struct checkpoint_swrk *s, struct ferry_error **err)
 {
+	*s = (struct checkpoint_swrk){ .pid = -1, .fd = -1 };
 	int sk[2];
 	if (socketpair(AF_LOCAL, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sk) < 0)
 		return error_sys(err, errno, "CRIU: socket for criu swrk");
@@ -236,23 +236,30 @@ static int swrk_spawn(criu_opts *opts, int keep_fd, pid_t *pid, struct ferry_err
 	posix_spawnattr_t attr;
 	spawnattr_init_unblocked(&attr, false);
 	checkpoint_prepare_rundir();
-	int r = posix_spawn(pid, argv[0], &fa, &attr, argv, environ);
+	struct sigterm_guard guard;
+	sigterm_guard_enter(&guard);
+	int r = posix_spawn(&s->pid, argv[0], &fa, &attr, argv, environ);
+	sigterm_guard_leave(&guard);
 	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	close(sk[1]);
 	if (r != 0) {
 		close(sk[0]);
+		s->pid = -1;
 		return error_sys(err, r, "run %s swrk", CHECKPOINT_CRIU_BINARY);
 	}
-	/* libcriu closes it after the request. */
-	criu_local_set_service_fd(opts, sk[0]);
+	s->fd = sk[0];
 	return 0;
 }
 
-static void swrk_reap(pid_t pid)
+void checkpoint_swrk_stop(struct checkpoint_swrk *s)
 {
-	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-		;
+	if (s->fd >= 0)
+		close(steal_fd(&s->fd));
+	if (s->pid > 0)
+		while (waitpid(s->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	s->pid = -1;
 }
 
 int checkpoint_dump(const struct checkpoint_dump_opts *o, struct ferry_error **err)
@@ -292,21 +299,22 @@ int checkpoint_dump(const struct checkpoint_dump_opts *o, struct ferry_error **e
 		criu_local_set_notify_cb(opts, dump_notify);
 
 	long long start = now_ms();
-	struct sigterm_guard guard;
-	sigterm_guard_enter(&guard);
-	pid_t swrk = -1;
-	int r = swrk_spawn(opts, page_socket ? o->page_socket : -1, &swrk, err);
-	if (r == 0) {
-		r = criu_local_dump(opts);
-		swrk_reap(swrk);
+	struct checkpoint_swrk own = { .pid = -1, .fd = -1 };
+	struct checkpoint_swrk *swrk = o->swrk;
+	if (swrk == NULL) {
+		if (checkpoint_swrk_start(page_socket ? o->page_socket : -1, &own, err) < 0) {
+			dump_state = NULL;
+			if (conf_path != NULL)
+				unlink(conf_path);
+			return -1;
+		}
+		swrk = &own;
 	}
-	sigterm_guard_leave(&guard);
+	/* libcriu closes the socket after the request. */
+	criu_local_set_service_fd(opts, steal_fd(&swrk->fd));
+	int r = criu_local_dump(opts);
+	checkpoint_swrk_stop(swrk);
 	dump_state = NULL;
-	if (swrk < 0) {
-		if (conf_path != NULL)
-			unlink(conf_path);
-		return -1;
-	}
 	if (conf_path != NULL)
 		unlink(conf_path);
 	/* CRIU writes its statistics (freeze, frozen and memory-dump times) into
