@@ -150,6 +150,12 @@ expect_match "the console works after restore" "$console_out" "console-42"
 expect_match "/dev/console is still the devpts pty" "$(rexec c1 -- cat /proc/self/mountinfo)" " /[0-9]+ /dev/console .* devpts "
 check_fails "the read-only mount is still read-only" rexec c1 -- touch /mnt/share/new
 check "the images stay after the restore (the caller removes them)" test -s "$TEST_DIR/stop1/inventory.img"
+# Only the kernel's default routing rules: CRIU restores none (ferry's patch
+# 0009). A rule of the container's own makes the next images more than the
+# defaults, and the snapshot below must bring it back.
+check "the restore had only the default routing rules to restore" \
+	grep -q "Only the default rules: nothing to restore" "$(latest_log restore)"
+check "add a routing rule inside" rexec c1 -- ip rule add from 10.99.0.0/16 lookup 100 priority 1000
 
 # --- stateful snapshot ---------------------------------------------------------
 INIT=$(state_field c1 init_pid)
@@ -178,6 +184,9 @@ check "the counter continues from the snapshot ($at_snapshot -> $from_snapshot)"
 coproc TCP { exec socat - "TCP:$SUBNET.2:7000,connect-timeout=5"; }
 TCP_PID=$TCP_PID
 check "a new TCP connection echoes" tcp_echo hello-3
+expect_match "the container's own routing rule is back" "$(rexec c1 -- ip rule show)" \
+	'1000:[[:space:]]+from 10\.99\.0\.0/16 lookup 100'
+check_fails "... restored by ip rule restore" grep -q "Only the default rules" "$(latest_log restore)"
 # Without nc's per-connection cats: the snapshot brought back the server end
 # of a connection whose host end is gone, and its cat ends whenever that
 # connection finds out (the live connection is checked by its echo below).
