@@ -144,10 +144,11 @@ int checkpoint_page_server_wait(pid_t pid, const char *log_path, int timeout_ms,
  * caller, taking the pages from page_socket (a connected stream socket to
  * the dumping CRIU's page server; the child gets a copy) for the tasks a
  * restore with lazy_pages (images in images_dir, its log in the same
- * directory as log_path) is about to create. Returns once it listens
- * there, its pid in *pid. It exits once every page is in (status 0), or
- * when the pages can't come (the tasks then lack memory: they must not
- * run on). */
+ * directory as log_path) is about to create. Returns at once, its pid in
+ * *pid: the restore waits (up to 5 s, scripts/criu-patches/0010) until it
+ * listens, so that the two start at the same time. It exits once every
+ * page is in (status 0), or when the pages can't come (the tasks then lack
+ * memory: they must not run on). */
 int checkpoint_lazy_pages_start(const char *images_dir, const char *log_path, int page_socket, pid_t *pid,
 				struct ferry_error **err);
 

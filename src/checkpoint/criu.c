@@ -500,29 +500,7 @@ int checkpoint_lazy_pages_start(const char *images_dir, const char *log_path, in
 	const char *log_name = NULL;
 	if (split_log_path("lazy-pages", log_path, &work_dir, &log_name, err) < 0)
 		return -1;
-	int status[2];
-	if (pipe2(status, O_CLOEXEC) < 0)
-		return error_sys(err, errno, "criu lazy-pages: pipe");
-	cleanup_close int status_read = status[0];
-	cleanup_close int status_write = status[1];
-	char *argv[] = { CHECKPOINT_CRIU_BINARY, "lazy-pages", "--page-server", "--ps-socket", "3", "--status-fd", "4",
+	char *argv[] = { CHECKPOINT_CRIU_BINARY, "lazy-pages", "--page-server", "--ps-socket", "3",
 			 "-D", (char *)images_dir, "-W", work_dir, "-o", (char *)log_name, "-v4", NULL };
-	if (checkpoint_spawn_criu(argv, page_socket, status_write, pid, err) < 0)
-		return -1;
-	close(steal_fd(&status_write));
-	/* One byte once it listens; nothing if it died first. */
-	struct pollfd p = { .fd = status_read, .events = POLLIN };
-	char c;
-	ssize_t n = -1;
-	int ready = poll(&p, 1, 10000);
-	if (ready > 0)
-		n = read(status_read, &c, 1);
-	if (n == 1)
-		return 0;
-	kill(*pid, SIGKILL);
-	while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR)
-		;
-	cleanup_free char *errors = checkpoint_log_errors(log_path, 3);
-	return error_set(err, 500, EIO, "criu lazy-pages did not start: %s (log: %s)",
-			 errors ? errors : ready == 0 ? "no answer within 10 s" : "it exited", log_path);
+	return checkpoint_spawn_criu(argv, page_socket, -1, pid, err);
 }
