@@ -156,6 +156,9 @@ check "the images stay after the restore (the caller removes them)" test -s "$TE
 check "the restore had only the default routing rules to restore" \
 	grep -q "Only the default rules: nothing to restore" "$(latest_log restore)"
 check "add a routing rule inside" rexec c1 -- ip rule add from 10.99.0.0/16 lookup 100 priority 1000
+# ... and an address of its own (CRIU saves and restores addresses itself:
+# patch 0011).
+check "add a second address inside" rexec c1 -- ip addr add 10.98.0.7/16 dev eth0
 
 # --- stateful snapshot ---------------------------------------------------------
 INIT=$(state_field c1 init_pid)
@@ -187,6 +190,8 @@ check "a new TCP connection echoes" tcp_echo hello-3
 expect_match "the container's own routing rule is back" "$(rexec c1 -- ip rule show)" \
 	'1000:[[:space:]]+from 10\.99\.0\.0/16 lookup 100'
 check_fails "... restored by ip rule restore" grep -q "Only the default rules" "$(latest_log restore)"
+expect_match "the container's second address is back" "$(rexec c1 -- ip addr show eth0)" 'inet 10\.98\.0\.7/16'
+expect_match "... beside its first" "$(rexec c1 -- ip addr show eth0)" "inet $SUBNET\.2/24"
 # Without nc's per-connection cats: the snapshot brought back the server end
 # of a connection whose host end is gone, and its cat ends whenever that
 # connection finds out (the live connection is checked by its echo below).
