@@ -5,7 +5,6 @@
 #include <criu/rpc.pb-c.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <spawn.h>
 #include <signal.h>
@@ -420,7 +419,6 @@ int checkpoint_resume(const char *cgroup_procs, struct ferry_error **err)
 		return error_set(err, 500, ESRCH, "resume the restored tasks: none in %s", cgroup_procs);
 	return 0;
 }
-
 
 int checkpoint_spawn_criu(char **argv, int socket, int status_fd, pid_t *pid, struct ferry_error **err)
 {

@@ -48,5 +48,6 @@ long long now_ms(void);
  * child (whatever the calling thread blocks), and a new session if asked.
  * The caller destroys them (posix_spawnattr_destroy). */
 void spawnattr_init_unblocked(posix_spawnattr_t *attr, bool new_session);
+
 /* RFC 3339 UTC time with nanoseconds as LXD prints it ("2026-11-22T10:15:00.123456789Z"). */
 char *time_rfc3339(const struct timespec *ts);

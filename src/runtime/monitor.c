@@ -5,8 +5,8 @@
  * Started by runtime_restore(), it has CRIU restore init instead (restore.c),
  * and then goes on the same way. */
 #include <errno.h>
-#include <limits.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -99,8 +99,8 @@ static int monitor_launch(const struct runtime_spec *spec, const char *what, con
 	cleanup_close int status_read = status_pipe[0];
 	cleanup_close int status_write = status_pipe[1];
 
-	/* Everything the child needs is prepared before fork: in a multi-threaded
-	 * caller the child may only make async-signal-safe calls. */
+	/* Everything the monitor needs comes through its environment and
+	 * inherited fds, prepared here. */
 	cleanup_free char *fd_env = xasprintf(RUNTIME_STATUS_FD_ENV "=%d", status_write);
 	cleanup_free char *images_env =
 		restore_images != NULL ? xasprintf(RUNTIME_RESTORE_IMAGES_ENV "=%s", restore_images) : NULL;
