@@ -77,6 +77,7 @@ int checkpoint_swrk_start(int keep_fd, struct checkpoint_swrk *s, struct ferry_e
 /* Ends a swrk that no dump took over (closing its socket ends it) and reaps
  * it; nothing for one that was taken over. */
 void checkpoint_swrk_stop(struct checkpoint_swrk *s);
+#define cleanup_swrk __attribute__((cleanup(checkpoint_swrk_stop)))
 
 /* Dump the process tree rooted at o->pid. On failure the container keeps
  * running (CRIU resumes what it seized; a freezer cgroup stays frozen).

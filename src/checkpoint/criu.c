@@ -420,7 +420,7 @@ int checkpoint_resume(const char *cgroup_procs, struct ferry_error **err)
 	return 0;
 }
 
-int checkpoint_spawn_criu(char **argv, int socket, int status_fd, pid_t *pid, struct ferry_error **err)
+int checkpoint_spawn_criu(char **argv, int socket, pid_t *pid, struct ferry_error **err)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
@@ -429,8 +429,6 @@ int checkpoint_spawn_criu(char **argv, int socket, int status_fd, pid_t *pid, st
 	posix_spawn_file_actions_adddup2(&fa, 1, 2);
 	if (socket >= 0)
 		posix_spawn_file_actions_adddup2(&fa, socket, 3);
-	if (status_fd >= 0)
-		posix_spawn_file_actions_adddup2(&fa, status_fd, 4);
 	checkpoint_prepare_rundir();
 	int r = posix_spawn(pid, argv[0], &fa, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
@@ -452,16 +450,24 @@ static int split_log_path(const char *what, const char *log_path, char **work_di
 	return 0;
 }
 
-int checkpoint_page_server_start(const char *images_dir, const char *log_path, int page_socket, pid_t *pid,
-				 struct ferry_error **err)
+/* `criu COMMAND` on page_socket (its fd 3), with the images in images_dir
+ * and its log at log_path; option: one more argument, or NULL. */
+static int spawn_page_command(const char *command, const char *option, const char *images_dir, const char *log_path,
+			      int page_socket, pid_t *pid, struct ferry_error **err)
 {
 	cleanup_free char *work_dir = NULL;
 	const char *log_name = NULL;
-	if (split_log_path("page-server", log_path, &work_dir, &log_name, err) < 0)
+	if (split_log_path(command, log_path, &work_dir, &log_name, err) < 0)
 		return -1;
-	char *argv[] = { CHECKPOINT_CRIU_BINARY, "page-server", "--ps-socket", "3", "-D", (char *)images_dir,
-			 "-W", work_dir, "-o", (char *)log_name, "-v4", NULL };
-	return checkpoint_spawn_criu(argv, page_socket, -1, pid, err);
+	char *argv[] = { CHECKPOINT_CRIU_BINARY, (char *)command, "--ps-socket", "3", "-D", (char *)images_dir,
+			 "-W", work_dir, "-o", (char *)log_name, "-v4", (char *)option, NULL };
+	return checkpoint_spawn_criu(argv, page_socket, pid, err);
+}
+
+int checkpoint_page_server_start(const char *images_dir, const char *log_path, int page_socket, pid_t *pid,
+				 struct ferry_error **err)
+{
+	return spawn_page_command("page-server", NULL, images_dir, log_path, page_socket, pid, err);
 }
 
 int checkpoint_page_server_wait(pid_t pid, const char *log_path, int timeout_ms, struct ferry_error **err)
@@ -494,11 +500,6 @@ int checkpoint_page_server_wait(pid_t pid, const char *log_path, int timeout_ms,
 int checkpoint_lazy_pages_start(const char *images_dir, const char *log_path, int page_socket, pid_t *pid,
 				struct ferry_error **err)
 {
-	cleanup_free char *work_dir = NULL;
-	const char *log_name = NULL;
-	if (split_log_path("lazy-pages", log_path, &work_dir, &log_name, err) < 0)
-		return -1;
-	char *argv[] = { CHECKPOINT_CRIU_BINARY, "lazy-pages", "--page-server", "--ps-socket", "3",
-			 "-D", (char *)images_dir, "-W", work_dir, "-o", (char *)log_name, "-v4", NULL };
-	return checkpoint_spawn_criu(argv, page_socket, -1, pid, err);
+	/* --page-server: the pages come from page_socket, not from images. */
+	return spawn_page_command("lazy-pages", "--page-server", images_dir, log_path, page_socket, pid, err);
 }

@@ -25,26 +25,23 @@ static int checkpoint_container(const struct runtime_spec *spec, const struct ru
 		return error_conflict(err, "container %s is not running", spec->name);
 	unsigned long long monitor_start = proc_start_time(monitor);
 
-	/* CRIU starts before the freeze, and waits for the request. */
-	struct checkpoint_swrk swrk;
+	/* CRIU starts before the freeze, and waits for the request (ended on
+	 * return unless the dump took it over). */
+	cleanup_swrk struct checkpoint_swrk swrk;
 	if (checkpoint_swrk_start(o->lazy || o->page_server ? o->page_socket : -1, &swrk, err) < 0)
 		return -1;
 	bool was_frozen = cgroup_is_frozen(spec->cgroup);
 	cleanup_free char *freezer = xasprintf("/sys/fs/cgroup/freezer/%s", spec->cgroup);
-	if (!o->ptrace_seize && !was_frozen && cgroup_freeze(spec->cgroup, true, err) < 0) {
-		checkpoint_swrk_stop(&swrk);
+	if (!o->ptrace_seize && !was_frozen && cgroup_freeze(spec->cgroup, true, err) < 0)
 		return -1;
-	}
 	cleanup_free char *cgroups = xasprintf("%s/" RUNTIME_CGROUPS_IMAGE, o->images_dir);
 	if (cgroup_save_tree(spec->cgroup, cgroups, err) < 0) {
-		checkpoint_swrk_stop(&swrk);
 		if (!was_frozen && !o->ptrace_seize)
 			cgroup_freeze(spec->cgroup, false, NULL);
 		return -1;
 	}
 	cleanup_free char *mark = state_path(spec->dir, RUNTIME_CHECKPOINT_STOP);
 	if (!o->leave_running && file_write_atomic(mark, "", 0, 0644, err) < 0) {
-		checkpoint_swrk_stop(&swrk);
 		if (!was_frozen)
 			cgroup_freeze(spec->cgroup, false, NULL);
 		return -1;
@@ -67,9 +64,7 @@ static int checkpoint_container(const struct runtime_spec *spec, const struct ru
 		.post_dump_arg = o->post_dump_arg,
 		.swrk = &swrk,
 	};
-	int dumped = checkpoint_dump(&d, err);
-	checkpoint_swrk_stop(&swrk);
-	if (dumped < 0) {
+	if (checkpoint_dump(&d, err) < 0) {
 		unlink(mark);
 		if ((*err)->errnum == ECONNABORTED) {
 			if (o->lazy_failed != NULL && o->lazy_failed(o->post_dump_arg)) {
