@@ -116,6 +116,11 @@ struct checkpoint_restore_opts {
 	 * the `criu lazy-pages` daemon (checkpoint_lazy_pages_start) listening
 	 * in the log's directory. */
 	bool lazy_pages;
+	/* The images are this restore's alone (a migration's, gone after it
+	 * either way): CRIU punches the pages out of them as it reads them
+	 * (its auto-dedup), so the memory they held goes to the restored
+	 * tasks instead of being taken twice. The pages image is lost. */
+	bool discard_pages;
 };
 
 /* Restore as a child of the calling process (criu_restore_child: the

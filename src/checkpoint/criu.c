@@ -366,6 +366,7 @@ int checkpoint_restore(const struct checkpoint_restore_opts *o, pid_t *pid, int 
 		if (criu_local_add_ext_mount(opts, o->ext_mounts[i].key, o->ext_mounts[i].where) < 0)
 			return error_set(err, 500, ENOMEM, "CRIU restore: libcriu options");
 	criu_local_set_notify_cb(opts, restore_notify);
+	criu_local_set_auto_dedup(opts, o->discard_pages);
 	/* libcriu has no setter for these RPC options: its opts begin with the
 	 * request's CriuOpts (lib/c/criu.c, struct criu_opts). */
 	CriuOpts *rpc = *(CriuOpts **)opts;

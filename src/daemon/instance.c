@@ -1230,7 +1230,11 @@ int instance_restore_paused(const char *name, const char *what, const char *root
 			    struct ferry_error **err)
 {
 	struct runtime_restore_opts o = {
-		.paused = true, .rootfs_alias = rootfs_alias, .lazy_pages = lazy_socket >= 0, .lazy_socket = lazy_socket,
+		.paused = true,
+		.rootfs_alias = rootfs_alias,
+		.lazy_pages = lazy_socket >= 0,
+		.lazy_socket = lazy_socket,
+		.discard_pages = true,
 	};
 	return start_instance(name, INSTANCE_START_STATEFUL, NULL, what, &o, err);
 }

@@ -114,9 +114,11 @@ struct runtime_checkpoint_opts;
 int instance_stop_stateful_as(const char *name, const char *what, const struct runtime_checkpoint_opts *lazy,
 			      struct ferry_error **err);
 /* A live migration's target: restore the saved state (logging as what) with
- * every task left stopped, network up; instance_resume lets them run. On
- * failure the state stays, as for any start. rootfs_alias (may be NULL): the
- * rootfs's path on the source (runtime_restore_opts). */
+ * every task left stopped, network up; instance_resume lets them run. The
+ * pages are punched out of the images as they are read (discard_pages): on
+ * failure the target's copy goes anyway, and the source still has its own.
+ * rootfs_alias (may be NULL): the rootfs's path on the source
+ * (runtime_restore_opts). */
 int instance_restore_paused(const char *name, const char *what, const char *rootfs_alias, int lazy_socket,
 			    struct ferry_error **err);
 /* lazy_socket >= 0: post-copy (runtime_restore_opts.lazy_socket); then

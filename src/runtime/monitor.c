@@ -108,7 +108,7 @@ static int monitor_launch(const struct runtime_spec *spec, const char *what, con
 	size_t n_env = strv_len(environ);
 	cleanup_free char *alias_env =
 		o != NULL && o->rootfs_alias != NULL ? xasprintf(RUNTIME_RESTORE_ALIAS_ENV "=%s", o->rootfs_alias) : NULL;
-	cleanup_free char **envp = xcalloc(n_env + 7, sizeof(char *));
+	cleanup_free char **envp = xcalloc(n_env + 8, sizeof(char *));
 	size_t k = 0;
 	for (size_t i = 0; i < n_env; i++)
 		if (strncmp(environ[i], "FERRY_MONITOR_", strlen("FERRY_MONITOR_")) != 0)
@@ -120,6 +120,8 @@ static int monitor_launch(const struct runtime_spec *spec, const char *what, con
 		envp[k++] = log_env;
 	if (o != NULL && o->paused)
 		envp[k++] = RUNTIME_RESTORE_PAUSED_ENV "=1";
+	if (o != NULL && o->discard_pages)
+		envp[k++] = RUNTIME_RESTORE_DISCARD_ENV "=1";
 	if (alias_env != NULL)
 		envp[k++] = alias_env;
 	int lazy_fd = o != NULL && o->lazy_pages ? o->lazy_socket : -1;
@@ -694,6 +696,9 @@ _Noreturn void runtime_monitor_main(const char *dir)
 	char *paused = env_take(RUNTIME_RESTORE_PAUSED_ENV);
 	m.restore_opts.paused = paused != NULL && strcmp(paused, "1") == 0;
 	free(paused);
+	char *discard = env_take(RUNTIME_RESTORE_DISCARD_ENV);
+	m.restore_opts.discard_pages = discard != NULL && strcmp(discard, "1") == 0;
+	free(discard);
 	m.restore_alias = env_take(RUNTIME_RESTORE_ALIAS_ENV);
 	m.restore_opts.rootfs_alias = m.restore_alias;
 

@@ -111,6 +111,7 @@ int restore_init(struct runtime_spec *spec, const char *images_dir, const char *
 		.n_ext_mounts = 1,
 		.leave_stopped = ro != NULL && ro->paused,
 		.lazy_pages = ro != NULL && ro->lazy_pages,
+		.discard_pages = ro != NULL && ro->discard_pages,
 	};
 	if (ro != NULL && alias_rootfs(spec, ro->rootfs_alias, err) < 0)
 		return -1;

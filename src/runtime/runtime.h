@@ -100,6 +100,8 @@ struct runtime_restore_opts {
 	 * zeroes for memory). runtime_lazy_pages_status tells the outcome. */
 	bool lazy_pages;
 	int lazy_socket;
+	/* The images go once restored, however it ends (checkpoint_restore_opts). */
+	bool discard_pages;
 };
 int runtime_restore(const struct runtime_spec *spec, const char *images_dir, const char *log_path,
 		    const struct runtime_restore_opts *o, struct ferry_error **err);
