@@ -159,6 +159,11 @@ check "add a routing rule inside" rexec c1 -- ip rule add from 10.99.0.0/16 look
 # ... and an address of its own (CRIU saves and restores addresses itself:
 # patch 0011).
 check "add a second address inside" rexec c1 -- ip addr add 10.98.0.7/16 dev eth0
+# ... and routes of its own, IPv4 and IPv6 (saved and restored by CRIU
+# itself too: patch 0013).
+check "add routes inside: through a gateway, on the link with a metric, over IPv6" rexec c1 -- sh -c \
+	"ip route add 192.0.2.0/24 via $SUBNET.1 && ip route add 198.51.100.0/24 dev eth0 metric 50 &&
+	 ip -6 addr add fd00::5/64 dev eth0 && ip -6 route add fd01::/64 via fd00::1"
 
 # --- stateful snapshot ---------------------------------------------------------
 INIT=$(state_field c1 init_pid)
@@ -192,6 +197,12 @@ expect_match "the container's own routing rule is back" "$(rexec c1 -- ip rule s
 check_fails "... restored by ip rule restore" grep -q "Only the default rules" "$(latest_log restore)"
 expect_match "the container's second address is back" "$(rexec c1 -- ip addr show eth0)" 'inet 10\.98\.0\.7/16'
 expect_match "... beside its first" "$(rexec c1 -- ip addr show eth0)" "inet $SUBNET\.2/24"
+routes=$(rexec c1 -- ip route show)
+expect_match "the container's route through a gateway is back" "$routes" "192\.0\.2\.0/24 via $SUBNET\.1 dev eth0"
+expect_match "... its route on the link, with its metric" "$routes" '198\.51\.100\.0/24 dev eth0 .*metric 50'
+expect_match "... its default route" "$routes" "default via $SUBNET\.1 dev eth0"
+expect_match "... and its IPv6 route" "$(rexec c1 -- ip -6 route show)" 'fd01::/64 via fd00::1 dev eth0'
+check "... restored by CRIU, not ip" grep -q "Restoring the routes (as ip route restore)" "$(latest_log restore)"
 # Without nc's per-connection cats: the snapshot brought back the server end
 # of a connection whose host end is gone, and its cat ends whenever that
 # connection finds out (the live connection is checked by its echo below).
