@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -212,6 +213,35 @@ int rm_rf(const char *path, struct ferry_error **err)
 	if (lstat(path, &st) < 0)
 		return errno == ENOENT ? 0 : error_sys(err, errno, "stat %s", path);
 	return rm_rf_at(AT_FDCWD, path, st.st_dev, err);
+}
+
+int file_move(const char *from, const char *to, struct ferry_error **err)
+{
+	if (rename(from, to) == 0)
+		return 0;
+	if (errno != EXDEV)
+		return error_sys(err, errno, "rename %s to %s", from, to);
+	cleanup_close int in = open(from, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (in < 0)
+		return error_sys(err, errno, "open %s", from);
+	cleanup_close int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (out < 0)
+		return error_sys(err, errno, "create %s", to);
+	for (;;) {
+		ssize_t n = sendfile(out, in, NULL, 1 << 20);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			unlink(to);
+			return error_sys(err, e, "copy %s to %s", from, to);
+		}
+		if (n == 0)
+			break;
+	}
+	if (unlink(from) < 0)
+		return error_sys(err, errno, "remove %s", from);
+	return 0;
 }
 
 long long now_ms(void)

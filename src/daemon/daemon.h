@@ -15,6 +15,7 @@ struct daemon {
 	char *images_dir;    /* ROOT/images */
 	char *containers_dir;/* ROOT/containers */
 	char *cache_dir;     /* ROOT/cache (debootstrap trees) */
+	char *staging_dir;   /* /dev/shm/ferry-pages-HASH: live moves' pages before their restore; NULL: none */
 	char *exe;           /* /proc/self/exe resolved: to re-exec as monitor */
 	char *bridge;        /* "ferrybr0" (--bridge) */
 	char *bridge_cidr;   /* gateway address with prefix, "10.166.0.1/24" */

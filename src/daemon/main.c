@@ -15,6 +15,9 @@
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
+#include <stdint.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -70,6 +73,29 @@ static int dirs_create(struct daemon *d, struct ferry_error **err)
 			return -1;
 	cleanup_free char *database = xasprintf("%s/database", d->root);
 	return mkdir_p(database, 0700, err);
+}
+
+/* Where a live move's pages wait for their restore (migrate/target.c): in
+ * memory, a directory of this root's own on /dev/shm. Emptied here (what a
+ * killed ferryd left) and at a clean exit. NULL without a tmpfs there. */
+static char *staging_dir_make(const char *root)
+{
+	struct statfs st;
+	if (statfs("/dev/shm", &st) < 0 || st.f_type != TMPFS_MAGIC)
+		return NULL;
+	uint32_t h = 2166136261u; /* FNV-1a of the root: one directory per ferryd */
+	for (const char *p = root; *p != '\0'; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	char *dir = xasprintf("/dev/shm/ferry-pages-%08x", h);
+	cleanup_error struct ferry_error *err = NULL;
+	if (rm_rf(dir, &err) < 0 || mkdir_p(dir, 0711, &err) < 0) {
+		log_warn("%s: %s (live moves' pages go beside their instances)", dir, err->msg);
+		free(dir);
+		return NULL;
+	}
+	/* The containers' root groups pass through it to their own (as containers/). */
+	chmod(dir, 0711);
+	return dir;
 }
 
 /* One ferryd per root: a lock held for the process's life. */
@@ -328,6 +354,7 @@ int main(int argc, char **argv)
 	if (root_lock(d->root, &err) < 0)
 		return die(err, "start");
 	log_info("ferryd %s starting: root %s, bridge %s", FERRY_VERSION, d->root, d->bridge);
+	d->staging_dir = staging_dir_make(d->root);
 
 	/* Signals are taken by sigwait below; every thread inherits the mask. */
 	signal(SIGPIPE, SIG_IGN);
@@ -363,8 +390,13 @@ int main(int argc, char **argv)
 	log_info("received %s: shutting down (containers keep running)", strsignal(sig));
 	d->stopping = true;
 	server_quiesce();
-	if (!server_wait_idle(SHUTDOWN_GRACE_MS))
+	if (!server_wait_idle(SHUTDOWN_GRACE_MS)) {
 		log_warn("requests still running after %d ms: leaving them", SHUTDOWN_GRACE_MS);
+	} else if (d->staging_dir != NULL) {
+		cleanup_error struct ferry_error *e = NULL;
+		if (rm_rf(d->staging_dir, &e) < 0)
+			log_warn("%s", e->msg);
+	}
 	log_info("ferryd stopped");
 	/* No teardown of threads or the database: the process ends here, and
 	 * SQLite's WAL is safe at any point. */

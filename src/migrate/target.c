@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -373,8 +375,9 @@ static void keep_dump_log(const char *name, const char *state_dir)
 		cleanup_free char *to = xasprintf("%s/%s", log_dir, de->d_name);
 		if (mkdir(log_dir, 0700) < 0 && errno != EEXIST)
 			break;
-		if (rename(from, to) < 0)
-			log_warn("instance %s: keeping the source's dump log: rename %s: %s", name, from, strerror(errno));
+		cleanup_error struct ferry_error *e = NULL;
+		if (file_move(from, to, &e) < 0)
+			log_warn("instance %s: keeping the source's dump log: %s", name, e->msg);
 	}
 	closedir(d);
 }
@@ -402,25 +405,50 @@ static int await_pages(struct target_job *job, struct ws *control, struct ferry_
 
 /* Stop-and-copy: the pages come while the source dumps, before the rest
  * of the state, into a `criu page-server` of ours writing them into a
- * directory of their own (the state's must be empty for its tar). */
+ * directory of their own (the state's must be empty for its tar), moved
+ * into the state's once all are in.
+ *
+ * Both are in memory: the restore punches the pages out as it reads them
+ * (discard_pages), and the memory they free is what the restored tasks
+ * take, where a disk's page cache frees large blocks that the allocator
+ * hands out last (1 GiB restored here: 0.6 s, or 2.5 s taking memory the
+ * guest had not used lately). They are beside the instance when its
+ * directory is in memory already (a tmpfs, whose limits then hold for the
+ * pages too), else in the daemon's staging directory, the state directory
+ * a link to its own there (a link to each image would not do: CRIU opens
+ * some from inside the container's mounts). */
 struct page_intake {
 	struct migrate_pages *relay;
 	pid_t server;
 	char *dir, *log;
+	char *state; /* the state directory's place in staging, or NULL */
 };
 
-static int page_intake_start(struct page_intake *pi, struct target_job *job, struct ws *pages,
-			     struct ws *page_requests, struct ferry_error **err)
+static int page_intake_start(struct page_intake *pi, struct target_job *job, const char *state_dir,
+			     struct ws *pages, struct ws *page_requests, struct ferry_error **err)
 {
 	cleanup_free char *dir = instance_dir(job->name);
 	cleanup_free char *log_dir = instance_log_dir(job->name);
-	pi->dir = xasprintf("%s/state.pages", dir);
+	struct statfs st;
+	if (daemon_ctx->staging_dir == NULL || (statfs(dir, &st) == 0 && st.f_type == TMPFS_MAGIC)) {
+		pi->dir = xasprintf("%s/state.pages", dir);
+	} else {
+		pi->dir = xasprintf("%s/%s.pages", daemon_ctx->staging_dir, job->name);
+		pi->state = xasprintf("%s/%s.state", daemon_ctx->staging_dir, job->name);
+	}
 	pi->log = checkpoint_log_path(log_dir, "migration", "page-server");
+	if (pi->state != NULL &&
+	    (rm_rf(pi->state, err) < 0 || instance_images_dir_make(job->name, pi->state, err) < 0 ||
+	     rm_rf(state_dir, err) < 0))
+		return -1;
+	if (pi->state != NULL && symlink(pi->state, state_dir) < 0)
+		return error_sys(err, errno, "link %s to %s", state_dir, pi->state);
 	int sock = -1;
 	if (mkdir_p(log_dir, 0700, err) < 0 || rm_rf(pi->dir, err) < 0 ||
 	    instance_images_dir_make(job->name, pi->dir, err) < 0 ||
 	    migrate_pages_target_start(pages, page_requests, &sock, &pi->relay, err) < 0)
 		return -1;
+	log_info("instance %s: its pages wait in %s", job->name, pi->dir);
 	int r = checkpoint_page_server_start(pi->dir, pi->log, sock, &pi->server, err);
 	close(sock);
 	return r;
@@ -471,8 +499,13 @@ static void page_intake_clear(struct page_intake *pi, struct ferry_error **err)
 		cleanup_error struct ferry_error *e = NULL;
 		rm_rf(pi->dir, &e);
 	}
+	if (pi->state != NULL) {
+		cleanup_error struct ferry_error *e = NULL;
+		rm_rf(pi->state, &e);
+	}
 	free(pi->dir);
 	free(pi->log);
+	free(pi->state);
 }
 
 /* A live move, after the first pass: say ready, take the changes, the
@@ -494,7 +527,7 @@ static int live_takeover(struct progress *progress, struct target_job *job, stru
 	cleanup_error struct ferry_error *e = NULL;
 	struct migrate_result res = { .success = true, .message = "ready" };
 	int r = -1;
-	if (!post_copy && page_intake_start(&intake, job, pages, page_requests, err) < 0)
+	if (!post_copy && page_intake_start(&intake, job, state_dir, pages, page_requests, err) < 0)
 		goto out;
 	if (migrate_send_result(control, &res, err) < 0)
 		goto out;
@@ -512,11 +545,13 @@ static int live_takeover(struct progress *progress, struct target_job *job, stru
 		goto out;
 	r = -1;
 	progress->stage = "state";
-	if (recv_images(state, job->name, state_dir, progress, err) < 0 || recv_rootfs(state, dev, shift, progress, err) < 0) {
+	/* Into the directory itself: the unpacker follows no link. */
+	const char *images = intake.state != NULL ? intake.state : state_dir;
+	if (recv_images(state, job->name, images, progress, err) < 0 || recv_rootfs(state, dev, shift, progress, err) < 0) {
 		error_wrap(err, "the saved state");
 		goto out;
 	}
-	if (!post_copy && page_intake_finish(&intake, state_dir, err) < 0)
+	if (!post_copy && page_intake_finish(&intake, images, err) < 0)
 		goto out;
 	keep_dump_log(job->name, state_dir);
 	struct db_instance inst = { 0 };

@@ -70,6 +70,11 @@ out=$(fy h1 move d1 h2: --memory stop-and-copy 2>&1)
 expect_eq "move d1 h2: --memory stop-and-copy" "$?" 0
 echo "# $out"
 expect_eq "d1 runs on h2" "$(fy h2 list d1 --format csv -c s)" RUNNING
+# Its memory waited for the restore in memory (ferryd's staging directory on
+# /dev/shm), not on h2's disk, and nothing of it is left there.
+expect_match "h2 took d1's pages into memory" "$(grep 'd1: its pages wait in' "$BED_DIR/h2/logs/ferryd.log")" \
+	'its pages wait in /dev/shm/ferry-pages-[0-9a-f]+/d1\.pages$'
+expect_eq "... and kept none of them" "$(compgen -G '/dev/shm/ferry-pages-*/d1.*')" ""
 services_answer h2 "on h2"
 
 out=$(fy h2 move d1 h1: --memory stop-and-copy 2>&1)
