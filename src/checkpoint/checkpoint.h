@@ -92,7 +92,11 @@ int checkpoint_dump(const struct checkpoint_dump_opts *o, struct ferry_error **e
  * (design.md: CRIU 4.2.1 can't create a user-namespaced container's veth). */
 struct checkpoint_netdev {
 	const char *name;      /* the name inside the container: "eth0" */
-	const char *host_name; /* its temporary name on the host */
+	const char *host_name; /* the host end's name */
+	/* The bridge the host end joins: CRIU makes the pair, the container end
+	 * inside the restored namespace (CRIU patch 0014). NULL: host_name is
+	 * the container end, made beforehand on the host, for CRIU to move in. */
+	const char *bridge;
 };
 
 struct checkpoint_restore_opts {

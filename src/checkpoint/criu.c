@@ -358,7 +358,9 @@ int checkpoint_restore(const struct checkpoint_restore_opts *o, pid_t *pid, int 
 	if (o->cgroup_root != NULL && criu_local_add_cg_root(opts, NULL, o->cgroup_root) < 0)
 		return error_set(err, 500, ENOMEM, "CRIU restore: libcriu options");
 	for (size_t i = 0; i < o->n_netdevs; i++) {
-		cleanup_free char *key = xasprintf("netdev[%s]:%s", o->netdevs[i].name, o->netdevs[i].host_name);
+		const struct checkpoint_netdev *nd = &o->netdevs[i];
+		cleanup_free char *key = nd->bridge != NULL ? xasprintf("veth[%s]:%s@%s", nd->name, nd->host_name, nd->bridge)
+							    : xasprintf("netdev[%s]:%s", nd->name, nd->host_name);
 		if (criu_local_add_external(opts, key) < 0)
 			return error_set(err, 500, ENOMEM, "CRIU restore: libcriu options");
 	}

@@ -76,18 +76,17 @@ int restore_init(struct runtime_spec *spec, const char *images_dir, const char *
 {
 	char **veths = xcalloc(spec->n_nics + 1, sizeof(char *));
 	*host_veths = veths;
-	cleanup_strv char **peers = xcalloc(spec->n_nics + 1, sizeof(char *));
 	cleanup_free struct checkpoint_netdev *netdevs = xcalloc(spec->n_nics + 1, sizeof(*netdevs));
+	/* CRIU makes each veth, its container end born in the restored
+	 * namespace: a device moved into a namespace costs an rcu_barrier()
+	 * (~20 ms here). The host end gets a fresh name: the old one may not be
+	 * gone yet (namespace teardown is asynchronous). */
 	for (size_t i = 0; i < spec->n_nics; i++) {
 		struct runtime_nic *nic = &spec->nics[i];
 		free(nic->host_name);
 		nic->host_name = network_new_host_name();
 		veths[i] = xstrdup(nic->host_name);
-		/* Unique on the host while this monitor lives: its pid. */
-		peers[i] = xasprintf("fr%d_%zu", (int)getpid(), i);
-		if (network_veth_create(nic, peers[i], 0, err) < 0)
-			return error_wrap(err, "restore: nic %s", nic->name);
-		netdevs[i] = (struct checkpoint_netdev){ .name = nic->name, .host_name = peers[i] };
+		netdevs[i] = (struct checkpoint_netdev){ .name = nic->name, .host_name = nic->host_name, .bridge = nic->bridge };
 	}
 	if (spec->n_nics > 0 && spec_save(spec, err) < 0)
 		return error_wrap(err, "restore");
