@@ -87,9 +87,9 @@ void checkpoint_swrk_stop(struct checkpoint_swrk *s);
  * again is the caller's to say (not if their copy elsewhere ran on). */
 int checkpoint_dump(const struct checkpoint_dump_opts *o, struct ferry_error **err);
 
-/* A network device CRIU moves into the restored network namespace: a veth
- * end that ferry created on the host under a temporary, host-unique name
- * (design.md: CRIU 4.2.1 can't create a user-namespaced container's veth). */
+/* A restored container's network device: a veth that CRIU makes (stock
+ * 4.2.1 can't for a user-namespaced container, design.md; patch 0014 can),
+ * or one end of a veth made on the host beforehand that CRIU moves in. */
 struct checkpoint_netdev {
 	const char *name;      /* the name inside the container: "eth0" */
 	const char *host_name; /* the host end's name */

@@ -7,8 +7,10 @@
 #include <arpa/inet.h>
 #include <getopt.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <malloc.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +18,6 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
-#include <linux/magic.h>
-#include <stdint.h>
 #include <unistd.h>
 
 #include "common/log.h"
