@@ -424,8 +424,8 @@ struct page_intake {
 	char *state; /* the state directory's place in staging, or NULL */
 };
 
-static int page_intake_start(struct page_intake *pi, struct target_job *job, const char *state_dir,
-			     struct ws *pages, struct ws *page_requests, struct ferry_error **err)
+static int page_intake_start(struct page_intake *pi, struct target_job *job, struct ws *pages,
+			     struct ws *page_requests, struct ferry_error **err)
 {
 	cleanup_free char *dir = instance_dir(job->name);
 	cleanup_free char *log_dir = instance_log_dir(job->name);
@@ -437,12 +437,8 @@ static int page_intake_start(struct page_intake *pi, struct target_job *job, con
 		pi->state = xasprintf("%s/%s.state", daemon_ctx->staging_dir, job->name);
 	}
 	pi->log = checkpoint_log_path(log_dir, "migration", "page-server");
-	if (pi->state != NULL &&
-	    (rm_rf(pi->state, err) < 0 || instance_images_dir_make(job->name, pi->state, err) < 0 ||
-	     rm_rf(state_dir, err) < 0))
+	if (pi->state != NULL && (rm_rf(pi->state, err) < 0 || instance_images_dir_make(job->name, pi->state, err) < 0))
 		return -1;
-	if (pi->state != NULL && symlink(pi->state, state_dir) < 0)
-		return error_sys(err, errno, "link %s to %s", state_dir, pi->state);
 	int sock = -1;
 	if (mkdir_p(log_dir, 0700, err) < 0 || rm_rf(pi->dir, err) < 0 ||
 	    instance_images_dir_make(job->name, pi->dir, err) < 0 ||
@@ -527,7 +523,7 @@ static int live_takeover(struct progress *progress, struct target_job *job, stru
 	cleanup_error struct ferry_error *e = NULL;
 	struct migrate_result res = { .success = true, .message = "ready" };
 	int r = -1;
-	if (!post_copy && page_intake_start(&intake, job, state_dir, pages, page_requests, err) < 0)
+	if (!post_copy && page_intake_start(&intake, job, pages, page_requests, err) < 0)
 		goto out;
 	if (migrate_send_result(control, &res, err) < 0)
 		goto out;
@@ -545,8 +541,14 @@ static int live_takeover(struct progress *progress, struct target_job *job, stru
 		goto out;
 	r = -1;
 	progress->stage = "state";
-	/* Into the directory itself: the unpacker follows no link. */
+	/* The state directory appears as the state comes (a link when staged).
+	 * The images go into the directory itself: the unpacker follows no link. */
 	const char *images = intake.state != NULL ? intake.state : state_dir;
+	if (intake.state != NULL && (rm_rf(state_dir, err) < 0 || symlink(intake.state, state_dir) < 0)) {
+		if (*err == NULL)
+			error_sys(err, errno, "link %s to %s", state_dir, intake.state);
+		goto out;
+	}
 	if (recv_images(state, job->name, images, progress, err) < 0 || recv_rootfs(state, dev, shift, progress, err) < 0) {
 		error_wrap(err, "the saved state");
 		goto out;
