@@ -471,7 +471,7 @@ static int handover_run(struct handover *h, const char *mark, struct runtime_che
 	struct source_job *job = h->job;
 	int criu_socket = -1;
 	if (await_ready(job, err) < 0)
-		return -1;
+		return error_wrap(err, "nothing was frozen: the instance keeps running here");
 	pthread_mutex_init(&h->lock, NULL);
 	int r = migrate_pages_source_start(o->lazy, job->pages, job->page_requests, &criu_socket, &h->pages, err);
 	if (r == 0) {
