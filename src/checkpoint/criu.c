@@ -187,7 +187,13 @@ static int dump_notify(char *action, criu_notify_arg_t na)
 {
 	(void)na;
 	struct dump_notify_state *st = dump_state;
-	if (st == NULL || strcmp(action, "post-dump") != 0 || st->o->post_dump == NULL)
+	if (st == NULL)
+		return 0;
+	if (st->o->network_lock != NULL && strcmp(action, "network-lock") == 0)
+		return st->o->network_lock(st->o->network_lock_arg, true);
+	if (st->o->network_lock != NULL && strcmp(action, "network-unlock") == 0)
+		return st->o->network_lock(st->o->network_lock_arg, false);
+	if (strcmp(action, "post-dump") != 0 || st->o->post_dump == NULL)
 		return 0;
 	int r = st->o->post_dump(st->o->post_dump_arg);
 	if (r == 0)
@@ -294,8 +300,10 @@ int checkpoint_dump(const struct checkpoint_dump_opts *o, struct ferry_error **e
 	struct dump_notify_state st = { .o = o };
 	dump_state = &st;
 	/* Notifications cost a round trip each: only when asked for. */
-	if (o->post_dump != NULL)
+	if (o->post_dump != NULL || o->network_lock != NULL)
 		criu_local_set_notify_cb(opts, dump_notify);
+	if (o->network_lock != NULL && criu_local_set_network_lock(opts, CRIU_NETWORK_LOCK_SKIP) < 0)
+		return error_set(err, 500, ENOMEM, "CRIU dump: libcriu options");
 
 	long long start = now_ms();
 	struct checkpoint_swrk own = { .pid = -1, .fd = -1 };
@@ -336,12 +344,16 @@ int checkpoint_dump(const struct checkpoint_dump_opts *o, struct ferry_error **e
 /* libcriu's notify callback has no user data; a restore runs in one thread,
  * whose variable this is. */
 static __thread int restore_console_master = -1;
+static __thread const struct checkpoint_restore_opts *restore_opts;
 
 static int restore_notify(char *action, criu_notify_arg_t na)
 {
 	/* libcriu has just received the master with this notification. */
 	if (strcmp(action, "orphan-pts-master") == 0)
 		restore_console_master = criu_get_orphan_pts_master_fd();
+	const struct checkpoint_restore_opts *o = restore_opts;
+	if (o != NULL && o->network_unlock != NULL && strcmp(action, "network-unlock") == 0)
+		return o->network_unlock(o->network_unlock_arg);
 	return 0;
 }
 
@@ -359,8 +371,9 @@ int checkpoint_restore(const struct checkpoint_restore_opts *o, pid_t *pid, int 
 		return error_set(err, 500, ENOMEM, "CRIU restore: libcriu options");
 	for (size_t i = 0; i < o->n_netdevs; i++) {
 		const struct checkpoint_netdev *nd = &o->netdevs[i];
-		cleanup_free char *key = nd->bridge != NULL ? xasprintf("veth[%s]:%s@%s", nd->name, nd->host_name, nd->bridge)
-							    : xasprintf("netdev[%s]:%s", nd->name, nd->host_name);
+		cleanup_free char *key = nd->bridge == NULL	     ? xasprintf("netdev[%s]:%s", nd->name, nd->host_name)
+					 : o->network_unlock != NULL ? xasprintf("veth[%s]:%s", nd->name, nd->host_name)
+								     : xasprintf("veth[%s]:%s@%s", nd->name, nd->host_name, nd->bridge);
 		if (criu_local_add_external(opts, key) < 0)
 			return error_set(err, 500, ENOMEM, "CRIU restore: libcriu options");
 	}
@@ -369,6 +382,8 @@ int checkpoint_restore(const struct checkpoint_restore_opts *o, pid_t *pid, int 
 			return error_set(err, 500, ENOMEM, "CRIU restore: libcriu options");
 	criu_local_set_notify_cb(opts, restore_notify);
 	criu_local_set_auto_dedup(opts, o->discard_pages);
+	if (o->network_unlock != NULL && criu_local_set_network_lock(opts, CRIU_NETWORK_LOCK_SKIP) < 0)
+		return error_set(err, 500, ENOMEM, "CRIU restore: libcriu options");
 	/* libcriu has no setter for these RPC options: its opts begin with the
 	 * request's CriuOpts (lib/c/criu.c, struct criu_opts). */
 	CriuOpts *rpc = *(CriuOpts **)opts;
@@ -382,11 +397,13 @@ int checkpoint_restore(const struct checkpoint_restore_opts *o, pid_t *pid, int 
 	}
 
 	restore_console_master = -1;
+	restore_opts = o;
 	long long start = now_ms();
 	struct sigterm_guard guard;
 	sigterm_guard_enter(&guard);
 	int r = criu_local_restore_child(opts);
 	sigterm_guard_leave(&guard);
+	restore_opts = NULL;
 	int master = steal_fd(&restore_console_master);
 	unlinkat(work_fd, "stats-restore", 0);
 	if (r <= 0) {

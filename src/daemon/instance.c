@@ -1781,6 +1781,9 @@ int instances_startup(struct ferry_error **err)
 			bool committed = strcmp(outgoing, "committed") == 0;
 			if (st.status != RUNTIME_STOPPED && !committed) {
 				log_warn("instance %s: a live move away did not finish: it runs here again", name);
+				if (runtime_network_unlock(name, dir, &e) < 0)
+					log_error("start-up: %s", e->msg);
+				error_free(&e);
 				if (st.status == RUNTIME_FROZEN && runtime_unfreeze(dir, &e) < 0)
 					log_error("start-up: %s", e->msg);
 			} else if (st.status != RUNTIME_STOPPED) {
@@ -1810,6 +1813,12 @@ int instances_startup(struct ferry_error **err)
 				 (int)st.init_pid);
 			if (!was_running)
 				save_power_state(name, "RUNNING", &e);
+			/* A checkpoint that ended with the last ferryd may have left
+			 * its network lock on (runtime_checkpoint's own). */
+			cleanup_free char *dir = instance_dir(name);
+			cleanup_error struct ferry_error *ne = NULL;
+			if (runtime_network_unlock(name, dir, &ne) < 0)
+				log_error("start-up: %s", ne->msg);
 			goto next;
 		}
 		/* As LXD: boot.autostart when set, else whatever ran before the host went down. */

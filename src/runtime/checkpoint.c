@@ -15,6 +15,25 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "runtime/internal.h"
+#include "runtime/network.h"
+
+/* CRIU's network lock, done on the host: every host end off its bridge
+ * (lock) or back on (unlock). An unlock puts back all it can. */
+static int nics_lock(void *arg, bool lock)
+{
+	const struct runtime_spec *spec = arg;
+	int r = 0;
+	for (size_t i = 0; i < spec->n_nics; i++) {
+		cleanup_error struct ferry_error *e = NULL;
+		if (network_veth_attach(spec->nics[i].host_name, lock ? NULL : spec->nics[i].bridge, &e) < 0) {
+			log_error("container %s: network %s: %s", spec->name, lock ? "lock" : "unlock", e->msg);
+			r = -1;
+			if (lock)
+				break;
+		}
+	}
+	return r;
+}
 
 static int checkpoint_container(const struct runtime_spec *spec, const struct runtime_checkpoint_opts *o,
 				struct ferry_error **err)
@@ -62,6 +81,8 @@ static int checkpoint_container(const struct runtime_spec *spec, const struct ru
 		.page_socket = o->page_socket,
 		.post_dump = o->post_dump,
 		.post_dump_arg = o->post_dump_arg,
+		.network_lock = nics_lock,
+		.network_lock_arg = (void *)spec,
 		.swrk = &swrk,
 	};
 	if (checkpoint_dump(&d, err) < 0) {
@@ -77,12 +98,16 @@ static int checkpoint_container(const struct runtime_spec *spec, const struct ru
 			}
 			(*err)->errnum = ECONNRESET;
 		}
+		/* CRIU unlocks, but not always through a notification that
+		 * reaches us (a lazy dump's pages failing after its reply). */
+		nics_lock((void *)spec, false);
 		/* CRIU puts the freezer back as it found it: frozen, by us. */
 		if (!was_frozen && !o->ptrace_seize)
 			cgroup_freeze(spec->cgroup, false, NULL);
 		return -1;
 	}
 	if (o->leave_running) {
+		nics_lock((void *)spec, false);
 		if (!was_frozen && !o->ptrace_seize && cgroup_freeze(spec->cgroup, false, err) < 0)
 			return error_wrap(err, "resume after the dump");
 		return 0;
@@ -103,6 +128,19 @@ int runtime_checkpoint(const char *name, const char *dir, const struct runtime_c
 	runtime_spec_free(spec);
 	if (r < 0)
 		return error_wrap(err, "checkpoint %s", name);
+	return 0;
+}
+
+int runtime_network_unlock(const char *name, const char *dir, struct ferry_error **err)
+{
+	struct runtime_spec *spec = NULL;
+	if (spec_load(dir, &spec, err) < 0)
+		return error_wrap(err, "network of %s", name);
+	int r = nics_lock(spec, false);
+	runtime_spec_free(spec);
+	if (r < 0)
+		return error_set(err, 500, EIO, "%s: its host veths are not all on their bridges (ferryd.log says why)",
+				 name);
 	return 0;
 }
 

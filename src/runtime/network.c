@@ -465,6 +465,33 @@ int network_bridge_ensure(const char *bridge, const char *gateway_cidr, bool nat
 	return nat_table_remove(bridge, err);
 }
 
+int network_veth_attach(const char *host_name, const char *bridge, struct ferry_error **err)
+{
+	if (ifname_check(host_name, "veth host end", err) < 0 ||
+	    (bridge != NULL && ifname_check(bridge, "veth bridge", err) < 0))
+		return -1;
+	cleanup_nl_sock struct nl_sock *sk = NULL;
+	if (route_socket_open(0, &sk, err) < 0)
+		return -1;
+	cleanup_rtnl_link struct rtnl_link *link = NULL;
+	if (link_get(sk, host_name, &link, err) < 0)
+		return -1;
+	cleanup_rtnl_link struct rtnl_link *br = NULL;
+	if (bridge != NULL && link_get(sk, bridge, &br, err) < 0)
+		return -1;
+	cleanup_rtnl_link struct rtnl_link *change = rtnl_link_alloc();
+	if (change == NULL)
+		return error_sys(err, ENOMEM, "%s", host_name);
+	rtnl_link_set_master(change, br != NULL ? rtnl_link_get_ifindex(br) : 0);
+	if (br != NULL)
+		rtnl_link_set_flags(change, IFF_UP);
+	int rc = rtnl_link_change(sk, link, change, 0);
+	if (rc < 0)
+		return br != NULL ? nl_error(err, rc, "put %s on %s", host_name, bridge)
+				  : nl_error(err, rc, "take %s off its bridge", host_name);
+	return 0;
+}
+
 int network_link_delete(const char *ifname, struct ferry_error **err)
 {
 	if (ifname_check(ifname, "delete interface", err) < 0)

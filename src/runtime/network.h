@@ -41,6 +41,11 @@ int network_veth_create(const struct runtime_nic *nic, const char *peer_name, pi
  * default route via nic->ipv4_gateway (if any). */
 int network_configure_inside(pid_t netns_pid, const char *peer_name, const struct runtime_nic *nic,
 			     struct ferry_error **err);
+/* Put a veth's host end on bridge and up, or (bridge NULL) take it off its
+ * bridge: a container's network lock while CRIU dumps or restores it.
+ * Off, nothing from the LAN reaches the container and nothing it sends
+ * leaves, its own carrier unchanged. */
+int network_veth_attach(const char *host_name, const char *bridge, struct ferry_error **err);
 /* Delete a host-side link if it still exists. */
 int network_link_delete(const char *ifname, struct ferry_error **err);
 /* A fresh host-side veth name: "veth" + 8 hex digits (free()). */

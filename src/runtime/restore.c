@@ -70,6 +70,21 @@ static int lazy_pages_start(const struct runtime_spec *spec, const char *images_
 	return r;
 }
 
+/* The network lock's end, done on the host (CRIU locks nothing): the host
+ * ends, made off their bridges, go on, before the tasks run. */
+static int nics_unlock(void *arg)
+{
+	const struct runtime_spec *spec = arg;
+	for (size_t i = 0; i < spec->n_nics; i++) {
+		cleanup_error struct ferry_error *e = NULL;
+		if (network_veth_attach(spec->nics[i].host_name, spec->nics[i].bridge, &e) < 0) {
+			log_error("container %s: network unlock: %s", spec->name, e->msg);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int restore_init(struct runtime_spec *spec, const char *images_dir, const char *log_path,
 		 const struct runtime_restore_opts *ro, pid_t *init_pid,
 		 int *console, char ***host_veths, pid_t *lazy_pid, struct ferry_error **err)
@@ -111,6 +126,8 @@ int restore_init(struct runtime_spec *spec, const char *images_dir, const char *
 		.leave_stopped = ro != NULL && ro->paused,
 		.lazy_pages = ro != NULL && ro->lazy_pages,
 		.discard_pages = ro != NULL && ro->discard_pages,
+		.network_unlock = nics_unlock,
+		.network_unlock_arg = spec,
 	};
 	if (ro != NULL && alias_rootfs(spec, ro->rootfs_alias, err) < 0)
 		return -1;

@@ -110,6 +110,10 @@ int runtime_restore(const struct runtime_spec *spec, const char *images_dir, con
 int runtime_lazy_pages_status(const char *dir, struct ferry_error **err);
 /* Let the tasks of a container restored paused run. */
 int runtime_resume(const char *name, const char *dir, struct ferry_error **err);
+/* Put the container's host veths back on their bridges: the end of the
+ * network lock a checkpoint takes (runtime_checkpoint does it itself
+ * unless its caller died meanwhile). Idempotent. */
+int runtime_network_unlock(const char *name, const char *dir, struct ferry_error **err);
 
 struct runtime_checkpoint_opts {
 	const char *images_dir; /* an existing, empty directory */
