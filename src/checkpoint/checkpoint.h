@@ -94,17 +94,14 @@ void checkpoint_swrk_stop(struct checkpoint_swrk *s);
  * again is the caller's to say (not if their copy elsewhere ran on). */
 int checkpoint_dump(const struct checkpoint_dump_opts *o, struct ferry_error **err);
 
-/* A restored container's network device: a veth that CRIU makes (stock
- * 4.2.1 can't for a user-namespaced container, design.md; patch 0014 can),
- * or one end of a veth made on the host beforehand that CRIU moves in. */
+/* A restored container's network device: a veth pair that CRIU makes, the
+ * container end inside the restored namespace (stock 4.2.1 can't for a
+ * user-namespaced container, design.md; patch 0014 can), the host end on
+ * the host, off any bridge: checkpoint_restore_opts.network_unlock puts it
+ * on one. */
 struct checkpoint_netdev {
 	const char *name;      /* the name inside the container: "eth0" */
 	const char *host_name; /* the host end's name */
-	/* The bridge the host end joins: CRIU makes the pair, the container end
-	 * inside the restored namespace (CRIU patch 0014), and puts the host end
-	 * on it (unless network_unlock does). NULL: host_name is the container
-	 * end, made beforehand on the host, for CRIU to move in. */
-	const char *bridge;
 };
 
 struct checkpoint_restore_opts {
@@ -135,7 +132,8 @@ struct checkpoint_restore_opts {
 	bool discard_pages;
 	/* The network lock, ours instead of CRIU's: the host ends are made off
 	 * their bridges, and this puts them on, where CRIU would unlock (before
-	 * the tasks run). Non-zero fails the restore. NULL: CRIU locks. */
+	 * the tasks run). Non-zero fails the restore. Required with netdevs:
+	 * nothing else puts them on a bridge. */
 	int (*network_unlock)(void *arg);
 	void *network_unlock_arg;
 };

@@ -370,10 +370,7 @@ int checkpoint_restore(const struct checkpoint_restore_opts *o, pid_t *pid, int 
 	if (o->cgroup_root != NULL && criu_local_add_cg_root(opts, NULL, o->cgroup_root) < 0)
 		return error_set(err, 500, ENOMEM, "CRIU restore: libcriu options");
 	for (size_t i = 0; i < o->n_netdevs; i++) {
-		const struct checkpoint_netdev *nd = &o->netdevs[i];
-		cleanup_free char *key = nd->bridge == NULL	     ? xasprintf("netdev[%s]:%s", nd->name, nd->host_name)
-					 : o->network_unlock != NULL ? xasprintf("veth[%s]:%s", nd->name, nd->host_name)
-								     : xasprintf("veth[%s]:%s@%s", nd->name, nd->host_name, nd->bridge);
+		cleanup_free char *key = xasprintf("veth[%s]:%s", o->netdevs[i].name, o->netdevs[i].host_name);
 		if (criu_local_add_external(opts, key) < 0)
 			return error_set(err, 500, ENOMEM, "CRIU restore: libcriu options");
 	}
@@ -382,6 +379,8 @@ int checkpoint_restore(const struct checkpoint_restore_opts *o, pid_t *pid, int 
 			return error_set(err, 500, ENOMEM, "CRIU restore: libcriu options");
 	criu_local_set_notify_cb(opts, restore_notify);
 	criu_local_set_auto_dedup(opts, o->discard_pages);
+	if (o->n_netdevs > 0 && o->network_unlock == NULL)
+		return error_bad_request(err, "CRIU restore: veths need a network_unlock to join their bridges");
 	if (o->network_unlock != NULL && criu_local_set_network_lock(opts, CRIU_NETWORK_LOCK_SKIP) < 0)
 		return error_set(err, 500, ENOMEM, "CRIU restore: libcriu options");
 	/* libcriu has no setter for these RPC options: its opts begin with the

@@ -17,11 +17,8 @@
 #include "runtime/internal.h"
 #include "runtime/network.h"
 
-/* CRIU's network lock, done on the host: every host end off its bridge
- * (lock) or back on (unlock). An unlock puts back all it can. */
-static int nics_lock(void *arg, bool lock)
+int nics_lock(const struct runtime_spec *spec, bool lock)
 {
-	const struct runtime_spec *spec = arg;
 	int r = 0;
 	for (size_t i = 0; i < spec->n_nics; i++) {
 		cleanup_error struct ferry_error *e = NULL;
@@ -33,6 +30,12 @@ static int nics_lock(void *arg, bool lock)
 		}
 	}
 	return r;
+}
+
+/* checkpoint_dump_opts.network_lock. */
+static int dump_network_lock(void *arg, bool lock)
+{
+	return nics_lock(arg, lock);
 }
 
 static int checkpoint_container(const struct runtime_spec *spec, const struct runtime_checkpoint_opts *o,
@@ -81,7 +84,7 @@ static int checkpoint_container(const struct runtime_spec *spec, const struct ru
 		.page_socket = o->page_socket,
 		.post_dump = o->post_dump,
 		.post_dump_arg = o->post_dump_arg,
-		.network_lock = nics_lock,
+		.network_lock = dump_network_lock,
 		.network_lock_arg = (void *)spec,
 		.swrk = &swrk,
 	};
@@ -100,14 +103,14 @@ static int checkpoint_container(const struct runtime_spec *spec, const struct ru
 		}
 		/* CRIU unlocks, but not always through a notification that
 		 * reaches us (a lazy dump's pages failing after its reply). */
-		nics_lock((void *)spec, false);
+		nics_lock(spec, false);
 		/* CRIU puts the freezer back as it found it: frozen, by us. */
 		if (!was_frozen && !o->ptrace_seize)
 			cgroup_freeze(spec->cgroup, false, NULL);
 		return -1;
 	}
 	if (o->leave_running) {
-		nics_lock((void *)spec, false);
+		nics_lock(spec, false);
 		if (!was_frozen && !o->ptrace_seize && cgroup_freeze(spec->cgroup, false, err) < 0)
 			return error_wrap(err, "resume after the dump");
 		return 0;

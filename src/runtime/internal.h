@@ -109,11 +109,18 @@ int spec_save(const struct runtime_spec *spec, struct ferry_error **err);
  * (timeout_ms < 0: forever). A zombie counts as gone. */
 bool monitor_wait_gone(pid_t monitor, unsigned long long start_time, long long timeout_ms);
 
+/* --- checkpoint.c --- */
+
+/* The network lock during a dump or restore, done on the host: every host
+ * veth end off its bridge (lock) or back on (unlock). A lock stops at the
+ * first failure; an unlock puts back all it can. Failures are logged. */
+int nics_lock(const struct runtime_spec *spec, bool lock);
+
 /* --- restore.c: the monitor's side of runtime_restore --- */
 
-/* Create the nics' veths (fresh host names, saved in spec.json) and have CRIU
- * restore the container as the caller's children. *host_veths is set (for
- * the caller to delete) even on failure. */
+/* Give the nics fresh host veth names (saved in spec.json) and have CRIU
+ * restore the container as the caller's children, making its veths.
+ * *host_veths is set (for the caller to delete) even on failure. */
 int restore_init(struct runtime_spec *spec, const char *images_dir, const char *log_path,
 		 const struct runtime_restore_opts *o, pid_t *init_pid,
 		 int *console, char ***host_veths, pid_t *lazy_pid, struct ferry_error **err);

@@ -70,19 +70,11 @@ static int lazy_pages_start(const struct runtime_spec *spec, const char *images_
 	return r;
 }
 
-/* The network lock's end, done on the host (CRIU locks nothing): the host
- * ends, made off their bridges, go on, before the tasks run. */
-static int nics_unlock(void *arg)
+/* checkpoint_restore_opts.network_unlock: the host ends, made off their
+ * bridges, go on, before the tasks run. */
+static int restore_network_unlock(void *arg)
 {
-	const struct runtime_spec *spec = arg;
-	for (size_t i = 0; i < spec->n_nics; i++) {
-		cleanup_error struct ferry_error *e = NULL;
-		if (network_veth_attach(spec->nics[i].host_name, spec->nics[i].bridge, &e) < 0) {
-			log_error("container %s: network unlock: %s", spec->name, e->msg);
-			return -1;
-		}
-	}
-	return 0;
+	return nics_lock(arg, false);
 }
 
 int restore_init(struct runtime_spec *spec, const char *images_dir, const char *log_path,
@@ -101,7 +93,7 @@ int restore_init(struct runtime_spec *spec, const char *images_dir, const char *
 		free(nic->host_name);
 		nic->host_name = network_new_host_name();
 		veths[i] = xstrdup(nic->host_name);
-		netdevs[i] = (struct checkpoint_netdev){ .name = nic->name, .host_name = nic->host_name, .bridge = nic->bridge };
+		netdevs[i] = (struct checkpoint_netdev){ .name = nic->name, .host_name = nic->host_name };
 	}
 	if (spec->n_nics > 0 && spec_save(spec, err) < 0)
 		return error_wrap(err, "restore");
@@ -126,7 +118,7 @@ int restore_init(struct runtime_spec *spec, const char *images_dir, const char *
 		.leave_stopped = ro != NULL && ro->paused,
 		.lazy_pages = ro != NULL && ro->lazy_pages,
 		.discard_pages = ro != NULL && ro->discard_pages,
-		.network_unlock = nics_unlock,
+		.network_unlock = restore_network_unlock,
 		.network_unlock_arg = spec,
 	};
 	if (ro != NULL && alias_rootfs(spec, ro->rootfs_alias, err) < 0)
