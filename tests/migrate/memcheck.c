@@ -6,13 +6,18 @@
  *   PID SEED ROUNDS BAD
  *
  * BAD is the number of 8-byte words that ever held the wrong value (a page
- * that came back as zeroes, or someone else's). Static: it runs in a
- * busybox root filesystem. */
+ * that came back as zeroes, or someone else's). Beside the N MiB, 64 KiB
+ * that are unreadable (PROT_NONE) all but the moment of their check: a
+ * dump can't read those pages from the task as it reads the others, and
+ * must still carry them. Static: it runs in a busybox root filesystem. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+
+#define HIDDEN_BYTES (64 << 10)
 
 static uint64_t value(uint64_t seed, size_t i)
 {
@@ -46,6 +51,13 @@ int main(int argc, char **argv)
 		fclose(r);
 	for (size_t i = 0; i < words; i++)
 		mem[i] = value(seed, i);
+	uint64_t *hidden = mmap(NULL, HIDDEN_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (hidden == MAP_FAILED)
+		return 1;
+	for (size_t i = 0; i < HIDDEN_BYTES / sizeof(uint64_t); i++)
+		hidden[i] = value(~seed, i);
+	if (mprotect(hidden, HIDDEN_BYTES, PROT_NONE) < 0)
+		return 1;
 	unsigned long rounds = 0, bad = 0;
 	report(seed, rounds, bad);
 	for (;;) {
@@ -54,6 +66,15 @@ int main(int argc, char **argv)
 				bad++;
 				mem[i] = value(seed, i);
 			}
+		if (mprotect(hidden, HIDDEN_BYTES, PROT_READ | PROT_WRITE) < 0)
+			return 1;
+		for (size_t i = 0; i < HIDDEN_BYTES / sizeof(uint64_t); i++)
+			if (hidden[i] != value(~seed, i)) {
+				bad++;
+				hidden[i] = value(~seed, i);
+			}
+		if (mprotect(hidden, HIDDEN_BYTES, PROT_NONE) < 0)
+			return 1;
 		rounds++;
 		report(seed, rounds, bad);
 		usleep(200 * 1000);
