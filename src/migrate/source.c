@@ -377,19 +377,22 @@ static int take_over(struct handover *h, struct ferry_error **err)
 		return -1;
 	h->t_restored = now_ms();
 	int sent = migrate_send_commit(job->control, err);
-	/* The copy here never runs again: off the LAN at once (post-copy keeps
-	 * it, frozen, while it serves the pages, and its kernel would still
-	 * answer ARP for the address the target has now). */
+	int r2 = sent < 0 ? -1 : migrate_recv_result(job->control, &res, MIGRATE_COMMIT_TIMEOUT_MS, err);
+	h->t_running = now_ms();
+	/* The copy here never runs again: off the LAN (post-copy keeps it,
+	 * frozen, while it serves the pages, and its kernel would answer ARP
+	 * for the address the target has now, were its veths put back on
+	 * their bridges). After the target's answer: deleting a device takes
+	 * ~20 ms here, and the network lock keeps them off the bridges
+	 * meanwhile. */
 	instance_cut_host_veths(job->name);
-	if (sent < 0 ||
-	    migrate_recv_result(job->control, &res, MIGRATE_COMMIT_TIMEOUT_MS, err) < 0 || !res.success) {
+	if (r2 < 0 || !res.success) {
 		if (*err == NULL)
 			error_set(err, 500, 0, "%s", res.message ? res.message : "no reason given");
 		migrate_result_clear(&res);
 		return error_wrap(err, "the target restored the instance but did not confirm that it runs");
 	}
 	migrate_result_clear(&res);
-	h->t_running = now_ms();
 	return 0;
 }
 
