@@ -136,6 +136,11 @@ struct checkpoint_restore_opts {
 	 * nothing else puts them on a bridge. */
 	int (*network_unlock)(void *arg);
 	void *network_unlock_arg;
+	/* A `criu swrk` the caller started earlier, as its own child
+	 * (checkpoint_swrk_start), so that CRIU's start-up (~15-20 ms here) is
+	 * not spent now: the restore takes it over and reaps it. NULL: libcriu
+	 * starts one. */
+	struct checkpoint_swrk *swrk;
 };
 
 /* Restore as a child of the calling process (criu_restore_child: the

@@ -400,7 +400,20 @@ int checkpoint_restore(const struct checkpoint_restore_opts *o, pid_t *pid, int 
 	long long start = now_ms();
 	struct sigterm_guard guard;
 	sigterm_guard_enter(&guard);
-	int r = criu_local_restore_child(opts);
+	int r;
+	bool ahead = o->swrk != NULL && o->swrk->fd >= 0;
+	if (ahead) {
+		/* What criu_local_restore_child asks of its own swrk: the
+		 * restored init becomes the caller's child (CLONE_PARENT). libcriu
+		 * closes the socket after the request. */
+		rpc->has_rst_sibling = true;
+		rpc->rst_sibling = true;
+		criu_local_set_service_fd(opts, steal_fd(&o->swrk->fd));
+		r = criu_local_restore(opts);
+		checkpoint_swrk_stop(o->swrk);
+	} else {
+		r = criu_local_restore_child(opts);
+	}
 	sigterm_guard_leave(&guard);
 	restore_opts = NULL;
 	int master = steal_fd(&restore_console_master);
@@ -413,8 +426,8 @@ int checkpoint_restore(const struct checkpoint_restore_opts *o, pid_t *pid, int 
 	/* libcriu receives the master without O_CLOEXEC. */
 	if (master >= 0)
 		fcntl(master, F_SETFD, FD_CLOEXEC);
-	log_info("CRIU restore of %s took %lld ms: init is pid %d (log: %s)", o->rootfs, now_ms() - start, r,
-		 o->log_path);
+	log_info("CRIU restore of %s took %lld ms%s: init is pid %d (log: %s)", o->rootfs, now_ms() - start,
+		 ahead ? " (its swrk started ahead)" : "", r, o->log_path);
 	*pid = r;
 	*console_master = master;
 	return 0;

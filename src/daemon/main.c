@@ -382,6 +382,7 @@ int main(int argc, char **argv)
 		error_free(&err);
 	}
 	snapshots_prune_start();
+	runtime_spares_start();
 	log_info("ferryd ready");
 
 	int sig = 0;
@@ -397,6 +398,7 @@ int main(int argc, char **argv)
 		if (rm_rf(d->staging_dir, &e) < 0)
 			log_warn("%s", e->msg);
 	}
+	runtime_spares_stop();
 	log_info("ferryd stopped");
 	/* No teardown of threads or the database: the process ends here, and
 	 * SQLite's WAL is safe at any point. */

@@ -11,6 +11,8 @@ int main(int argc, char **argv)
 {
 	if (argc == 3 && strcmp(argv[1], "__monitor") == 0)
 		runtime_monitor_main(argv[2]);
-	fprintf(stderr, "usage: ferry-monitor __monitor DIR (ferryd starts it)\n");
+	if (argc == 2 && strcmp(argv[1], "__spare") == 0)
+		runtime_monitor_spare_main();
+	fprintf(stderr, "usage: ferry-monitor __monitor DIR | __spare (ferryd starts it)\n");
 	return 2;
 }

@@ -39,6 +39,8 @@
 #define RUNTIME_RESTORE_ALIAS_ENV "FERRY_MONITOR_RESTORE_ALIAS"
 /* Post-copy: the fd of the socket to the source's page server. */
 #define RUNTIME_RESTORE_LAZY_FD_ENV "FERRY_MONITOR_RESTORE_LAZY_FD"
+/* A spare monitor's end of its socket to the ferryd that keeps it. */
+#define RUNTIME_SPARE_FD_ENV "FERRY_MONITOR_SPARE_FD"
 /* Post-copy: "ok" once every page is in, else why the container was killed. */
 #define RUNTIME_LAZY_STATUS "lazy-pages.status"
 
@@ -118,11 +120,14 @@ int nics_lock(const struct runtime_spec *spec, bool lock);
 
 /* --- restore.c: the monitor's side of runtime_restore --- */
 
+struct checkpoint_swrk;
+
 /* Give the nics fresh host veth names (saved in spec.json) and have CRIU
  * restore the container as the caller's children, making its veths.
- * *host_veths is set (for the caller to delete) even on failure. */
+ * swrk: a `criu swrk` the caller started ahead (a spare monitor's), or
+ * NULL. *host_veths is set (for the caller to delete) even on failure. */
 int restore_init(struct runtime_spec *spec, const char *images_dir, const char *log_path,
-		 const struct runtime_restore_opts *o, pid_t *init_pid,
+		 const struct runtime_restore_opts *o, struct checkpoint_swrk *swrk, pid_t *init_pid,
 		 int *console, char ***host_veths, pid_t *lazy_pid, struct ferry_error **err);
 /* Post-copy: the log of `criu lazy-pages` next to the restore's log
  * ("..._restore_TS.log" -> "..._lazy-pages_TS.log"). */

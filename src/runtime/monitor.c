@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <spawn.h>
@@ -23,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "checkpoint/checkpoint.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "runtime/internal.h"
@@ -34,6 +36,11 @@ extern char **environ;
 #define CONSOLE_LOG_KEEP (512 * 1024)
 #define MAX_CONSOLE_CLIENTS 16
 #define CHILD_STACK_SIZE (256 * 1024)
+
+static int monitor_report(const struct runtime_spec *spec, const char *what, const char *restore_images,
+			  int status_read, struct ferry_error **err);
+static int spare_take(void);
+static int spare_hand(int fd, const char *dir, char *const *entries, int status_fd, int lazy_fd);
 
 /* ---- runtime_start: the caller's side ---- */
 
@@ -100,32 +107,51 @@ static int monitor_launch(const struct runtime_spec *spec, const char *what, con
 	cleanup_close int status_write = status_pipe[1];
 
 	/* Everything the monitor needs comes through its environment and
-	 * inherited fds, prepared here. */
-	cleanup_free char *fd_env = xasprintf(RUNTIME_STATUS_FD_ENV "=%d", status_write);
+	 * inherited fds, prepared here: the start's or restore's own variables
+	 * (extra), then the fds'. */
 	cleanup_free char *images_env =
 		restore_images != NULL ? xasprintf(RUNTIME_RESTORE_IMAGES_ENV "=%s", restore_images) : NULL;
 	cleanup_free char *log_env = restore_log != NULL ? xasprintf(RUNTIME_RESTORE_LOG_ENV "=%s", restore_log) : NULL;
-	size_t n_env = strv_len(environ);
 	cleanup_free char *alias_env =
 		o != NULL && o->rootfs_alias != NULL ? xasprintf(RUNTIME_RESTORE_ALIAS_ENV "=%s", o->rootfs_alias) : NULL;
-	cleanup_free char **envp = xcalloc(n_env + 8, sizeof(char *));
+	char *extra[8];
+	size_t n_extra = 0;
+	if (images_env != NULL)
+		extra[n_extra++] = images_env;
+	if (log_env != NULL)
+		extra[n_extra++] = log_env;
+	if (o != NULL && o->paused)
+		extra[n_extra++] = RUNTIME_RESTORE_PAUSED_ENV "=1";
+	if (o != NULL && o->discard_pages)
+		extra[n_extra++] = RUNTIME_RESTORE_DISCARD_ENV "=1";
+	if (alias_env != NULL)
+		extra[n_extra++] = alias_env;
+	extra[n_extra] = NULL;
+	int lazy_fd = o != NULL && o->lazy_pages ? o->lazy_socket : -1;
+
+	/* A spare monitor, when there is one, saves its start (and a
+	 * restore's swrk's). If it is gone, a new monitor it is. */
+	int spare = spare_take();
+	if (spare >= 0) {
+		int handed = spare_hand(spare, spec->dir, extra, status_write, lazy_fd);
+		close(spare);
+		if (handed == 0) {
+			close(steal_fd(&status_write));
+			return monitor_report(spec, what, restore_images, status_read, err);
+		}
+	}
+
+	cleanup_free char *fd_env = xasprintf(RUNTIME_STATUS_FD_ENV "=%d", status_write);
+	cleanup_free char *lazy_env = lazy_fd >= 0 ? xasprintf(RUNTIME_RESTORE_LAZY_FD_ENV "=%d", lazy_fd) : NULL;
+	size_t n_env = strv_len(environ);
+	cleanup_free char **envp = xcalloc(n_env + n_extra + 3, sizeof(char *));
 	size_t k = 0;
 	for (size_t i = 0; i < n_env; i++)
 		if (strncmp(environ[i], "FERRY_MONITOR_", strlen("FERRY_MONITOR_")) != 0)
 			envp[k++] = environ[i];
+	for (size_t i = 0; i < n_extra; i++)
+		envp[k++] = extra[i];
 	envp[k++] = fd_env;
-	if (images_env != NULL)
-		envp[k++] = images_env;
-	if (log_env != NULL)
-		envp[k++] = log_env;
-	if (o != NULL && o->paused)
-		envp[k++] = RUNTIME_RESTORE_PAUSED_ENV "=1";
-	if (o != NULL && o->discard_pages)
-		envp[k++] = RUNTIME_RESTORE_DISCARD_ENV "=1";
-	if (alias_env != NULL)
-		envp[k++] = alias_env;
-	int lazy_fd = o != NULL && o->lazy_pages ? o->lazy_socket : -1;
-	cleanup_free char *lazy_env = lazy_fd >= 0 ? xasprintf(RUNTIME_RESTORE_LAZY_FD_ENV "=%d", lazy_fd) : NULL;
 	if (lazy_env != NULL)
 		envp[k++] = lazy_env;
 	envp[k] = NULL;
@@ -162,7 +188,13 @@ static int monitor_launch(const struct runtime_spec *spec, const char *what, con
 	int wstatus;
 	while (waitpid(child, &wstatus, 0) < 0 && errno == EINTR)
 		;
+	return monitor_report(spec, what, restore_images, status_read, err);
+}
 
+/* The monitor's report on its start, from the status pipe: "ok" or why not. */
+static int monitor_report(const struct runtime_spec *spec, const char *what, const char *restore_images,
+			  int status_read, struct ferry_error **err)
+{
 	char report[1024];
 	size_t len = 0;
 	for (;;) {
@@ -243,6 +275,8 @@ struct monitor {
 	struct runtime_restore_opts restore_opts;
 	char *restore_alias;
 	pid_t lazy_pid; /* post-copy: `criu lazy-pages`, until every page is in */
+	/* A spare's `criu swrk` (fd -1: none). */
+	struct checkpoint_swrk swrk;
 };
 
 static void report_start(struct monitor *m, const char *text)
@@ -587,11 +621,16 @@ static int monitor_start(struct monitor *m, struct ferry_error **err)
 	if (cgroup_create(spec, err) < 0)
 		return -1;
 	if (m->restore_images != NULL) {
-		if (restore_init(spec, m->restore_images, m->restore_log, &m->restore_opts, &m->init_pid, &m->console, &m->host_veths,
-				 &m->lazy_pid, err) < 0)
+		if (restore_init(spec, m->restore_images, m->restore_log, &m->restore_opts, &m->swrk, &m->init_pid, &m->console,
+				 &m->host_veths, &m->lazy_pid, err) < 0)
 			return -1;
-	} else if (monitor_spawn_init(m, err) < 0) {
-		return error_wrap(err, "init");
+	} else {
+		/* A spare's swrk is not needed: it ends with its socket (reaped
+		 * as any child). */
+		if (m->swrk.fd >= 0)
+			close(steal_fd(&m->swrk.fd));
+		if (monitor_spawn_init(m, err) < 0)
+			return error_wrap(err, "init");
 	}
 	if (m->console >= 0) {
 		int flags = fcntl(m->console, F_GETFL);
@@ -683,12 +722,18 @@ static void reap_all(void)
 	}
 }
 
-_Noreturn void runtime_monitor_main(const char *dir)
+/* The monitor proper, detached: status_fd and lazy_fd (or -1) as
+ * monitor_detach leaves them; swrk (or NULL): a spare's. */
+static _Noreturn void monitor_run(const char *dir, int status_fd, int lazy_fd, struct checkpoint_swrk *swrk)
 {
-	struct monitor m = { .status_fd = -1, .console = -1, .console_log = -1, .listen_fd = -1, .signal_fd = -1 };
+	struct monitor m = { .status_fd = -1, .console = -1, .console_log = -1, .listen_fd = -1, .signal_fd = -1,
+			     .swrk = { .pid = -1, .fd = -1 } };
 	for (int i = 0; i < MAX_CONSOLE_CLIENTS; i++)
 		m.clients[i] = -1;
-	m.status_fd = monitor_detach(&m.restore_opts.lazy_socket);
+	if (swrk != NULL)
+		m.swrk = *swrk;
+	m.status_fd = status_fd;
+	m.restore_opts.lazy_socket = lazy_fd;
 	m.restore_opts.lazy_pages = m.restore_opts.lazy_socket >= 0;
 	prctl(PR_SET_NAME, "ferry-monitor");
 	m.restore_images = env_take(RUNTIME_RESTORE_IMAGES_ENV);
@@ -747,4 +792,281 @@ _Noreturn void runtime_monitor_main(const char *dir)
 	monitor_cleanup(&m);
 	log_info("container %s: monitor exiting", m.spec->name);
 	monitor_exit(&m, 0);
+}
+
+_Noreturn void runtime_monitor_main(const char *dir)
+{
+	int lazy_fd = -1;
+	int status_fd = monitor_detach(&lazy_fd);
+	monitor_run(dir, status_fd, lazy_fd, NULL);
+}
+
+/* ---- spare monitors ----
+ *
+ * A start or restore that spawns its monitor waits ~10 ms for it to exec
+ * and detach, and a restore another ~15-20 ms for CRIU's `criu swrk` to
+ * start (exec, ~350 page faults of libraries here): all while a migrating
+ * container is stopped. So ferryd keeps one monitor started ahead of need,
+ * with a swrk of its own: it waits on a socket for the instance's
+ * directory and the environment monitor_launch gives a new monitor, with
+ * the status pipe (and post-copy's page socket) as SCM_RIGHTS, then goes
+ * on as that monitor. It ends when its socket does (its ferryd gone).
+ *
+ * Its swrk is in the host's mount namespace, as the spare is: a restore
+ * whose rootfs must show at the dumping host's path (alias_rootfs: a
+ * move between ferryds with different roots) binds it in a namespace of
+ * the monitor's own, made then, which that swrk can't see: such a restore
+ * has libcriu start one there. (A spare in a namespace of its own made
+ * ahead would miss the host's later mounts: / is private here.) */
+
+#define SPARE_MESSAGE_MAX 16384
+
+_Noreturn void runtime_monitor_spare_main(void)
+{
+	int chan = fd_from_env(RUNTIME_SPARE_FD_ENV);
+	if (chan < 0)
+		_exit(2);
+	pid_t child = fork();
+	if (child < 0)
+		_exit(1);
+	if (child > 0)
+		_exit(0);
+	if (chan > 3)
+		close_range(3, chan - 1, 0);
+	close_range(chan + 1, ~0U, 0);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	for (int sig = 1; sig < NSIG; sig++)
+		signal(sig, SIG_DFL);
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	if (chdir("/") < 0)
+		_exit(1);
+	umask(022);
+	prctl(PR_SET_NAME, "ferry-monitor");
+	struct checkpoint_swrk swrk;
+	struct ferry_error *err = NULL;
+	if (checkpoint_swrk_start(-1, &swrk, &err) < 0)
+		error_free(&err); /* a restore starts its own */
+
+	char hello[32];
+	int len = snprintf(hello, sizeof(hello), "%d", (int)getpid());
+	if (send(chan, hello, (size_t)len, MSG_NOSIGNAL) != len) {
+		checkpoint_swrk_stop(&swrk);
+		_exit(0);
+	}
+	static char buf[SPARE_MESSAGE_MAX + 1];
+	union {
+		struct cmsghdr align;
+		char space[CMSG_SPACE(2 * sizeof(int))];
+	} control;
+	struct iovec iov = { .iov_base = buf, .iov_len = SPARE_MESSAGE_MAX };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.space,
+			      .msg_controllen = sizeof(control.space) };
+	ssize_t n;
+	while ((n = recvmsg(chan, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+		;
+	int fds[2] = { -1, -1 };
+	size_t n_fds = 0;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); n > 0 && c != NULL; c = CMSG_NXTHDR(&msg, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+			n_fds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			if (n_fds > 2)
+				n_fds = 2;
+			memcpy(fds, CMSG_DATA(c), n_fds * sizeof(int));
+		}
+	close(chan);
+	if (n <= 0 || n_fds == 0) {
+		/* Our ferryd is gone (or sent nonsense): so are we. */
+		checkpoint_swrk_stop(&swrk);
+		_exit(0);
+	}
+	buf[n] = '\0';
+	/* "DIR\0KEY=VALUE\0...": the variables monitor_launch would set. */
+	const char *dir = buf;
+	for (char *p = buf + strlen(buf) + 1; p < buf + n; p += strlen(p) + 1) {
+		char *eq = strchr(p, '=');
+		if (eq == NULL)
+			continue;
+		*eq = '\0';
+		setenv(p, eq + 1, 1);
+	}
+	monitor_run(dir, fds[0], fds[1], &swrk);
+}
+
+/* ferryd's side: one spare at a time. */
+static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool spares_on;
+static bool spare_filling;
+static int spare_fd = -1;
+static pid_t spare_pid = -1;
+
+/* Start a spare: its socket and pid (once it said it is ready). */
+static int spare_spawn(int *fd, pid_t *pid, struct ferry_error **err)
+{
+	cleanup_free char *program = monitor_program();
+	if (strcmp(program, "/proc/self/exe") == 0)
+		return error_set(err, 500, ENOENT, "spare monitor: no ferry-monitor beside this program");
+	int sk[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sk) < 0)
+		return error_sys(err, errno, "spare monitor: socketpair");
+	cleanup_close int ours = sk[0];
+	cleanup_close int theirs = sk[1];
+	cleanup_free char *fd_env = xasprintf(RUNTIME_SPARE_FD_ENV "=%d", theirs);
+	size_t n_env = strv_len(environ);
+	cleanup_free char **envp = xcalloc(n_env + 2, sizeof(char *));
+	size_t k = 0;
+	for (size_t i = 0; i < n_env; i++)
+		if (strncmp(environ[i], "FERRY_MONITOR_", strlen("FERRY_MONITOR_")) != 0)
+			envp[k++] = environ[i];
+	envp[k++] = fd_env;
+	envp[k] = NULL;
+	cleanup_close int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (devnull < 0)
+		return error_sys(err, errno, "spare monitor: open /dev/null");
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, devnull, 0);
+	posix_spawn_file_actions_adddup2(&fa, devnull, 1);
+	posix_spawn_file_actions_adddup2(&fa, devnull, 2);
+	posix_spawn_file_actions_adddup2(&fa, theirs, theirs);
+	posix_spawnattr_t attr;
+	spawnattr_init_unblocked(&attr, true);
+	char *argv[] = { "ferry-monitor", "__spare", NULL };
+	pid_t child = -1;
+	int r = posix_spawn(&child, program, &fa, &attr, argv, envp);
+	posix_spawnattr_destroy(&attr);
+	posix_spawn_file_actions_destroy(&fa);
+	if (r != 0)
+		return error_sys(err, r, "spare monitor: run %s", program);
+	close(steal_fd(&theirs));
+	while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+		;
+	struct pollfd p = { .fd = ours, .events = POLLIN };
+	while ((r = poll(&p, 1, 10000)) < 0 && errno == EINTR)
+		;
+	char hello[32];
+	ssize_t n = r > 0 ? recv(ours, hello, sizeof(hello) - 1, 0) : -1;
+	if (n <= 0)
+		return error_set(err, 500, EIO, "spare monitor: it did not start");
+	hello[n] = '\0';
+	*pid = (pid_t)atoi(hello);
+	*fd = steal_fd(&ours);
+	return 0;
+}
+
+/* Make a spare if spares are on and there is none. */
+static void spare_fill(void)
+{
+	pthread_mutex_lock(&spare_lock);
+	bool go = spares_on && spare_fd < 0 && !spare_filling;
+	spare_filling = go;
+	pthread_mutex_unlock(&spare_lock);
+	if (!go)
+		return;
+	int fd = -1;
+	pid_t pid = -1;
+	cleanup_error struct ferry_error *e = NULL;
+	if (spare_spawn(&fd, &pid, &e) < 0)
+		log_warn("%s", e->msg);
+	pthread_mutex_lock(&spare_lock);
+	spare_filling = false;
+	if (fd >= 0 && spares_on && spare_fd < 0) {
+		spare_fd = steal_fd(&fd);
+		spare_pid = pid;
+	}
+	pthread_mutex_unlock(&spare_lock);
+	if (fd >= 0)
+		close(fd); /* not wanted any more: it ends */
+}
+
+static void *spare_refill(void *arg)
+{
+	(void)arg;
+	/* Later, not now: the start or restore that took the last one is
+	 * still under way, and a spare's start-up would take a core from it. */
+	struct timespec ts = { 1, 0 };
+	nanosleep(&ts, NULL);
+	spare_fill();
+	return NULL;
+}
+
+/* The spare, if there is one (its socket); a new one follows later. */
+static int spare_take(void)
+{
+	pthread_mutex_lock(&spare_lock);
+	int fd = steal_fd(&spare_fd);
+	spare_pid = -1;
+	bool refill = spares_on;
+	pthread_mutex_unlock(&spare_lock);
+	pthread_t t;
+	if (refill && pthread_create(&t, NULL, spare_refill, NULL) == 0)
+		pthread_detach(t);
+	return fd;
+}
+
+/* Hand the spare on fd a start or restore: dir, then the environment
+ * entries (the status pipe and the page socket go as fds). */
+static int spare_hand(int fd, const char *dir, char *const *entries, int status_fd, int lazy_fd)
+{
+	static __thread char buf[SPARE_MESSAGE_MAX];
+	size_t len = 0;
+	size_t dl = strlen(dir) + 1;
+	if (dl > sizeof(buf))
+		return -1;
+	memcpy(buf, dir, dl);
+	len = dl;
+	for (size_t i = 0; entries[i] != NULL; i++) {
+		size_t el = strlen(entries[i]) + 1;
+		if (len + el > sizeof(buf))
+			return -1;
+		memcpy(buf + len, entries[i], el);
+		len += el;
+	}
+	int fds[2] = { status_fd, lazy_fd };
+	size_t n_fds = lazy_fd >= 0 ? 2 : 1;
+	union {
+		struct cmsghdr align;
+		char space[CMSG_SPACE(2 * sizeof(int))];
+	} control;
+	memset(&control, 0, sizeof(control));
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.space,
+			      .msg_controllen = CMSG_SPACE(n_fds * sizeof(int)) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(n_fds * sizeof(int));
+	memcpy(CMSG_DATA(c), fds, n_fds * sizeof(int));
+	return sendmsg(fd, &msg, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
+}
+
+void runtime_spares_start(void)
+{
+	pthread_mutex_lock(&spare_lock);
+	spares_on = true;
+	pthread_mutex_unlock(&spare_lock);
+	spare_fill();
+}
+
+void runtime_spares_stop(void)
+{
+	pthread_mutex_lock(&spare_lock);
+	spares_on = false;
+	int fd = steal_fd(&spare_fd);
+	pid_t pid = spare_pid;
+	spare_pid = -1;
+	pthread_mutex_unlock(&spare_lock);
+	if (fd < 0)
+		return;
+	close(fd);
+	/* It ends with its swrk, at once: wait, so that nothing of ours
+	 * outlives us. */
+	for (int i = 0; i < 200 && pid > 0 && proc_start_time(pid) != 0; i++) {
+		struct timespec ts = { 0, 5 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
 }

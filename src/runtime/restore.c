@@ -1,14 +1,12 @@
 /* The monitor's side of runtime_restore: instead of cloning a new init, it
  * has CRIU bring the checkpointed process tree back as its own children.
  *
- * The network: CRIU 4.2.1 can't create a user-namespaced container's veth
- * itself (design.md, Facts), so each nic's veth pair is made here first, the
- * container end with the container's MAC under a temporary host-unique name,
- * the host end on the bridge under a fresh name (the old host end of a
- * just-stopped container may still be on its way out), and CRIU moves the
- * container end into the restored network namespace as eth0
- * (--external netdev[eth0]:TEMPNAME). Addresses and routes come back from
- * the images. */
+ * The network: CRIU makes each nic's veth pair (our patch 0014: the
+ * container end is born in the restored network namespace, with the MAC
+ * of the images), the host end under a fresh name (the old host end of a
+ * just-stopped container may still be on its way out) and off any bridge
+ * until the unlock (--external veth[eth0]:HOSTNAME). Addresses and routes
+ * come back from the images. */
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
@@ -28,7 +26,7 @@
  * of the rootfs they were dumped from: on another host that path must show
  * this rootfs. Done in a mount namespace of the monitor's own (a slave of
  * the host's, so nothing here leaks out), only when the path exists. */
-static int alias_rootfs(const struct runtime_spec *spec, const char *alias, struct ferry_error **err)
+static int alias_rootfs(const struct runtime_spec *spec, const char *alias, bool *unshared, struct ferry_error **err)
 {
 	if (alias == NULL || strcmp(alias, spec->rootfs) == 0)
 		return 0;
@@ -41,6 +39,7 @@ static int alias_rootfs(const struct runtime_spec *spec, const char *alias, stru
 	}
 	if (unshare(CLONE_NEWNS) < 0)
 		return error_sys(err, errno, "restore: unshare the mount namespace");
+	*unshared = true;
 	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
 		return error_sys(err, errno, "restore: make / a slave");
 	if (mount(spec->rootfs, alias, NULL, MS_BIND, NULL) < 0)
@@ -78,7 +77,7 @@ static int restore_network_unlock(void *arg)
 }
 
 int restore_init(struct runtime_spec *spec, const char *images_dir, const char *log_path,
-		 const struct runtime_restore_opts *ro, pid_t *init_pid,
+		 const struct runtime_restore_opts *ro, struct checkpoint_swrk *swrk, pid_t *init_pid,
 		 int *console, char ***host_veths, pid_t *lazy_pid, struct ferry_error **err)
 {
 	char **veths = xcalloc(spec->n_nics + 1, sizeof(char *));
@@ -120,9 +119,17 @@ int restore_init(struct runtime_spec *spec, const char *images_dir, const char *
 		.discard_pages = ro != NULL && ro->discard_pages,
 		.network_unlock = restore_network_unlock,
 		.network_unlock_arg = spec,
+		.swrk = swrk != NULL && swrk->fd >= 0 ? swrk : NULL,
 	};
-	if (ro != NULL && alias_rootfs(spec, ro->rootfs_alias, err) < 0)
+	bool unshared = false;
+	if (ro != NULL && alias_rootfs(spec, ro->rootfs_alias, &unshared, err) < 0)
 		return -1;
+	/* A swrk started earlier is in the mount namespace we just left: it
+	 * would not see the alias. libcriu starts one here instead. */
+	if (unshared && o.swrk != NULL) {
+		close(steal_fd(&o.swrk->fd));
+		o.swrk = NULL;
+	}
 	if (o.lazy_pages && lazy_pages_start(spec, images_dir, log_path, ro->lazy_socket, lazy_pid, err) < 0)
 		return error_wrap(err, "restore");
 	int r = checkpoint_restore(&o, init_pid, console, err);

@@ -200,3 +200,11 @@ int runtime_console_attach(const char *dir, int *fd, struct ferry_error **err);
 /* Entry point of the monitor: ferryd re-executes itself as
  * "ferryd __monitor DIR" and main() calls this. Never returns. */
 _Noreturn void runtime_monitor_main(const char *dir);
+/* A spare monitor ("PROGRAM __spare", runtime_spares_start): waits, started
+ * and with a `criu swrk` of its own, for the next start or restore. */
+_Noreturn void runtime_monitor_spare_main(void);
+/* Keep a spare monitor from now on (ferryd: from its start), for starts and
+ * restores to take instead of spawning one; the spares end with the caller
+ * or at runtime_spares_stop (which waits for the last to go). */
+void runtime_spares_start(void);
+void runtime_spares_stop(void);
