@@ -40,21 +40,22 @@
  *   S    CRIU dumps the container (the downtime begins; INSTANCE_KEY_OUTGOING =
  *        "frozen", or "post-copy"): stop-and-copy streams every page to the
  *        target's page server as it goes, none to disk here; post-copy dumps no
- *        page. At CRIU's post-dump notification, the tasks still frozen and
- *        able to run on here, the source goes on:
+ *        page. Meanwhile, from the freeze on:
  *   S->T fs: what changed in the rootfs since the first pass (ctime or mtime), then
  *        on control a "paths" message: every path the rootfs holds (the target
- *        removes the others)
+ *        removes the others); state: the container's /dev directory (shifted), a
+ *        tar stream ended by an empty message
+ *   S    at CRIU's post-dump notification, the tasks still frozen and able to run
+ *        on here, the source goes on:
  *   S->T state: CRIU's other images (owners unshifted: they belong to host root),
- *        then the container's /dev directory (shifted), each a tar stream ended by
- *        an empty message
+ *        a tar stream ended by an empty message
  *   T    restores with every task stopped, network up: stop-and-copy once its page
  *        server has every page; post-copy with `criu lazy-pages` on the page
  *        streams, asking the source's CRIU (which serves them from the
  *        notification on) for the pages the tasks touch
  *   T->S result "restored" (or why not)
  *   S->T commit; INSTANCE_KEY_OUTGOING = "committed": the source never runs it
- *        again (its veths go at once)
+ *        again (its veths go once the target has answered)
  *   T    lets the tasks run and announces the addresses (the downtime ends)
  *   T->S result "running"; stop-and-copy: the notification returns, CRIU ends the
  *        frozen tasks here, the source discards what is left of its state

@@ -258,22 +258,29 @@ static int send_rootfs_changes(struct operation *op, struct source_job *job, con
 	return r;
 }
 
-/* Then, once CRIU has dumped it: the state (with the dump's log) and /dev. */
-static int send_saved_state(struct operation *op, struct source_job *job, unsigned shift, unsigned long long *bytes,
+/* The container's /dev (a directory of the instance, bound in; frozen,
+ * nothing changes it), first on the state stream: it goes while CRIU dumps. */
+static int send_dev(struct operation *op, struct source_job *job, unsigned shift, unsigned long long *bytes,
+		    struct ferry_error **err)
+{
+	cleanup_free char *dir = instance_dir(job->name);
+	cleanup_free char *dev = xasprintf("%s/dev", dir);
+	unsigned long long n = 0;
+	int r = send_tree(op, job->state, dev, shift, NULL, NULL, NULL, &n, err);
+	*bytes += n;
+	return r;
+}
+
+/* Then, once CRIU has dumped it: the state (with the dump's log). */
+static int send_saved_state(struct operation *op, struct source_job *job, unsigned long long *bytes,
 			    struct ferry_error **err)
 {
 	cleanup_free char *state = instance_state_dir(job->name);
-	cleanup_free char *dir = instance_dir(job->name);
-	cleanup_free char *dev = xasprintf("%s/dev", dir);
 	unsigned long long n = 0;
 	operation_set_metadata_key(op, "phase", json_string("sending the state"));
 	copy_dump_log(job->name, state);
 	int r = send_tree(op, job->state, state, 0, NULL, NULL, NULL, &n, err);
 	*bytes += n;
-	if (r == 0) {
-		r = send_tree(op, job->state, dev, shift, NULL, NULL, NULL, &n, err);
-		*bytes += n;
-	}
 	return r;
 }
 
@@ -310,6 +317,8 @@ static void *rootfs_walk(void *arg)
 	struct handover *h = arg;
 	h->walk_result = send_rootfs_changes(h->op, h->job, h->rootfs, h->shift, h->first_pass, &h->walk_bytes,
 					     &h->walk_err);
+	if (h->walk_result == 0)
+		h->walk_result = send_dev(h->op, h->job, h->shift, &h->walk_bytes, &h->walk_err);
 	h->walk_done = true;
 	return NULL;
 }
@@ -345,7 +354,7 @@ static int send_state(struct handover *h, struct ferry_error **err)
 	h->t_dumped = now_ms();
 	int r = rootfs_walk_join(h, err);
 	if (r == 0)
-		r = send_saved_state(h->op, h->job, h->shift, &h->walk_bytes, err);
+		r = send_saved_state(h->op, h->job, &h->walk_bytes, err);
 	h->t_sent = now_ms();
 	if (r == 0)
 		log_info("instance %s: sent its state and rootfs changes (%llu bytes)", h->job->name, h->walk_bytes);

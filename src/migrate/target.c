@@ -549,7 +549,8 @@ static int live_takeover(struct progress *progress, struct target_job *job, stru
 			error_sys(err, errno, "link %s to %s", state_dir, intake.state);
 		goto out;
 	}
-	if (recv_images(state, job->name, images, progress, err) < 0 || recv_rootfs(state, dev, shift, progress, err) < 0) {
+	/* /dev comes first: the source sends it while CRIU dumps. */
+	if (recv_rootfs(state, dev, shift, progress, err) < 0 || recv_images(state, job->name, images, progress, err) < 0) {
 		error_wrap(err, "the saved state");
 		goto out;
 	}
