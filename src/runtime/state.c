@@ -3,10 +3,12 @@
  * everything comes from the files the monitor keeps. */
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -178,6 +180,25 @@ static void sleep_ms(long ms)
 bool monitor_wait_gone(pid_t monitor, unsigned long long start_time, long long timeout_ms)
 {
 	long long deadline = now_ms() + timeout_ms;
+	/* A pidfd tells the moment it exits (it is not our child); opened,
+	 * then checked to be that monitor still (not a pid reused). */
+	int pidfd = (int)syscall(SYS_pidfd_open, monitor, 0);
+	if (pidfd >= 0) {
+		bool gone = proc_start_time(monitor) != start_time;
+		while (!gone) {
+			long long left = timeout_ms < 0 ? -1 : deadline - now_ms();
+			if (timeout_ms >= 0 && left < 0)
+				break;
+			struct pollfd p = { .fd = pidfd, .events = POLLIN };
+			int r = poll(&p, 1, left < 0 ? -1 : (int)(left > INT_MAX ? INT_MAX : left));
+			if (r < 0 && errno != EINTR)
+				break; /* the polling below, then */
+			gone = r > 0;
+		}
+		close(pidfd);
+		if (gone)
+			return true;
+	}
 	while (proc_start_time(monitor) == start_time) {
 		if (timeout_ms >= 0 && now_ms() > deadline)
 			return false;
