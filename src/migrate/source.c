@@ -482,10 +482,15 @@ static int handover_run(struct handover *h, const char *mark, struct runtime_che
 {
 	struct source_job *job = h->job;
 	int criu_socket = -1;
-	if (await_ready(job, err) < 0)
-		return error_wrap(err, "nothing was frozen: the instance keeps running here");
 	pthread_mutex_init(&h->lock, NULL);
+	/* The page relay, and CRIU on it, while the target gets ready: CRIU's
+	 * start-up is over by the freeze. */
+	struct checkpoint_swrk swrk = { .pid = -1, .fd = -1 };
 	int r = migrate_pages_source_start(o->lazy, job->pages, job->page_requests, &criu_socket, &h->pages, err);
+	if (r == 0)
+		r = checkpoint_swrk_start(criu_socket, &swrk, err);
+	if (r == 0 && await_ready(job, err) < 0)
+		r = error_wrap(err, "nothing was frozen: the instance keeps running here");
 	if (r == 0) {
 		operation_set_metadata_key(h->op, "phase", json_string("checkpoint"));
 		r = instance_config_mark(job->name, INSTANCE_KEY_OUTGOING, mark, err);
@@ -496,10 +501,12 @@ static int handover_run(struct handover *h, const char *mark, struct runtime_che
 		o->page_socket = criu_socket;
 		o->frozen = rootfs_walk_start;
 		o->post_dump_arg = h;
+		o->swrk = &swrk;
 		r = instance_stop_stateful_as(job->name, "migration", o, err);
 		if (o->lazy)
 			h->t_done = now_ms();
 	}
+	checkpoint_swrk_stop(&swrk);
 	if (h->walking)
 		pthread_join(h->walker, NULL);
 	error_free(&h->walk_err);

@@ -47,11 +47,16 @@ static int checkpoint_container(const struct runtime_spec *spec, const struct ru
 		return error_conflict(err, "container %s is not running", spec->name);
 	unsigned long long monitor_start = proc_start_time(monitor);
 
-	/* CRIU starts before the freeze, and waits for the request (ended on
-	 * return unless the dump took it over). */
-	cleanup_swrk struct checkpoint_swrk swrk;
-	if (checkpoint_swrk_start(o->lazy || o->page_server ? o->page_socket : -1, &swrk, err) < 0)
-		return -1;
+	/* CRIU starts before the freeze (if the caller has not started it
+	 * already), and waits for the request (ended on return unless the dump
+	 * took it over). */
+	cleanup_swrk struct checkpoint_swrk own = { .pid = -1, .fd = -1 };
+	struct checkpoint_swrk *swrk = o->swrk;
+	if (swrk == NULL || swrk->fd < 0) {
+		if (checkpoint_swrk_start(o->lazy || o->page_server ? o->page_socket : -1, &own, err) < 0)
+			return -1;
+		swrk = &own;
+	}
 	bool was_frozen = cgroup_is_frozen(spec->cgroup);
 	cleanup_free char *freezer = xasprintf("/sys/fs/cgroup/freezer/%s", spec->cgroup);
 	if (!o->ptrace_seize && !was_frozen && cgroup_freeze(spec->cgroup, true, err) < 0)
@@ -86,7 +91,7 @@ static int checkpoint_container(const struct runtime_spec *spec, const struct ru
 		.post_dump_arg = o->post_dump_arg,
 		.network_lock = dump_network_lock,
 		.network_lock_arg = (void *)spec,
-		.swrk = &swrk,
+		.swrk = swrk,
 	};
 	if (checkpoint_dump(&d, err) < 0) {
 		unlink(mark);

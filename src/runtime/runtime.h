@@ -134,6 +134,12 @@ struct runtime_checkpoint_opts {
 	 * starts: its files change no more from here on. May be NULL. */
 	void (*frozen)(void *arg);
 	void *post_dump_arg;
+	/* A `criu swrk` the caller started well before (checkpoint_swrk_start,
+	 * keeping page_socket): CRIU's start-up (~15 ms here) is then over by
+	 * the freeze. The dump takes it over; the caller stops it after (a
+	 * no-op once taken over). NULL: one starts here, just before the
+	 * freeze. */
+	struct checkpoint_swrk *swrk;
 };
 
 /* Checkpoint the running container with CRIU. leave_running: it continues
