@@ -6,9 +6,12 @@
  * finely: CRIU finds it frozen and skips its own freeze loop, which polls in
  * 100 ms steps (design.md: LXC lost 100 ms there). */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "checkpoint/checkpoint.h"
@@ -32,6 +35,85 @@ int nics_lock(const struct runtime_spec *spec, bool lock)
 	return r;
 }
 
+/* A spare swrk for dumps that need no page socket (a stateful stop or
+ * snapshot), kept while runtime_spares_start says so: CRIU's start-up
+ * (~15 ms here) is then over before the freeze. A new one follows a
+ * second after one is taken, as for the spare monitor (monitor.c). */
+static pthread_mutex_t dump_spare_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool dump_spares_on;
+static struct checkpoint_swrk dump_spare = { .pid = -1, .fd = -1 };
+
+static void dump_spare_fill(void)
+{
+	pthread_mutex_lock(&dump_spare_lock);
+	bool go = dump_spares_on && dump_spare.fd < 0;
+	pthread_mutex_unlock(&dump_spare_lock);
+	if (!go)
+		return;
+	struct checkpoint_swrk s = { .pid = -1, .fd = -1 };
+	cleanup_error struct ferry_error *e = NULL;
+	if (checkpoint_swrk_start(-1, &s, &e) < 0) {
+		log_warn("spare criu swrk: %s", e->msg);
+		return;
+	}
+	pthread_mutex_lock(&dump_spare_lock);
+	if (dump_spares_on && dump_spare.fd < 0) {
+		dump_spare = s;
+		s = (struct checkpoint_swrk){ .pid = -1, .fd = -1 };
+	}
+	pthread_mutex_unlock(&dump_spare_lock);
+	checkpoint_swrk_stop(&s); /* not wanted any more */
+}
+
+static void *dump_spare_refill(void *arg)
+{
+	(void)arg;
+	struct timespec ts = { 1, 0 };
+	nanosleep(&ts, NULL);
+	dump_spare_fill();
+	return NULL;
+}
+
+static bool dump_spare_take(struct checkpoint_swrk *out)
+{
+	pthread_mutex_lock(&dump_spare_lock);
+	bool got = dump_spare.fd >= 0;
+	if (got) {
+		*out = dump_spare;
+		dump_spare = (struct checkpoint_swrk){ .pid = -1, .fd = -1 };
+	}
+	bool refill = dump_spares_on;
+	pthread_mutex_unlock(&dump_spare_lock);
+	if (got && waitpid(out->pid, NULL, WNOHANG) != 0) {
+		/* It died meanwhile (reaped now): one starts as without a spare. */
+		close(steal_fd(&out->fd));
+		out->pid = -1;
+		got = false;
+	}
+	pthread_t t;
+	if (refill && pthread_create(&t, NULL, dump_spare_refill, NULL) == 0)
+		pthread_detach(t);
+	return got;
+}
+
+void dump_spares_start(void)
+{
+	pthread_mutex_lock(&dump_spare_lock);
+	dump_spares_on = true;
+	pthread_mutex_unlock(&dump_spare_lock);
+	dump_spare_fill();
+}
+
+void dump_spares_stop(void)
+{
+	pthread_mutex_lock(&dump_spare_lock);
+	dump_spares_on = false;
+	struct checkpoint_swrk s = dump_spare;
+	dump_spare = (struct checkpoint_swrk){ .pid = -1, .fd = -1 };
+	pthread_mutex_unlock(&dump_spare_lock);
+	checkpoint_swrk_stop(&s);
+}
+
 /* checkpoint_dump_opts.network_lock. */
 static int dump_network_lock(void *arg, bool lock)
 {
@@ -53,7 +135,9 @@ static int checkpoint_container(const struct runtime_spec *spec, const struct ru
 	cleanup_swrk struct checkpoint_swrk own = { .pid = -1, .fd = -1 };
 	struct checkpoint_swrk *swrk = o->swrk;
 	if (swrk == NULL || swrk->fd < 0) {
-		if (checkpoint_swrk_start(o->lazy || o->page_server ? o->page_socket : -1, &own, err) < 0)
+		bool page_socket = o->lazy || o->page_server;
+		if ((page_socket || !dump_spare_take(&own)) &&
+		    checkpoint_swrk_start(page_socket ? o->page_socket : -1, &own, err) < 0)
 			return -1;
 		swrk = &own;
 	}

@@ -118,6 +118,12 @@ bool monitor_wait_gone(pid_t monitor, unsigned long long start_time, long long t
  * first failure; an unlock puts back all it can. Failures are logged. */
 int nics_lock(const struct runtime_spec *spec, bool lock);
 
+/* --- checkpoint.c --- */
+
+/* The spare swrk for dumps without a page socket (runtime_spares_start). */
+void dump_spares_start(void);
+void dump_spares_stop(void);
+
 /* --- restore.c: the monitor's side of runtime_restore --- */
 
 struct checkpoint_swrk;

@@ -1050,10 +1050,12 @@ void runtime_spares_start(void)
 	spares_on = true;
 	pthread_mutex_unlock(&spare_lock);
 	spare_fill();
+	dump_spares_start();
 }
 
 void runtime_spares_stop(void)
 {
+	dump_spares_stop();
 	pthread_mutex_lock(&spare_lock);
 	spares_on = false;
 	int fd = steal_fd(&spare_fd);

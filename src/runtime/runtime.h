@@ -210,7 +210,8 @@ _Noreturn void runtime_monitor_main(const char *dir);
  * and with a `criu swrk` of its own, for the next start or restore. */
 _Noreturn void runtime_monitor_spare_main(void);
 /* Keep a spare monitor from now on (ferryd: from its start), for starts and
- * restores to take instead of spawning one; the spares end with the caller
- * or at runtime_spares_stop (which waits for the last to go). */
+ * restores to take instead of spawning one, and a spare `criu swrk` for
+ * stateful stops and snapshots; the spares end with the caller or at
+ * runtime_spares_stop (which waits for the last to go). */
 void runtime_spares_start(void);
 void runtime_spares_stop(void);
