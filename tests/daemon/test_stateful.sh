@@ -109,6 +109,14 @@ done
 [ "$failed" -eq 1 ] || pass "$CYCLES stateful stop/start cycles: TCP echoes and the counter continues after each"
 check "the counter is still pid $COUNTER_PID" counter_alive
 
+# ferryd keeps a spare monitor with CRIU's swrk started (a new one a second
+# after one is taken): a restore after a pause finds it.
+sleep 1.5
+check "a stateful stop and start after a pause" sh -c "$FERRY stop c1 --stateful && $FERRY start c1"
+expect_match "... the restore took the spare monitor's swrk" \
+	"$(grep 'CRIU restore of' "$FERRY_DIR/logs/c1/monitor.log" | tail -1)" 'its swrk started ahead'
+check "... and TCP still echoes" tcp_echo after-spare
+
 # --- timings through the API ---------------------------------------------------------
 stops=() starts=()
 for i in $(seq 10); do
