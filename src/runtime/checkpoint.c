@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "checkpoint/checkpoint.h"
@@ -65,15 +64,6 @@ static void dump_spare_fill(void)
 	checkpoint_swrk_stop(&s); /* not wanted any more */
 }
 
-static void *dump_spare_refill(void *arg)
-{
-	(void)arg;
-	struct timespec ts = { 1, 0 };
-	nanosleep(&ts, NULL);
-	dump_spare_fill();
-	return NULL;
-}
-
 static bool dump_spare_take(struct checkpoint_swrk *out)
 {
 	pthread_mutex_lock(&dump_spare_lock);
@@ -90,9 +80,8 @@ static bool dump_spare_take(struct checkpoint_swrk *out)
 		out->pid = -1;
 		got = false;
 	}
-	pthread_t t;
-	if (refill && pthread_create(&t, NULL, dump_spare_refill, NULL) == 0)
-		pthread_detach(t);
+	if (refill)
+		spare_fill_later(dump_spare_fill);
 	return got;
 }
 

@@ -123,6 +123,10 @@ int nics_lock(const struct runtime_spec *spec, bool lock);
 /* The spare swrk for dumps without a page socket (runtime_spares_start). */
 void dump_spares_start(void);
 void dump_spares_stop(void);
+/* monitor.c: fill (a spare's maker) a second from now, in a thread of its
+ * own: not now, while the start or restore that took the last spare is
+ * under way (a spare's start-up would take a core from it). */
+void spare_fill_later(void (*fill)(void));
 
 /* --- restore.c: the monitor's side of runtime_restore --- */
 

@@ -40,6 +40,8 @@ extern char **environ;
 static int monitor_report(const struct runtime_spec *spec, const char *what, const char *restore_images,
 			  int status_read, struct ferry_error **err);
 static int spare_take(void);
+static int monitor_spawn(char *const argv[], char *const envp[], const int *keep, size_t n_keep,
+			 struct ferry_error **err);
 static int spare_hand(int fd, const char *dir, char *const *entries, int status_fd, int lazy_fd);
 
 /* ---- runtime_start: the caller's side ---- */
@@ -156,25 +158,35 @@ static int monitor_launch(const struct runtime_spec *spec, const char *what, con
 		envp[k++] = lazy_env;
 	envp[k] = NULL;
 	char *argv[] = { "ferry-monitor", "__monitor", spec->dir, NULL };
+	int keep[] = { status_write, lazy_fd };
+	if (monitor_spawn(argv, envp, keep, lazy_fd >= 0 ? 2 : 1, err) < 0)
+		return error_wrap(err, "%s %s", what, spec->name);
+	close(steal_fd(&status_write));
+	return monitor_report(spec, what, restore_images, status_read, err);
+}
+
+/* Run the monitor program (argv, envp) and wait for it to have detached:
+ * stdio on /dev/null, the keep fds inherited under their own numbers.
+ * posix_spawn (glibc: CLONE_VM|CLONE_VFORK), not fork: a fork of ferryd
+ * (~36 MB resident) copies its page tables and turns every page ferryd
+ * writes next into a copy-on-write fault, ~12 us each on these machines,
+ * while a migrating container waits for its restore. The monitor forks
+ * once more itself (monitor_detach), so that it is nobody's child, in a
+ * session of its own (POSIX_SPAWN_SETSID). */
+static int monitor_spawn(char *const argv[], char *const envp[], const int *keep, size_t n_keep,
+			 struct ferry_error **err)
+{
 	cleanup_close int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (devnull < 0)
-		return error_sys(err, errno, "%s %s: open /dev/null", what, spec->name);
-
-	/* posix_spawn (glibc: CLONE_VM|CLONE_VFORK), not fork: a fork of
-	 * ferryd (~36 MB resident) copies its page tables and turns every page
-	 * ferryd writes next into a copy-on-write fault, ~12 us each on these
-	 * machines, while a migrating container waits for its restore. The
-	 * monitor forks once more itself (monitor_detach), so that it is
-	 * nobody's child, in a session of its own (POSIX_SPAWN_SETSID). */
+		return error_sys(err, errno, "open /dev/null");
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, devnull, 0);
 	posix_spawn_file_actions_adddup2(&fa, devnull, 1);
 	posix_spawn_file_actions_adddup2(&fa, devnull, 2);
 	/* A dup2 onto itself clears close-on-exec in the child only. */
-	posix_spawn_file_actions_adddup2(&fa, status_write, status_write);
-	if (lazy_fd >= 0)
-		posix_spawn_file_actions_adddup2(&fa, lazy_fd, lazy_fd);
+	for (size_t i = 0; i < n_keep; i++)
+		posix_spawn_file_actions_adddup2(&fa, keep[i], keep[i]);
 	posix_spawnattr_t attr;
 	spawnattr_init_unblocked(&attr, true);
 	cleanup_free char *program = monitor_program();
@@ -183,12 +195,10 @@ static int monitor_launch(const struct runtime_spec *spec, const char *what, con
 	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	if (r != 0)
-		return error_sys(err, r, "%s %s: run the monitor (%s)", what, spec->name, program);
-	close(steal_fd(&status_write));
-	int wstatus;
-	while (waitpid(child, &wstatus, 0) < 0 && errno == EINTR)
+		return error_sys(err, r, "run the monitor (%s)", program);
+	while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
 		;
-	return monitor_report(spec, what, restore_images, status_read, err);
+	return 0;
 }
 
 /* The monitor's report on its start, from the status pipe: "ok" or why not. */
@@ -653,6 +663,25 @@ static int fd_from_env(const char *name)
 	return fd;
 }
 
+/* What a detached monitor (or spare) starts from: no signal blocked or
+ * caught, cwd /. It outlives ferryd and its terminal; it ends when init
+ * ends. */
+static void monitor_settle(void)
+{
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	for (int sig = 1; sig < NSIG; sig++)
+		signal(sig, SIG_DFL);
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	if (chdir("/") < 0)
+		log_warn("monitor: chdir /: %s", strerror(errno));
+	umask(022);
+}
+
 static int monitor_detach(int *lazy_fd)
 {
 	int status_fd = fd_from_env(RUNTIME_STATUS_FD_ENV);
@@ -681,19 +710,7 @@ static int monitor_detach(int *lazy_fd)
 	}
 	close_range(from, ~0U, 0);
 
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	for (int sig = 1; sig < NSIG; sig++)
-		signal(sig, SIG_DFL);
-	/* The monitor outlives ferryd and its terminal; it ends when init ends. */
-	signal(SIGTERM, SIG_IGN);
-	signal(SIGHUP, SIG_IGN);
-	signal(SIGINT, SIG_IGN);
-	signal(SIGPIPE, SIG_IGN);
-	if (chdir("/") < 0)
-		return status_fd;
-	umask(022);
+	monitor_settle();
 	return status_fd;
 }
 
@@ -834,18 +851,7 @@ _Noreturn void runtime_monitor_spare_main(void)
 	if (chan > 3)
 		close_range(3, chan - 1, 0);
 	close_range(chan + 1, ~0U, 0);
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	for (int sig = 1; sig < NSIG; sig++)
-		signal(sig, SIG_DFL);
-	signal(SIGTERM, SIG_IGN);
-	signal(SIGHUP, SIG_IGN);
-	signal(SIGINT, SIG_IGN);
-	signal(SIGPIPE, SIG_IGN);
-	if (chdir("/") < 0)
-		_exit(1);
-	umask(022);
+	monitor_settle();
 	prctl(PR_SET_NAME, "ferry-monitor");
 	struct checkpoint_swrk swrk;
 	struct ferry_error *err = NULL;
@@ -924,28 +930,12 @@ static int spare_spawn(int *fd, pid_t *pid, struct ferry_error **err)
 			envp[k++] = environ[i];
 	envp[k++] = fd_env;
 	envp[k] = NULL;
-	cleanup_close int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (devnull < 0)
-		return error_sys(err, errno, "spare monitor: open /dev/null");
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, devnull, 0);
-	posix_spawn_file_actions_adddup2(&fa, devnull, 1);
-	posix_spawn_file_actions_adddup2(&fa, devnull, 2);
-	posix_spawn_file_actions_adddup2(&fa, theirs, theirs);
-	posix_spawnattr_t attr;
-	spawnattr_init_unblocked(&attr, true);
 	char *argv[] = { "ferry-monitor", "__spare", NULL };
-	pid_t child = -1;
-	int r = posix_spawn(&child, program, &fa, &attr, argv, envp);
-	posix_spawnattr_destroy(&attr);
-	posix_spawn_file_actions_destroy(&fa);
-	if (r != 0)
-		return error_sys(err, r, "spare monitor: run %s", program);
+	if (monitor_spawn(argv, envp, &theirs, 1, err) < 0)
+		return error_wrap(err, "spare monitor");
 	close(steal_fd(&theirs));
-	while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
-		;
 	struct pollfd p = { .fd = ours, .events = POLLIN };
+	int r;
 	while ((r = poll(&p, 1, 10000)) < 0 && errno == EINTR)
 		;
 	char hello[32];
@@ -983,15 +973,30 @@ static void spare_fill(void)
 		close(fd); /* not wanted any more: it ends */
 }
 
-static void *spare_refill(void *arg)
+struct spare_later {
+	void (*fill)(void);
+};
+
+static void *spare_later_run(void *arg)
 {
-	(void)arg;
-	/* Later, not now: the start or restore that took the last one is
-	 * still under way, and a spare's start-up would take a core from it. */
+	struct spare_later *l = arg;
+	void (*fill)(void) = l->fill;
+	free(l);
 	struct timespec ts = { 1, 0 };
 	nanosleep(&ts, NULL);
-	spare_fill();
+	fill();
 	return NULL;
+}
+
+void spare_fill_later(void (*fill)(void))
+{
+	struct spare_later *l = xcalloc(1, sizeof(*l));
+	l->fill = fill;
+	pthread_t t;
+	if (pthread_create(&t, NULL, spare_later_run, l) == 0)
+		pthread_detach(t);
+	else
+		free(l);
 }
 
 /* The spare, if there is one (its socket); a new one follows later. */
@@ -1002,9 +1007,8 @@ static int spare_take(void)
 	spare_pid = -1;
 	bool refill = spares_on;
 	pthread_mutex_unlock(&spare_lock);
-	pthread_t t;
-	if (refill && pthread_create(&t, NULL, spare_refill, NULL) == 0)
-		pthread_detach(t);
+	if (refill)
+		spare_fill_later(spare_fill);
 	return fd;
 }
 
