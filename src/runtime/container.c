@@ -305,8 +305,7 @@ static int become_root(const struct runtime_spec *spec, struct ferry_error **err
 	return 0;
 }
 
-/* Signals the monitor ignores or blocks must not reach init that way. */
-static void reset_signals(void)
+void reset_signals(void)
 {
 	sigset_t none;
 	sigemptyset(&none);

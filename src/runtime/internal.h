@@ -117,15 +117,21 @@ bool monitor_wait_gone(pid_t monitor, unsigned long long start_time, long long t
  * veth end off its bridge (lock) or back on (unlock). A lock stops at the
  * first failure; an unlock puts back all it can. Failures are logged. */
 int nics_lock(const struct runtime_spec *spec, bool lock);
-
-/* --- checkpoint.c --- */
-
 /* The spare swrk for dumps without a page socket (runtime_spares_start). */
 void dump_spares_start(void);
 void dump_spares_stop(void);
-/* monitor.c: fill (a spare's maker) a second from now, in a thread of its
- * own: not now, while the start or restore that took the last spare is
- * under way (a spare's start-up would take a core from it). */
+
+/* --- container.c --- */
+
+/* No signal blocked, every one at its default: what the monitor ignores
+ * or blocks must not reach init (or a detached monitor) that way. */
+void reset_signals(void);
+
+/* --- monitor.c --- */
+
+/* Run fill (a spare's maker) a second from now, in a thread of its own:
+ * not now, while the start or restore that took the last spare is under
+ * way (a spare's start-up would take a core from it). */
 void spare_fill_later(void (*fill)(void));
 
 /* --- restore.c: the monitor's side of runtime_restore --- */
@@ -147,6 +153,13 @@ char *state_path(const char *dir, const char *name);
 /* Connect to or bind a unix socket at a path that may be longer than sun_path
  * (through /proc/self/fd of the directory). */
 int unix_socket_at(const char *dir, const char *name, bool listen_on, int *out, struct ferry_error **err);
+/* Send one message (data, len) with n_fds fds (SCM_RIGHTS, at most 4):
+ * the bytes sent, or -1. */
+ssize_t unix_send_fds(int sock, const void *data, size_t len, const int *fds, size_t n_fds);
+/* Receive one message into buf (size) and up to max_fds of its fds
+ * (close-on-exec; any more are closed), *n_fds of them: its length, 0 at
+ * the end, or -1. */
+ssize_t unix_recv_fds(int sock, void *buf, size_t size, int *fds, size_t max_fds, size_t *n_fds);
 /* Send/receive one byte message with an optional fd (SCM_RIGHTS). */
 int sync_send(int sock, char msg, int fd, const char *text);
 ssize_t sync_recv(int sock, char *msg, int *fd, char *text, size_t text_size);

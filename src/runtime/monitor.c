@@ -86,6 +86,23 @@ static char *monitor_program(void)
 	return xstrdup("/proc/self/exe");
 }
 
+/* The monitor's environment: the caller's without any FERRY_MONITOR_*
+ * variable, then extra (NULL-terminated). Free the array, not the strings. */
+static char **monitor_environ(char *const *extra)
+{
+	size_t n_env = strv_len(environ);
+	size_t n_extra = strv_len(extra);
+	char **envp = xcalloc(n_env + n_extra + 1, sizeof(char *));
+	size_t k = 0;
+	for (size_t i = 0; i < n_env; i++)
+		if (strncmp(environ[i], "FERRY_MONITOR_", strlen("FERRY_MONITOR_")) != 0)
+			envp[k++] = environ[i];
+	for (size_t i = 0; i < n_extra; i++)
+		envp[k++] = extra[i];
+	envp[k] = NULL;
+	return envp;
+}
+
 /* Spawn the monitor and wait for its report. what: "start" or "restore";
  * restore_images/restore_log: NULL for a fresh start. */
 static int monitor_launch(const struct runtime_spec *spec, const char *what, const char *restore_images,
@@ -116,7 +133,7 @@ static int monitor_launch(const struct runtime_spec *spec, const char *what, con
 	cleanup_free char *log_env = restore_log != NULL ? xasprintf(RUNTIME_RESTORE_LOG_ENV "=%s", restore_log) : NULL;
 	cleanup_free char *alias_env =
 		o != NULL && o->rootfs_alias != NULL ? xasprintf(RUNTIME_RESTORE_ALIAS_ENV "=%s", o->rootfs_alias) : NULL;
-	char *extra[8];
+	char *extra[10];
 	size_t n_extra = 0;
 	if (images_env != NULL)
 		extra[n_extra++] = images_env;
@@ -145,18 +162,10 @@ static int monitor_launch(const struct runtime_spec *spec, const char *what, con
 
 	cleanup_free char *fd_env = xasprintf(RUNTIME_STATUS_FD_ENV "=%d", status_write);
 	cleanup_free char *lazy_env = lazy_fd >= 0 ? xasprintf(RUNTIME_RESTORE_LAZY_FD_ENV "=%d", lazy_fd) : NULL;
-	size_t n_env = strv_len(environ);
-	cleanup_free char **envp = xcalloc(n_env + n_extra + 3, sizeof(char *));
-	size_t k = 0;
-	for (size_t i = 0; i < n_env; i++)
-		if (strncmp(environ[i], "FERRY_MONITOR_", strlen("FERRY_MONITOR_")) != 0)
-			envp[k++] = environ[i];
-	for (size_t i = 0; i < n_extra; i++)
-		envp[k++] = extra[i];
-	envp[k++] = fd_env;
-	if (lazy_env != NULL)
-		envp[k++] = lazy_env;
-	envp[k] = NULL;
+	extra[n_extra++] = fd_env;
+	extra[n_extra++] = lazy_env; /* NULL ends the list when there is none */
+	extra[n_extra] = NULL;
+	cleanup_free char **envp = monitor_environ(extra);
 	char *argv[] = { "ferry-monitor", "__monitor", spec->dir, NULL };
 	int keep[] = { status_write, lazy_fd };
 	if (monitor_spawn(argv, envp, keep, lazy_fd >= 0 ? 2 : 1, err) < 0)
@@ -668,11 +677,7 @@ static int fd_from_env(const char *name)
  * ends. */
 static void monitor_settle(void)
 {
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	for (int sig = 1; sig < NSIG; sig++)
-		signal(sig, SIG_DFL);
+	reset_signals();
 	signal(SIGTERM, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGINT, SIG_IGN);
@@ -865,25 +870,9 @@ _Noreturn void runtime_monitor_spare_main(void)
 		_exit(0);
 	}
 	static char buf[SPARE_MESSAGE_MAX + 1];
-	union {
-		struct cmsghdr align;
-		char space[CMSG_SPACE(2 * sizeof(int))];
-	} control;
-	struct iovec iov = { .iov_base = buf, .iov_len = SPARE_MESSAGE_MAX };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.space,
-			      .msg_controllen = sizeof(control.space) };
-	ssize_t n;
-	while ((n = recvmsg(chan, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
-		;
 	int fds[2] = { -1, -1 };
 	size_t n_fds = 0;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); n > 0 && c != NULL; c = CMSG_NXTHDR(&msg, c))
-		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-			n_fds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-			if (n_fds > 2)
-				n_fds = 2;
-			memcpy(fds, CMSG_DATA(c), n_fds * sizeof(int));
-		}
+	ssize_t n = unix_recv_fds(chan, buf, SPARE_MESSAGE_MAX, fds, 2, &n_fds);
 	close(chan);
 	if (n <= 0 || n_fds == 0) {
 		/* Our ferryd is gone (or sent nonsense): so are we. */
@@ -909,6 +898,7 @@ static bool spares_on;
 static bool spare_filling;
 static int spare_fd = -1;
 static pid_t spare_pid = -1;
+static unsigned long long spare_start; /* spare_pid's start time */
 
 /* Start a spare: its socket and pid (once it said it is ready). */
 static int spare_spawn(int *fd, pid_t *pid, struct ferry_error **err)
@@ -922,14 +912,8 @@ static int spare_spawn(int *fd, pid_t *pid, struct ferry_error **err)
 	cleanup_close int ours = sk[0];
 	cleanup_close int theirs = sk[1];
 	cleanup_free char *fd_env = xasprintf(RUNTIME_SPARE_FD_ENV "=%d", theirs);
-	size_t n_env = strv_len(environ);
-	cleanup_free char **envp = xcalloc(n_env + 2, sizeof(char *));
-	size_t k = 0;
-	for (size_t i = 0; i < n_env; i++)
-		if (strncmp(environ[i], "FERRY_MONITOR_", strlen("FERRY_MONITOR_")) != 0)
-			envp[k++] = environ[i];
-	envp[k++] = fd_env;
-	envp[k] = NULL;
+	char *extra[] = { fd_env, NULL };
+	cleanup_free char **envp = monitor_environ(extra);
 	char *argv[] = { "ferry-monitor", "__spare", NULL };
 	if (monitor_spawn(argv, envp, &theirs, 1, err) < 0)
 		return error_wrap(err, "spare monitor");
@@ -967,6 +951,7 @@ static void spare_fill(void)
 	if (fd >= 0 && spares_on && spare_fd < 0) {
 		spare_fd = steal_fd(&fd);
 		spare_pid = pid;
+		spare_start = proc_start_time(pid);
 	}
 	pthread_mutex_unlock(&spare_lock);
 	if (fd >= 0)
@@ -1031,21 +1016,7 @@ static int spare_hand(int fd, const char *dir, char *const *entries, int status_
 		len += el;
 	}
 	int fds[2] = { status_fd, lazy_fd };
-	size_t n_fds = lazy_fd >= 0 ? 2 : 1;
-	union {
-		struct cmsghdr align;
-		char space[CMSG_SPACE(2 * sizeof(int))];
-	} control;
-	memset(&control, 0, sizeof(control));
-	struct iovec iov = { .iov_base = buf, .iov_len = len };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.space,
-			      .msg_controllen = CMSG_SPACE(n_fds * sizeof(int)) };
-	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(n_fds * sizeof(int));
-	memcpy(CMSG_DATA(c), fds, n_fds * sizeof(int));
-	return sendmsg(fd, &msg, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
+	return unix_send_fds(fd, buf, len, fds, lazy_fd >= 0 ? 2 : 1) == (ssize_t)len ? 0 : -1;
 }
 
 void runtime_spares_start(void)
@@ -1064,15 +1035,14 @@ void runtime_spares_stop(void)
 	spares_on = false;
 	int fd = steal_fd(&spare_fd);
 	pid_t pid = spare_pid;
+	unsigned long long start = spare_start;
 	spare_pid = -1;
 	pthread_mutex_unlock(&spare_lock);
 	if (fd < 0)
 		return;
 	close(fd);
-	/* It ends with its swrk, at once: wait, so that nothing of ours
-	 * outlives us. */
-	for (int i = 0; i < 200 && pid > 0 && proc_start_time(pid) != 0; i++) {
-		struct timespec ts = { 0, 5 * 1000 * 1000 };
-		nanosleep(&ts, NULL);
-	}
+	/* It ends with its swrk, at once: wait (up to a second), so that
+	 * nothing of ours outlives us. */
+	if (pid > 0)
+		monitor_wait_gone(pid, start, 1000);
 }

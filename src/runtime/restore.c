@@ -119,17 +119,15 @@ int restore_init(struct runtime_spec *spec, const char *images_dir, const char *
 		.discard_pages = ro != NULL && ro->discard_pages,
 		.network_unlock = restore_network_unlock,
 		.network_unlock_arg = spec,
-		.swrk = swrk != NULL && swrk->fd >= 0 ? swrk : NULL,
+		.swrk = swrk,
 	};
 	bool unshared = false;
 	if (ro != NULL && alias_rootfs(spec, ro->rootfs_alias, &unshared, err) < 0)
 		return -1;
 	/* A swrk started earlier is in the mount namespace we just left: it
-	 * would not see the alias. libcriu starts one here instead. */
-	if (unshared && o.swrk != NULL) {
-		close(steal_fd(&o.swrk->fd));
-		o.swrk = NULL;
-	}
+	 * would not see the alias. Closed (it ends), libcriu starts one here. */
+	if (unshared && swrk != NULL && swrk->fd >= 0)
+		close(steal_fd(&swrk->fd));
 	if (o.lazy_pages && lazy_pages_start(spec, images_dir, log_path, ro->lazy_socket, lazy_pid, err) < 0)
 		return error_wrap(err, "restore");
 	int r = checkpoint_restore(&o, init_pid, console, err);

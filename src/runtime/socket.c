@@ -39,6 +39,70 @@ int unix_socket_at(const char *dir, const char *name, bool listen_on, int *out, 
 	return 0;
 }
 
+/* Room for the most fds a message carries (the spare monitor's two). */
+#define UNIX_FDS_MAX 4
+
+ssize_t unix_send_fds(int sock, const void *data, size_t len, const int *fds, size_t n_fds)
+{
+	struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	union {
+		char buf[CMSG_SPACE(UNIX_FDS_MAX * sizeof(int))];
+		struct cmsghdr align;
+	} control;
+	if (n_fds > UNIX_FDS_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (n_fds > 0) {
+		memset(&control, 0, sizeof(control));
+		mh.msg_control = control.buf;
+		mh.msg_controllen = CMSG_SPACE(n_fds * sizeof(int));
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(n_fds * sizeof(int));
+		memcpy(CMSG_DATA(cm), fds, n_fds * sizeof(int));
+	}
+	ssize_t r;
+	do
+		r = sendmsg(sock, &mh, MSG_NOSIGNAL);
+	while (r < 0 && errno == EINTR);
+	return r;
+}
+
+ssize_t unix_recv_fds(int sock, void *buf, size_t size, int *fds, size_t max_fds, size_t *n_fds)
+{
+	struct iovec iov = { .iov_base = buf, .iov_len = size };
+	union {
+		char buf[CMSG_SPACE(UNIX_FDS_MAX * sizeof(int))];
+		struct cmsghdr align;
+	} control;
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+			     .msg_controllen = sizeof(control.buf) };
+	*n_fds = 0;
+	ssize_t r;
+	do
+		r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	while (r < 0 && errno == EINTR);
+	if (r <= 0)
+		return r;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int received;
+			memcpy(&received, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+			if (*n_fds < max_fds)
+				fds[(*n_fds)++] = received;
+			else
+				close(received);
+		}
+	}
+	return r;
+}
+
 int sync_send(int sock, char msg, int fd, const char *text)
 {
 	char buf[1024];
@@ -49,56 +113,21 @@ int sync_send(int sock, char msg, int fd, const char *text)
 		memcpy(buf + 1, text, n);
 		len += n;
 	}
-	struct iovec iov = { .iov_base = buf, .iov_len = len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} control;
-	if (fd >= 0) {
-		mh.msg_control = control.buf;
-		mh.msg_controllen = sizeof(control.buf);
-		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	}
-	ssize_t r;
-	do
-		r = sendmsg(sock, &mh, MSG_NOSIGNAL);
-	while (r < 0 && errno == EINTR);
-	return r < 0 ? -1 : 0;
+	return unix_send_fds(sock, buf, len, &fd, fd >= 0 ? 1 : 0) < 0 ? -1 : 0;
 }
 
 ssize_t sync_recv(int sock, char *msg, int *fd, char *text, size_t text_size)
 {
 	char buf[1024];
-	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} control;
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
-			     .msg_controllen = sizeof(control.buf) };
+	int received = -1;
+	size_t n_fds;
 	if (fd != NULL)
 		*fd = -1;
-	ssize_t r;
-	do
-		r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-	while (r < 0 && errno == EINTR);
+	ssize_t r = unix_recv_fds(sock, buf, sizeof(buf), &received, fd != NULL ? 1 : 0, &n_fds);
 	if (r <= 0)
 		return r;
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
-		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
-			int received;
-			memcpy(&received, CMSG_DATA(cm), sizeof(int));
-			if (fd != NULL)
-				*fd = received;
-			else
-				close(received);
-		}
-	}
+	if (fd != NULL && n_fds > 0)
+		*fd = received;
 	*msg = buf[0];
 	if (text != NULL && text_size > 0) {
 		size_t n = (size_t)r - 1 < text_size - 1 ? (size_t)r - 1 : text_size - 1;
