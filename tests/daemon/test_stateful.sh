@@ -96,6 +96,29 @@ check_fails "the state directory is gone" test -e "$FERRY_DIR/containers/c1/stat
 check "the restore's log is kept" ls "$FERRY_DIR"/logs/c1/stop_restore_*.log
 expect_match "ferry info --show-log shows the latest CRIU log" "$(ferry info c1 --show-log)" '==> stop_restore_'
 
+# --- the container's own firewall ------------------------------------------------------
+# A table of its own in its network namespace, whose rule marks the
+# connections the kernel tracks there; then a rule that counts the marked
+# ones. CRIU dumps the ruleset and the tracked connections only when there
+# are any: the table must come back, and the connection's entry with its
+# mark (one tracked afresh after the restore would have none).
+NETCTL=$BUILD/tests/network/netctl
+in_netns() { nsenter -t "$(api GET /1.0/instances/c1/state | jq -r .metadata.pid)" -n "$@"; }
+check "a table in the container's netns" in_netns "$NETCTL" nft 'add table inet ferrytest'
+check "... with a chain" in_netns "$NETCTL" nft 'add chain inet ferrytest input { type filter hook input priority 0; policy accept; }'
+check "... whose rule marks tracked connections" in_netns "$NETCTL" nft 'add rule inet ferrytest input ct mark set 0x2a'
+check "TCP echoes through it" tcp_echo hello-ct
+check "the marking rule goes" in_netns "$NETCTL" nft 'flush chain inet ferrytest input'
+check "a rule counts marked connections" in_netns "$NETCTL" nft 'add rule inet ferrytest input ct mark 0x2a counter'
+tracked=$(in_netns cat /proc/sys/net/netfilter/nf_conntrack_count)
+check "the container's netns tracks the connection ($tracked)" test "$tracked" -gt 0
+check "ferry stop --stateful with a ruleset" ferry stop c1 --stateful
+check "ferry start" ferry start c1
+check "TCP still echoes" tcp_echo hello-ct2
+expect_match "the table is back, and the connection is tracked with its mark" \
+	"$(in_netns "$NETCTL" nft 'list table inet ferrytest')" 'ct mark 0x0000002a counter packets [1-9]'
+check "the table goes" in_netns "$NETCTL" nft 'delete table inet ferrytest'
+
 # --- twenty cycles -------------------------------------------------------------------
 failed=0
 for cycle in $(seq "$CYCLES"); do

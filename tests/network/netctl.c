@@ -23,18 +23,18 @@ static int usage(void)
 		"       netctl new-host-name | new-hwaddr\n"
 		"       netctl state PID\n"
 		"       netctl announce PID IFNAME\n"
-		"       netctl nat-rules BRIDGE   (the bridge's nft table, as nft lists it)\n");
+		"       netctl nat-rules BRIDGE   (the bridge's nft table, as nft lists it)\n"
+		"       netctl nft COMMAND        (any nft command, in this network namespace)\n");
 	return 2;
 }
 
-/* The test's own look at the ruleset, through libnftables (no nft binary needed). */
-static int nat_rules(const char *bridge)
+/* An nft command through libnftables (no nft binary needed), in the
+ * network namespace netctl runs in: the test's own look at the ruleset. */
+static int nft(const char *cmd)
 {
 	struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
 	nft_ctx_buffer_output(ctx);
 	nft_ctx_buffer_error(ctx);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "list table ip ferry-%s", bridge);
 	int rc = nft_run_cmd_from_buffer(ctx, cmd);
 	if (rc != 0)
 		fprintf(stderr, "netctl: %s", nft_ctx_get_error_buffer(ctx));
@@ -42,6 +42,13 @@ static int nat_rules(const char *bridge)
 		fputs(nft_ctx_get_output_buffer(ctx), stdout);
 	nft_ctx_free(ctx);
 	return rc == 0 ? 0 : 1;
+}
+
+static int nat_rules(const char *bridge)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "list table ip ferry-%s", bridge);
+	return nft(cmd);
 }
 
 int main(int argc, char **argv)
@@ -100,6 +107,8 @@ int main(int argc, char **argv)
 		rc = network_announce(atoi(argv[2]), argv[3], &err);
 	} else if (strcmp(cmd, "nat-rules") == 0 && argc == 3) {
 		return nat_rules(argv[2]);
+	} else if (strcmp(cmd, "nft") == 0 && argc == 3) {
+		return nft(argv[2]);
 	} else {
 		return usage();
 	}
