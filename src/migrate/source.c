@@ -136,7 +136,9 @@ static la_ssize_t fs_sink_write(struct archive *a, void *ctx, const void *buf, s
 }
 
 /* A tree as a tar stream with container ids (the target shifts them into
- * its own map; shift 0: as they are), then an empty message: the end.
+ * its own map; shift 0: as they are), then an empty message: the end. The
+ * last block goes unpadded: a live move's /dev or state, a few KiB to a few
+ * hundred, would go as whole 256 KiB blocks.
  * since (may be NULL): only what changed since then; seen gets every path. */
 static int send_tree(struct operation *op, struct ws *ws, const char *rootfs, unsigned shift,
 		     const struct timespec *since,
@@ -148,6 +150,7 @@ static int send_tree(struct operation *op, struct ws *ws, const char *rootfs, un
 	int ret = -1;
 	if (archive_write_set_format_pax_restricted(tar) != ARCHIVE_OK ||
 	    archive_write_set_bytes_per_block(tar, MIGRATE_FS_CHUNK) != ARCHIVE_OK ||
+	    archive_write_set_bytes_in_last_block(tar, 1) != ARCHIVE_OK ||
 	    archive_write_open(tar, &sink, NULL, fs_sink_write, NULL) != ARCHIVE_OK) {
 		error_set(err, 500, 0, "tar writer: %s", archive_error_string(tar));
 		goto out;
