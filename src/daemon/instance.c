@@ -1245,6 +1245,12 @@ int instance_lazy_pages_status(const char *name, struct ferry_error **err)
 	return runtime_lazy_pages_status(dir, err);
 }
 
+int instance_rootfs_binds(const char *name, bool *binds, struct ferry_error **err)
+{
+	cleanup_free char *dir = instance_dir(name);
+	return runtime_rootfs_binds(dir, binds, err);
+}
+
 int instance_resume(const char *name, struct ferry_error **err)
 {
 	cleanup_free char *dir = instance_dir(name);

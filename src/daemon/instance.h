@@ -127,6 +127,9 @@ int instance_restore_paused(const char *name, const char *what, const char *root
  * not discarded by such a restore. */
 int instance_lazy_pages_status(const char *name, struct ferry_error **err);
 int instance_resume(const char *name, struct ferry_error **err);
+/* A live move, the instance frozen: must the target show its rootfs at this
+ * host's path for the restore (runtime_rootfs_binds)? */
+int instance_rootfs_binds(const char *name, bool *binds, struct ferry_error **err);
 /* Make a directory for CRIU images (or the directories above them): the
  * restore reads them from inside the container's user namespace, so its
  * root (the idmap's base gid) may pass through it, nobody else. */

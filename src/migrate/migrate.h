@@ -43,7 +43,7 @@
  *        page. Meanwhile, from the freeze on:
  *   S->T fs: what changed in the rootfs since the first pass (ctime or mtime), then
  *        on control a "paths" message: every path the rootfs holds (the target
- *        removes the others); state: the container's /dev directory (shifted), a
+ *        removes the others) and whether a mount is bound from inside it; state: the container's /dev directory (shifted), a
  *        tar stream ended by an empty message
  *   S    at CRIU's post-dump notification, the tasks still frozen and able to run
  *        on here, the source goes on:
@@ -162,10 +162,13 @@ int migrate_send_result(struct ws *ws, const struct migrate_result *r, struct fe
 int migrate_recv_header(struct ws *ws, struct migrate_header *h, int timeout_ms, struct ferry_error **err);
 int migrate_recv_result(struct ws *ws, struct migrate_result *r, int timeout_ms, struct ferry_error **err);
 
-/* Live: {"type": "paths", "paths": {"etc": 1, "etc/passwd": 1, ...}}, every
- * path the frozen rootfs holds (a JSON object used as a set). */
-int migrate_send_paths(struct ws *ws, json_t *paths, struct ferry_error **err);
-int migrate_recv_paths(struct ws *ws, json_t **paths, int timeout_ms, struct ferry_error **err);
+/* Live: {"type": "paths", "paths": {"etc": 1, "etc/passwd": 1, ...},
+ * "rootfs_binds": false}, every path the frozen rootfs holds (a JSON object
+ * used as a set), and whether a mount of the container is bound from inside
+ * its rootfs (instance_rootfs_binds: only then must the target show its
+ * rootfs at the source's path for the restore; absent: true). */
+int migrate_send_paths(struct ws *ws, json_t *paths, bool rootfs_binds, struct ferry_error **err);
+int migrate_recv_paths(struct ws *ws, json_t **paths, bool *rootfs_binds, int timeout_ms, struct ferry_error **err);
 /* Live: {"type": "commit"}, source -> target. */
 int migrate_send_commit(struct ws *ws, struct ferry_error **err);
 int migrate_recv_commit(struct ws *ws, int timeout_ms, struct ferry_error **err);

@@ -242,7 +242,8 @@ static void copy_dump_log(const char *name, const char *state)
 }
 
 /* What a live move sends once the instance is frozen: the rootfs's
- * changes since the first pass, then every path it holds. */
+ * changes since the first pass, then every path it holds (and whether a
+ * mount is bound from inside it). */
 static int send_rootfs_changes(struct operation *op, struct source_job *job, const char *rootfs, unsigned shift,
 			       const struct timespec *first_pass, unsigned long long *bytes, struct ferry_error **err)
 {
@@ -255,8 +256,13 @@ static int send_rootfs_changes(struct operation *op, struct source_job *job, con
 		since.tv_nsec += 1000000000L;
 	}
 	int r = send_tree(op, job->fs, rootfs, shift, &since, path_seen, paths, bytes, err);
+	/* The tasks are frozen: their mounts stay as they are. Unsure: bound. */
+	bool binds = true;
+	cleanup_error struct ferry_error *e = NULL;
+	if (r == 0 && instance_rootfs_binds(job->name, &binds, &e) < 0)
+		log_warn("instance %s: %s: the target binds its rootfs at this host's path", job->name, e->msg);
 	if (r == 0)
-		r = migrate_send_paths(job->control, paths, err);
+		r = migrate_send_paths(job->control, paths, binds, err);
 	json_decref(paths);
 	return r;
 }

@@ -529,8 +529,9 @@ static int live_takeover(struct progress *progress, struct target_job *job, stru
 		goto out;
 	progress_stage(progress, "rootfs changes (the instance is stopped)");
 	json_t *paths = NULL;
+	bool rootfs_binds = true;
 	if (recv_tree(fs, rootfs, shift, true, progress, err) < 0 ||
-	    migrate_recv_paths(control, &paths, 600 * 1000, err) < 0) {
+	    migrate_recv_paths(control, &paths, &rootfs_binds, 600 * 1000, err) < 0) {
 		error_wrap(err, "the rootfs's changes");
 		goto out;
 	}
@@ -572,7 +573,13 @@ static int live_takeover(struct progress *progress, struct target_job *job, stru
 	int daemon_socket = -1;
 	if (post_copy && migrate_pages_target_start(pages, page_requests, &daemon_socket, &relay, err) < 0)
 		goto out;
-	int restore = instance_restore_paused(job->name, "migration", source_rootfs, daemon_socket, err);
+	/* The rootfs at the source's path too, only for mounts bound from inside
+	 * it: without, the restore takes the swrk started ahead (monitor.c). */
+	if (rootfs_binds && source_rootfs != NULL)
+		log_info("instance %s: a mount is bound from inside its rootfs: the restore shows the rootfs at %s too",
+			 job->name, source_rootfs);
+	int restore = instance_restore_paused(job->name, "migration", rootfs_binds ? source_rootfs : NULL,
+					      daemon_socket, err);
 	if (daemon_socket >= 0)
 		close(daemon_socket);
 	if (restore < 0)

@@ -137,13 +137,14 @@ int migrate_recv_result(struct ws *ws, struct migrate_result *r, int timeout_ms,
 	return 0;
 }
 
-int migrate_send_paths(struct ws *ws, json_t *paths, struct ferry_error **err)
+int migrate_send_paths(struct ws *ws, json_t *paths, bool rootfs_binds, struct ferry_error **err)
 {
-	json_t *msg = json_pack("{s:s, s:O}", "type", msg_type_names[MIGRATE_MSG_PATHS], "paths", paths);
+	json_t *msg = json_pack("{s:s, s:O, s:b}", "type", msg_type_names[MIGRATE_MSG_PATHS], "paths", paths,
+				"rootfs_binds", rootfs_binds);
 	return send_json(ws, msg, err);
 }
 
-int migrate_recv_paths(struct ws *ws, json_t **paths, int timeout_ms, struct ferry_error **err)
+int migrate_recv_paths(struct ws *ws, json_t **paths, bool *rootfs_binds, int timeout_ms, struct ferry_error **err)
 {
 	json_t *msg = NULL;
 	if (recv_json(ws, MIGRATE_MSG_PATHS, timeout_ms, &msg, err) < 0)
@@ -153,6 +154,8 @@ int migrate_recv_paths(struct ws *ws, json_t **paths, int timeout_ms, struct fer
 		json_decref(msg);
 		return error_set(err, 502, EPROTO, "migration control stream: a paths message without paths");
 	}
+	json_t *b = json_object_get(msg, "rootfs_binds");
+	*rootfs_binds = !json_is_false(b);
 	*paths = json_incref(p);
 	json_decref(msg);
 	return 0;

@@ -279,6 +279,12 @@ long long cgroup_count_processes(const char *cgroup)
 	return n;
 }
 
+void cgroup_for_each_pid(const char *controller, const char *cgroup, void (*fn)(pid_t pid, void *data), void *data)
+{
+	cleanup_free char *dir = cgroup_dir(controller, cgroup);
+	for_each_pid(dir, fn, data);
+}
+
 void cgroup_kill_all(const char *cgroup)
 {
 	for (size_t i = 0; i < N_HIERARCHIES; i++) {

@@ -74,6 +74,8 @@ long long cgroup_count_processes(const char *cgroup);
 long long cgroup_read_number(const char *controller, const char *cgroup, const char *file);
 /* SIGKILL every process in the container's cgroups. */
 void cgroup_kill_all(const char *cgroup);
+/* fn for every pid in the container's cgroup of controller and below. */
+void cgroup_for_each_pid(const char *controller, const char *cgroup, void (*fn)(pid_t pid, void *data), void *data);
 
 /* --- container.c: runs in the cloned child, inside the new namespaces --- */
 

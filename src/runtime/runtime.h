@@ -178,6 +178,13 @@ int runtime_stop(const char *name, const char *dir, int timeout_s, bool force, s
 int runtime_freeze(const char *dir, struct ferry_error **err);
 int runtime_unfreeze(const char *dir, struct ferry_error **err);
 
+/* Whether a mount in any of the running container's mount namespaces
+ * (but its "/") is bound from inside its rootfs: a restore on a host whose
+ * rootfs is elsewhere must then show its rootfs at this host's path too
+ * (runtime_restore_opts.rootfs_alias). Meant for a frozen container; on
+ * failure *binds is true. */
+int runtime_rootfs_binds(const char *dir, bool *binds, struct ferry_error **err);
+
 struct runtime_exec {
 	char **argv;     /* argv[0] resolved with PATH inside the container */
 	char **env;      /* full environment; NULL: a default PATH/HOME/TERM */

@@ -46,6 +46,8 @@ expect_eq "... and its MAC" "$(hwaddr h2 c1)" "$mac_c1"
 expect_eq "... and its snapshot" "$(fy h2 list c1 --format csv -c S)" 1
 expect_match "h2 kept CRIU's restore log" "$(ls "$BED_DIR/h2/logs/c1")" "migration_restore_.*\.log"
 expect_match "... and the source's dump log" "$(ls "$BED_DIR/h2/logs/c1")" "migration_dump_.*\.log"
+expect_match "... whose restore took the swrk started ahead (no mount is bound from inside the rootfs)" \
+	"$(grep 'CRIU restore of' "$BED_DIR/h2/logs/c1/monitor.log" | tail -1)" 'its swrk started ahead'
 check "c1 reaches h1 over the LAN from h2" fy h2 exec c1 -- ping -c1 -W2 "$(bed_addr h1)"
 check_fails "h1 has no state of c1 left" test -e "$BED_DIR/h1/containers/c1"
 

@@ -72,6 +72,8 @@ echo "# $out"
 expect_eq "d1 runs on h2" "$(fy h2 list d1 --format csv -c s)" RUNNING
 # Its memory waited for the restore in memory (ferryd's staging directory on
 # /dev/shm), not on h2's disk, and nothing of it is left there.
+expect_match "systemd's sandboxes bind from inside the rootfs: h2 showed it at h1's path" \
+	"$(grep 'd1: a mount is bound from inside its rootfs' "$BED_DIR/h2/logs/ferryd.log")" "at $BED_DIR/h1/containers/d1/rootfs"
 expect_match "h2 took d1's pages into memory" "$(grep 'd1: its pages wait in' "$BED_DIR/h2/logs/ferryd.log")" \
 	'its pages wait in /dev/shm/ferry-pages-[0-9a-f]+/d1\.pages$'
 expect_eq "... and kept none of them" "$(compgen -G '/dev/shm/ferry-pages-*/d1.*')" ""
