@@ -2,6 +2,7 @@
  * container sees them (0 = root), gzip-compressed. */
 #include <archive.h>
 #include <archive_entry.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -166,19 +167,8 @@ static int add_tree_entry(struct archive *disk, struct archive *tar, struct arch
 	return 0;
 }
 
-/* Was entry changed (ctime or mtime) at or after since? */
-static bool changed_since(struct archive_entry *entry, const struct timespec *since)
-{
-	time_t s[2] = { archive_entry_ctime(entry), archive_entry_mtime(entry) };
-	long ns[2] = { archive_entry_ctime_nsec(entry), archive_entry_mtime_nsec(entry) };
-	for (int i = 0; i < 2; i++)
-		if (s[i] > since->tv_sec || (s[i] == since->tv_sec && ns[i] >= since->tv_nsec))
-			return true;
-	return false;
-}
-
+/* Everything, through libarchive's walker; seen (may be NULL) gets every path. */
 static int add_tree(struct archive *tar, const char *rootfs_dir, uid_t uid_shift, gid_t gid_shift,
-		    const struct timespec *since,
 		    void (*seen)(const char *rel, void *arg), void *seen_arg, struct ferry_error **err)
 {
 	cleanup_free char *top = xstrdup(rootfs_dir);
@@ -221,8 +211,6 @@ static int add_tree(struct archive *tar, const char *rootfs_dir, uid_t uid_shift
 			if (*rel)
 				seen(rel, seen_arg);
 		}
-		if (since != NULL && !changed_since(entry, since))
-			continue;
 		ret = add_tree_entry(disk, tar, links, entry, strlen(top), uid_shift, gid_shift, err);
 		if (ret < 0)
 			goto out;
@@ -238,14 +226,141 @@ out:
 int image_tar_add_tree(struct archive *tar, const char *rootfs_dir, uid_t uid_shift, gid_t gid_shift,
 		       struct ferry_error **err)
 {
-	return add_tree(tar, rootfs_dir, uid_shift, gid_shift, NULL, NULL, NULL, err);
+	return add_tree(tar, rootfs_dir, uid_shift, gid_shift, NULL, NULL, err);
+}
+
+/* ---- the changes pass ----
+ *
+ * A live move walks the whole rootfs again while the container is frozen,
+ * for what changed since the first pass. libarchive's walker reads every
+ * entry's xattrs, ACLs and holes (~14 system calls, ~21 us an entry here:
+ * 178 ms for the ~8500 entries of a Debian rootfs); this walk only lstats
+ * each (along directory fds), and reads the few changed entries whole
+ * through libarchive. */
+
+struct changes_walk {
+	struct archive *tar;
+	struct archive *full; /* reads one changed entry at a time */
+	struct archive_entry_linkresolver *links;
+	struct archive_entry *entry;
+	const char *top;
+	size_t top_len;
+	dev_t dev;
+	uid_t uid_shift;
+	gid_t gid_shift;
+	const struct timespec *since;
+	void (*seen)(const char *rel, void *arg);
+	void *seen_arg;
+};
+
+static bool stat_changed_since(const struct stat *st, const struct timespec *since)
+{
+	const struct timespec *t[2] = { &st->st_ctim, &st->st_mtim };
+	for (int i = 0; i < 2; i++)
+		if (t[i]->tv_sec > since->tv_sec || (t[i]->tv_sec == since->tv_sec && t[i]->tv_nsec >= since->tv_nsec))
+			return true;
+	return false;
+}
+
+/* One changed entry (host path), whole: metadata, xattrs, data. */
+static int add_changed_entry(struct changes_walk *w, const char *path, struct ferry_error **err)
+{
+	archive_entry_clear(w->entry);
+	if (archive_read_disk_open(w->full, path) != ARCHIVE_OK)
+		return error_set(err, 500, archive_errno(w->full), "read %s: %s", path, archive_error_string(w->full));
+	int r = archive_read_next_header2(w->full, w->entry);
+	int ret = 0;
+	if (r == ARCHIVE_WARN)
+		log_warn("packing %s: %s", path, archive_error_string(w->full));
+	if (r == ARCHIVE_EOF)
+		ret = 0; /* gone meanwhile (not a frozen container's doing) */
+	else if (r < ARCHIVE_WARN)
+		ret = error_set(err, 500, archive_errno(w->full), "read %s: %s", path, archive_error_string(w->full));
+	else
+		ret = add_tree_entry(w->full, w->tar, w->links, w->entry, w->top_len, w->uid_shift, w->gid_shift, err);
+	archive_read_close(w->full);
+	return ret;
+}
+
+/* dir (host path, open as dfd, which this closes): its entries, and below. */
+static int walk_changes(struct changes_walk *w, int dfd, const char *dir, struct ferry_error **err)
+{
+	DIR *d = fdopendir(dfd);
+	if (d == NULL) {
+		int e = errno;
+		close(dfd);
+		return error_sys(err, e, "open %s", dir);
+	}
+	int ret = 0;
+	struct dirent *de;
+	while (ret == 0 && (errno = 0, de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		cleanup_free char *path = xasprintf("%s/%s", dir, de->d_name);
+		struct stat st;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			if (errno != ENOENT)
+				ret = error_sys(err, errno, "stat %s", path);
+			continue;
+		}
+		if (w->seen != NULL)
+			w->seen(path + w->top_len + 1, w->seen_arg);
+		/* Sockets belong to running processes; tar cannot hold them. */
+		if (!S_ISSOCK(st.st_mode) && stat_changed_since(&st, w->since))
+			ret = add_changed_entry(w, path, err);
+		/* Mounts inside the tree are not its content. */
+		if (ret == 0 && S_ISDIR(st.st_mode) && st.st_dev == w->dev) {
+			int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub < 0) {
+				if (errno != ENOENT)
+					ret = error_sys(err, errno, "open %s", path);
+				continue;
+			}
+			ret = walk_changes(w, sub, path, err);
+		}
+	}
+	if (ret == 0 && errno != 0)
+		ret = error_sys(err, errno, "read %s", dir);
+	closedir(d);
+	return ret;
 }
 
 int image_tar_add_tree_changed(struct archive *tar, const char *rootfs_dir, uid_t uid_shift, gid_t gid_shift,
 			       const struct timespec *since, void (*seen)(const char *rel, void *arg), void *seen_arg,
 			       struct ferry_error **err)
 {
-	return add_tree(tar, rootfs_dir, uid_shift, gid_shift, since, seen, seen_arg, err);
+	if (since == NULL)
+		return add_tree(tar, rootfs_dir, uid_shift, gid_shift, seen, seen_arg, err);
+	cleanup_free char *top = xstrdup(rootfs_dir);
+	for (size_t n = strlen(top); n > 1 && top[n - 1] == '/'; n--)
+		top[n - 1] = '\0';
+	int dfd = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return error_sys(err, errno, "open %s", top);
+	struct stat st;
+	if (fstat(dfd, &st) < 0) {
+		int e = errno;
+		close(dfd);
+		return error_sys(err, e, "stat %s", top);
+	}
+	struct changes_walk w = {
+		.tar = tar, .full = archive_read_disk_new(), .links = archive_entry_linkresolver_new(),
+		.entry = archive_entry_new(), .top = top, .top_len = strlen(top), .dev = st.st_dev,
+		.uid_shift = uid_shift, .gid_shift = gid_shift, .since = since, .seen = seen, .seen_arg = seen_arg,
+	};
+	archive_read_disk_set_symlink_physical(w.full);
+	archive_read_disk_set_behavior(w.full, ARCHIVE_READDISK_NO_FFLAGS);
+	archive_entry_linkresolver_set_strategy(w.links, archive_format(tar));
+	/* The top itself ("rootfs"), as the full walk has it. */
+	int ret = stat_changed_since(&st, since) ? add_changed_entry(&w, top, err) : 0;
+	if (ret == 0)
+		ret = walk_changes(&w, dfd, top, err);
+	else
+		close(dfd);
+	archive_entry_free(w.entry);
+	archive_entry_linkresolver_free(w.links);
+	archive_read_free(w.full);
+	return ret;
 }
 
 int image_pack_rootfs(const char *rootfs_dir, const char *out_tarball, uid_t uid_shift, gid_t gid_shift,
