@@ -84,6 +84,10 @@ int checkpoint_swrk_start(int keep_fd, struct checkpoint_swrk *s, struct ferry_e
 /* Ends a swrk that no dump took over (closing its socket ends it) and reaps
  * it; nothing for one that was taken over. */
 void checkpoint_swrk_stop(struct checkpoint_swrk *s);
+
+/* At ferryd's start: the page-socket config files (dump-PID-TID.conf in
+ * CRIU's run directory) of dumps whose ferryd died before it removed them. */
+void checkpoint_rundir_sweep(void);
 #define cleanup_swrk __attribute__((cleanup(checkpoint_swrk_stop)))
 
 /* Dump the process tree rooted at o->pid. On failure the container keeps

@@ -3,6 +3,7 @@
  * and runs one `criu swrk` for it. */
 #include <criu/criu.h>
 #include <criu/rpc.pb-c.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -42,6 +43,23 @@ void checkpoint_prepare_rundir(void)
 		if (rename(dir, aside) < 0)
 			return;
 	}
+}
+
+void checkpoint_rundir_sweep(void)
+{
+	DIR *d = opendir(CHECKPOINT_CRIU_RUNDIR);
+	if (d == NULL)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		int pid = 0, tid = 0, n = 0;
+		if (sscanf(de->d_name, "dump-%d-%d.conf%n", &pid, &tid, &n) != 2 || de->d_name[n] != '\0' || pid <= 0)
+			continue;
+		if (kill(pid, 0) == 0 || errno != ESRCH)
+			continue;
+		unlinkat(dirfd(d), de->d_name, 0);
+	}
+	closedir(d);
 }
 
 static void criu_opts_freep(criu_opts **opts)

@@ -20,6 +20,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include "checkpoint/checkpoint.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "daemon/daemon.h"
@@ -382,6 +383,7 @@ int main(int argc, char **argv)
 		error_free(&err);
 	}
 	snapshots_prune_start();
+	checkpoint_rundir_sweep();
 	runtime_spares_start();
 	log_info("ferryd ready");
 
