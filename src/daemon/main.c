@@ -256,6 +256,12 @@ int main(int argc, char **argv)
 	 * blocks in the heap and the heap's top mapped. */
 	mallopt(M_MMAP_THRESHOLD, 16 << 20);
 	mallopt(M_TRIM_THRESHOLD, 64 << 20);
+	/* One heap for every thread: glibc gives threads arenas of their own
+	 * (up to 8 a core), whose memory a thread met first, a page fault
+	 * (~12 us here) a page. A live move's target unpacks CRIU's images in
+	 * threads of their own: 245 KiB of an idle container's state took
+	 * 12 ms through a fresh arena, 2.5 ms through the warm main one. */
+	mallopt(M_ARENA_MAX, 1);
 
 	static const struct option options[] = {
 		{ "root", required_argument, NULL, 'r' },
