@@ -42,6 +42,35 @@ expect_match() {
 
 ferry() { "$FERRY" "$@"; }
 
+# A sleep in a running container (in its cgroups and namespaces, adopted
+# by its init) that nsenter put there from the host, on a pty of the
+# host's: its session leader is outside the container, and its tty's master
+# too, and CRIU can dump neither. $1: the container's init (host pid). The
+# holder of the pty runs in the background ($! after the call); the
+# sleep's pid goes to the container's /tmp/hostpty.pid.
+host_pty_sleeper() {
+	python3 - "$1" <<'PYEOF' &
+import os, pty, sys, time
+init = sys.argv[1]
+master, slave = pty.openpty()
+pid = os.fork()
+if pid == 0:
+    for line in open(f"/proc/{init}/cgroup"):
+        _, ctrl, path = line.rstrip("\n").split(":", 2)
+        for c in (ctrl.split(",") if ctrl else [""]):
+            name = c.replace("name=", "") if c else "unified"
+            procs = f"/sys/fs/cgroup/{name}{path}/cgroup.procs"
+            if os.path.exists(procs):
+                with open(procs, "w") as f:
+                    f.write(str(os.getpid()))
+    os.dup2(slave, 0); os.dup2(slave, 1); os.dup2(slave, 2)
+    os.execvp("nsenter", ["nsenter", "-t", init, "-a", "/bin/sh", "-c", "sleep 100000 & echo $! >/tmp/hostpty.pid"])
+os.waitpid(pid, 0)
+os.close(slave)
+time.sleep(1000)
+PYEOF
+}
+
 # The ferryd of this test: call once; torn down on exit.
 ferry_setup() {
 	TEST_DIR=$(mktemp -d /tmp/ferry-test.XXXXXX)

@@ -67,6 +67,17 @@ int image_tar_add_tree_changed(struct archive *tar, const char *rootfs_dir, uid_
 			       const struct timespec *since, void (*seen)(const char *rel, void *arg), void *seen_arg,
 			       struct ferry_error **err);
 
+/* Entries of a tree on disk (host paths under top), one at a time, into
+ * tar as rootfs/...: whole (metadata, xattrs, data; hard links as links
+ * after the first), owners less the shift. A live move streams CRIU's
+ * images through one as CRIU closes them. */
+struct image_tree_writer;
+struct image_tree_writer *image_tree_writer_new(struct archive *tar, const char *top, uid_t uid_shift,
+						 gid_t gid_shift);
+/* path: top or below it; gone meanwhile: nothing, 0. */
+int image_tree_writer_add(struct image_tree_writer *w, const char *path, struct ferry_error **err);
+void image_tree_writer_free(struct image_tree_writer *w);
+
 /* A new temporary file in the store for a tarball being made (path malloc'd). */
 int image_store_tmpfile(const char *store_dir, char **path, struct ferry_error **err);
 /* Check the finished tarball at tmp_path, name it by its sha256 in the store,

@@ -238,16 +238,71 @@ int image_tar_add_tree(struct archive *tar, const char *rootfs_dir, uid_t uid_sh
  * each (along directory fds), and reads the few changed entries whole
  * through libarchive. */
 
-struct changes_walk {
+struct image_tree_writer {
 	struct archive *tar;
-	struct archive *full; /* reads one changed entry at a time */
+	struct archive *full; /* reads one entry at a time */
 	struct archive_entry_linkresolver *links;
 	struct archive_entry *entry;
-	const char *top;
+	char *top;
 	size_t top_len;
-	dev_t dev;
 	uid_t uid_shift;
 	gid_t gid_shift;
+};
+
+struct image_tree_writer *image_tree_writer_new(struct archive *tar, const char *top, uid_t uid_shift,
+						 gid_t gid_shift)
+{
+	struct image_tree_writer *w = xcalloc(1, sizeof(*w));
+	w->tar = tar;
+	w->full = archive_read_disk_new();
+	w->links = archive_entry_linkresolver_new();
+	w->entry = archive_entry_new();
+	w->top = xstrdup(top);
+	for (size_t n = strlen(w->top); n > 1 && w->top[n - 1] == '/'; n--)
+		w->top[n - 1] = '\0';
+	w->top_len = strlen(w->top);
+	w->uid_shift = uid_shift;
+	w->gid_shift = gid_shift;
+	archive_read_disk_set_symlink_physical(w->full);
+	archive_read_disk_set_behavior(w->full, ARCHIVE_READDISK_NO_FFLAGS);
+	archive_entry_linkresolver_set_strategy(w->links, archive_format(tar));
+	return w;
+}
+
+void image_tree_writer_free(struct image_tree_writer *w)
+{
+	if (w == NULL)
+		return;
+	archive_entry_free(w->entry);
+	archive_entry_linkresolver_free(w->links);
+	archive_read_free(w->full);
+	free(w->top);
+	free(w);
+}
+
+int image_tree_writer_add(struct image_tree_writer *w, const char *path, struct ferry_error **err)
+{
+	archive_entry_clear(w->entry);
+	if (archive_read_disk_open(w->full, path) != ARCHIVE_OK)
+		return error_set(err, 500, archive_errno(w->full), "read %s: %s", path, archive_error_string(w->full));
+	int r = archive_read_next_header2(w->full, w->entry);
+	int ret = 0;
+	if (r == ARCHIVE_WARN)
+		log_warn("packing %s: %s", path, archive_error_string(w->full));
+	if (r == ARCHIVE_EOF)
+		ret = 0; /* gone meanwhile */
+	else if (r < ARCHIVE_WARN)
+		ret = error_set(err, 500, archive_errno(w->full), "read %s: %s", path, archive_error_string(w->full));
+	else
+		ret = add_tree_entry(w->full, w->tar, w->links, w->entry, w->top_len, w->uid_shift, w->gid_shift, err);
+	archive_read_close(w->full);
+	return ret;
+}
+
+struct changes_walk {
+	struct image_tree_writer *w;
+	size_t top_len;
+	dev_t dev;
 	const struct timespec *since;
 	void (*seen)(const char *rel, void *arg);
 	void *seen_arg;
@@ -260,26 +315,6 @@ static bool stat_changed_since(const struct stat *st, const struct timespec *sin
 		if (t[i]->tv_sec > since->tv_sec || (t[i]->tv_sec == since->tv_sec && t[i]->tv_nsec >= since->tv_nsec))
 			return true;
 	return false;
-}
-
-/* One changed entry (host path), whole: metadata, xattrs, data. */
-static int add_changed_entry(struct changes_walk *w, const char *path, struct ferry_error **err)
-{
-	archive_entry_clear(w->entry);
-	if (archive_read_disk_open(w->full, path) != ARCHIVE_OK)
-		return error_set(err, 500, archive_errno(w->full), "read %s: %s", path, archive_error_string(w->full));
-	int r = archive_read_next_header2(w->full, w->entry);
-	int ret = 0;
-	if (r == ARCHIVE_WARN)
-		log_warn("packing %s: %s", path, archive_error_string(w->full));
-	if (r == ARCHIVE_EOF)
-		ret = 0; /* gone meanwhile (not a frozen container's doing) */
-	else if (r < ARCHIVE_WARN)
-		ret = error_set(err, 500, archive_errno(w->full), "read %s: %s", path, archive_error_string(w->full));
-	else
-		ret = add_tree_entry(w->full, w->tar, w->links, w->entry, w->top_len, w->uid_shift, w->gid_shift, err);
-	archive_read_close(w->full);
-	return ret;
 }
 
 /* dir (host path, open as dfd, which this closes): its entries, and below. */
@@ -307,7 +342,7 @@ static int walk_changes(struct changes_walk *w, int dfd, const char *dir, struct
 			w->seen(path + w->top_len + 1, w->seen_arg);
 		/* Sockets belong to running processes; tar cannot hold them. */
 		if (!S_ISSOCK(st.st_mode) && stat_changed_since(&st, w->since))
-			ret = add_changed_entry(w, path, err);
+			ret = image_tree_writer_add(w->w, path, err);
 		/* Mounts inside the tree are not its content. */
 		if (ret == 0 && S_ISDIR(st.st_mode) && st.st_dev == w->dev) {
 			int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -344,22 +379,16 @@ int image_tar_add_tree_changed(struct archive *tar, const char *rootfs_dir, uid_
 		return error_sys(err, e, "stat %s", top);
 	}
 	struct changes_walk w = {
-		.tar = tar, .full = archive_read_disk_new(), .links = archive_entry_linkresolver_new(),
-		.entry = archive_entry_new(), .top = top, .top_len = strlen(top), .dev = st.st_dev,
-		.uid_shift = uid_shift, .gid_shift = gid_shift, .since = since, .seen = seen, .seen_arg = seen_arg,
+		.w = image_tree_writer_new(tar, top, uid_shift, gid_shift), .top_len = strlen(top), .dev = st.st_dev,
+		.since = since, .seen = seen, .seen_arg = seen_arg,
 	};
-	archive_read_disk_set_symlink_physical(w.full);
-	archive_read_disk_set_behavior(w.full, ARCHIVE_READDISK_NO_FFLAGS);
-	archive_entry_linkresolver_set_strategy(w.links, archive_format(tar));
 	/* The top itself ("rootfs"), as the full walk has it. */
-	int ret = stat_changed_since(&st, since) ? add_changed_entry(&w, top, err) : 0;
+	int ret = stat_changed_since(&st, since) ? image_tree_writer_add(w.w, top, err) : 0;
 	if (ret == 0)
 		ret = walk_changes(&w, dfd, top, err);
 	else
 		close(dfd);
-	archive_entry_free(w.entry);
-	archive_entry_linkresolver_free(w.links);
-	archive_read_free(w.full);
+	image_tree_writer_free(w.w);
 	return ret;
 }
 

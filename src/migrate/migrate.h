@@ -103,6 +103,10 @@
  * memory. */
 #define MIGRATE_MEMORY_DEFAULT "auto"
 #define MIGRATE_POST_COPY_FROM (32LL << 20)
+/* The target's word for a tree the source ended before its end: the
+ * source's own failure, as a rule (its CRIU could not dump), whose reason
+ * the source gives then, not this one. */
+#define MIGRATE_STREAM_CLOSED_EARLY "the source closed the stream early"
 /* Not a secret: the port of the source's stream listener (channel.h), as a
  * string among the secrets so that clients pass it on unchanged. */
 #define MIGRATE_SECRET_PORT "ferry-port"

@@ -8,9 +8,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -122,6 +126,10 @@ struct fs_sink {
 static la_ssize_t fs_sink_write(struct archive *a, void *ctx, const void *buf, size_t len)
 {
 	struct fs_sink *sink = ctx;
+	if (sink->ws == NULL) {
+		archive_set_error(a, ECANCELED, "called off");
+		return -1;
+	}
 	if (ws_send(sink->ws, WS_BINARY, buf, len, &sink->err) < 0) {
 		archive_set_error(a, EPIPE, "%s", sink->err->msg);
 		return -1;
@@ -135,10 +143,48 @@ static la_ssize_t fs_sink_write(struct archive *a, void *ctx, const void *buf, s
 	return (la_ssize_t)len;
 }
 
+/* A tar stream into ws (migrate.h: uncompressed, owners as given). The
+ * last block goes unpadded: a live move's /dev or state, a few KiB to a
+ * few hundred, would go as whole 256 KiB blocks. */
+static struct archive *tree_tar_open(struct fs_sink *sink, struct ferry_error **err)
+{
+	struct archive *tar = archive_write_new();
+	if (archive_write_set_format_pax_restricted(tar) != ARCHIVE_OK ||
+	    archive_write_set_bytes_per_block(tar, MIGRATE_FS_CHUNK) != ARCHIVE_OK ||
+	    archive_write_set_bytes_in_last_block(tar, 1) != ARCHIVE_OK ||
+	    archive_write_open(tar, sink, NULL, fs_sink_write, NULL) != ARCHIVE_OK) {
+		error_set(err, 500, 0, "tar writer: %s", archive_error_string(tar));
+		archive_write_free(tar);
+		return NULL;
+	}
+	return tar;
+}
+
+/* The end of the tar stream, then an empty message: the end of the tree.
+ * ret: how the tree went so far. */
+static int tree_tar_close(struct archive *tar, struct fs_sink *sink, const char *what, int ret,
+			  struct ferry_error **err)
+{
+	if (ret == 0 && archive_write_close(tar) != ARCHIVE_OK)
+		ret = error_set(err, 500, archive_errno(tar), "send %s: %s", what, archive_error_string(tar));
+	if (ret == 0 && ws_send(sink->ws, WS_BINARY, "", 0, err) < 0)
+		ret = -1;
+	/* A failed tree ends here: not even its tar trailer goes. */
+	if (ret < 0)
+		sink->ws = NULL;
+	archive_write_free(tar);
+	/* The websocket's own error says more than libarchive's copy of it. */
+	if (ret < 0 && sink->err != NULL) {
+		error_free(err);
+		error_move(err, &sink->err);
+		error_wrap(err, "send %s", what);
+	}
+	error_free(&sink->err);
+	return ret;
+}
+
 /* A tree as a tar stream with container ids (the target shifts them into
- * its own map; shift 0: as they are), then an empty message: the end. The
- * last block goes unpadded: a live move's /dev or state, a few KiB to a few
- * hundred, would go as whole 256 KiB blocks.
+ * its own map; shift 0: as they are), then an empty message: the end.
  * since (may be NULL): only what changed since then; seen gets every path. */
 static int send_tree(struct operation *op, struct ws *ws, const char *rootfs, unsigned shift,
 		     const struct timespec *since,
@@ -146,33 +192,11 @@ static int send_tree(struct operation *op, struct ws *ws, const char *rootfs, un
 		     struct ferry_error **err)
 {
 	struct fs_sink sink = { .ws = ws, .op = op };
-	struct archive *tar = archive_write_new();
-	int ret = -1;
-	if (archive_write_set_format_pax_restricted(tar) != ARCHIVE_OK ||
-	    archive_write_set_bytes_per_block(tar, MIGRATE_FS_CHUNK) != ARCHIVE_OK ||
-	    archive_write_set_bytes_in_last_block(tar, 1) != ARCHIVE_OK ||
-	    archive_write_open(tar, &sink, NULL, fs_sink_write, NULL) != ARCHIVE_OK) {
-		error_set(err, 500, 0, "tar writer: %s", archive_error_string(tar));
-		goto out;
-	}
-	if (image_tar_add_tree_changed(tar, rootfs, shift, shift, since, seen, seen_arg, err) < 0)
-		goto out;
-	if (archive_write_close(tar) != ARCHIVE_OK) {
-		error_set(err, 500, archive_errno(tar), "send the rootfs: %s", archive_error_string(tar));
-		goto out;
-	}
-	if (ws_send(ws, WS_BINARY, "", 0, err) < 0)
-		goto out;
-	ret = 0;
-out:
-	archive_write_free(tar);
-	/* The websocket's own error says more than libarchive's copy of it. */
-	if (ret < 0 && sink.err != NULL) {
-		error_free(err);
-		error_move(err, &sink.err);
-		error_wrap(err, "send %s", rootfs);
-	}
-	error_free(&sink.err);
+	struct archive *tar = tree_tar_open(&sink, err);
+	if (tar == NULL)
+		return -1;
+	int ret = image_tar_add_tree_changed(tar, rootfs, shift, shift, since, seen, seen_arg, err);
+	ret = tree_tar_close(tar, &sink, rootfs, ret, err);
 	*sent = sink.sent;
 	return ret;
 }
@@ -214,7 +238,9 @@ static void path_seen(const char *rel, void *arg)
 
 /* This move's CRIU dump log (the newest migration_dump_*.log: names sort
  * by time) goes along in the state, so that the target keeps it too: the
- * source's copy of the instance, logs and all, is deleted after a move. */
+ * source's copy of the instance, logs and all, is deleted after a move.
+ * A copy (CRIU goes on writing the log), not synced: the container waits
+ * for it, and the copy that counts is the target's. */
 static void copy_dump_log(const char *name, const char *state)
 {
 	cleanup_free char *log_dir = instance_log_dir(name);
@@ -234,11 +260,31 @@ static void copy_dump_log(const char *name, const char *state)
 		return;
 	cleanup_free char *from = xasprintf("%s/%s", log_dir, newest);
 	cleanup_free char *to = xasprintf("%s/%s", state, newest);
+	cleanup_free char *tmp = xasprintf("%s/.%s", state, newest);
 	cleanup_free char *data = NULL;
 	size_t len = 0;
 	cleanup_error struct ferry_error *e = NULL;
-	if (file_read(from, &data, &len, &e) < 0 || file_write_atomic(to, data, len, 0600, &e) < 0)
+	if (file_read(from, &data, &len, &e) < 0) {
 		log_warn("instance %s: the dump log stays here only: %s", name, e->msg);
+		return;
+	}
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	size_t off = 0;
+	while (fd >= 0 && off < len) {
+		ssize_t n = write(fd, data + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	int e2 = errno;
+	if (fd >= 0)
+		close(fd);
+	if (fd < 0 || off < len || rename(tmp, to) < 0) {
+		log_warn("instance %s: the dump log stays here only: %s: %s", name, tmp, strerror(fd < 0 || off < len ? e2 : errno));
+		unlink(tmp);
+	}
 }
 
 /* What a live move sends once the instance is frozen: the rootfs's
@@ -280,19 +326,6 @@ static int send_dev(struct operation *op, struct source_job *job, unsigned shift
 	return r;
 }
 
-/* Then, once CRIU has dumped it: the state (with the dump's log). */
-static int send_saved_state(struct operation *op, struct source_job *job, unsigned long long *bytes,
-			    struct ferry_error **err)
-{
-	cleanup_free char *state = instance_state_dir(job->name);
-	unsigned long long n = 0;
-	operation_set_metadata_key(op, "phase", json_string("sending the state"));
-	copy_dump_log(job->name, state);
-	int r = send_tree(op, job->state, state, 0, NULL, NULL, NULL, &n, err);
-	*bytes += n;
-	return r;
-}
-
 /* A live move from the checkpoint on (migrate.h): what both memory modes
  * share. */
 struct handover {
@@ -302,12 +335,15 @@ struct handover {
 	unsigned shift;
 	const struct timespec *first_pass;
 	long long t_freeze, t_dumped, t_sent, t_restored, t_running, t_done;
-	/* The rootfs's changes go while CRIU dumps (the container is frozen). */
+	/* The rootfs's changes go while CRIU dumps (the container is frozen),
+	 * then CRIU's images as it closes them (images_stream). */
 	pthread_t walker;
 	bool walking, walk_done;
 	int walk_result;
 	struct ferry_error *walk_err;
 	unsigned long long walk_bytes;
+	int images_watch;  /* inotify on the state directory, from the freeze */
+	int dump_end;      /* eventfd: 1 the dump is over, 2 called off */
 	/* post-copy: the commit races the end of CRIU's page serving */
 	pthread_mutex_t lock;
 	bool committed;  /* INSTANCE_KEY_OUTGOING "committed": never run here again */
@@ -321,6 +357,122 @@ struct handover {
 	struct ferry_error *complete_err;
 };
 
+/* CRIU's images, on the state stream, as CRIU closes them (the image
+ * files it rewrites go again: the target keeps the last), until the dump
+ * is over (dump_end); then whatever was not sent (ferry's own files, the
+ * dump's log) or changed since. Called off (dump_end 2, the dump failed):
+ * the stream is left unfinished, so that the target restores nothing. */
+struct sent_image {
+	char *name;
+	struct timespec mtime, ctime;
+	off_t size;
+};
+
+static bool image_sent_as_is(struct sent_image *sent, size_t n, const char *name, const struct stat *st)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(sent[i].name, name) == 0)
+			return sent[i].size == st->st_size && sent[i].mtime.tv_sec == st->st_mtim.tv_sec &&
+			       sent[i].mtime.tv_nsec == st->st_mtim.tv_nsec && sent[i].ctime.tv_sec == st->st_ctim.tv_sec &&
+			       sent[i].ctime.tv_nsec == st->st_ctim.tv_nsec;
+	return false;
+}
+
+static int image_send(struct image_tree_writer *w, const char *dir, const char *name, struct sent_image **sent,
+		      size_t *n, struct ferry_error **err)
+{
+	cleanup_free char *path = xasprintf("%s/%s", dir, name);
+	struct stat st;
+	if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
+		return 0;
+	if (image_tree_writer_add(w, path, err) < 0)
+		return -1;
+	size_t i = 0;
+	while (i < *n && strcmp((*sent)[i].name, name) != 0)
+		i++;
+	if (i == *n) {
+		*sent = realloc(*sent, (*n + 1) * sizeof(**sent));
+		if (*sent == NULL)
+			abort();
+		(*sent)[(*n)++] = (struct sent_image){ .name = xstrdup(name) };
+	}
+	(*sent)[i].size = st.st_size;
+	(*sent)[i].mtime = st.st_mtim;
+	(*sent)[i].ctime = st.st_ctim;
+	return 0;
+}
+
+/* The closed files inotify reported: sent. */
+static int images_drain(struct handover *h, struct image_tree_writer *w, const char *dir, struct sent_image **sent,
+			size_t *n, struct ferry_error **err)
+{
+	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+	for (;;) {
+		ssize_t len = read(h->images_watch, buf, sizeof(buf));
+		if (len < 0 && errno == EINTR)
+			continue;
+		if (len <= 0)
+			return 0; /* EAGAIN: nothing more for now */
+		for (char *p = buf; p < buf + len;) {
+			struct inotify_event *ev = (struct inotify_event *)p;
+			p += sizeof(*ev) + ev->len;
+			/* A dot-name is a file being written (copy_dump_log's). */
+			if (ev->len > 0 && ev->name[0] != '.' && image_send(w, dir, ev->name, sent, n, err) < 0)
+				return -1;
+		}
+	}
+}
+
+static int images_stream(struct handover *h, struct ferry_error **err)
+{
+	cleanup_free char *dir = instance_state_dir(h->job->name);
+	struct fs_sink sink = { .ws = h->job->state, .op = h->op };
+	struct archive *tar = tree_tar_open(&sink, err);
+	if (tar == NULL)
+		return -1;
+	struct image_tree_writer *w = image_tree_writer_new(tar, dir, 0, 0);
+	struct sent_image *sent = NULL;
+	size_t n = 0;
+	uint64_t end = 0;
+	int ret = 0;
+	while (ret == 0 && end == 0) {
+		struct pollfd p[2] = { { .fd = h->images_watch, .events = POLLIN }, { .fd = h->dump_end, .events = POLLIN } };
+		/* A watch that could not be set (-1) is ignored by poll. */
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			ret = error_sys(err, errno, "wait for CRIU's images");
+		else if (h->images_watch >= 0 && (p[0].revents & POLLIN))
+			ret = images_drain(h, w, dir, &sent, &n, err);
+		if (ret == 0 && read(h->dump_end, &end, sizeof(end)) < 0 && errno != EAGAIN)
+			ret = error_sys(err, errno, "wait for the dump's end");
+	}
+	if (ret == 0 && end != 1)
+		ret = error_set(err, 500, ECANCELED, "the dump was called off");
+	if (ret == 0 && h->images_watch >= 0)
+		ret = images_drain(h, w, dir, &sent, &n, err);
+	/* What inotify did not report (written before the freeze, or while no
+	 * watch could be set), or changed since it was sent. */
+	DIR *d = ret == 0 ? opendir(dir) : NULL;
+	if (ret == 0 && d == NULL)
+		ret = error_sys(err, errno, "open %s", dir);
+	struct dirent *de;
+	while (ret == 0 && (de = readdir(d)) != NULL) {
+		struct stat st;
+		if (de->d_name[0] == '.' || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode) || image_sent_as_is(sent, n, de->d_name, &st))
+			continue;
+		ret = image_send(w, dir, de->d_name, &sent, &n, err);
+	}
+	if (d != NULL)
+		closedir(d);
+	image_tree_writer_free(w);
+	for (size_t i = 0; i < n; i++)
+		free(sent[i].name);
+	free(sent);
+	ret = tree_tar_close(tar, &sink, dir, ret, err);
+	h->walk_bytes += sink.sent;
+	return ret;
+}
+
 static void *rootfs_walk(void *arg)
 {
 	struct handover *h = arg;
@@ -328,16 +480,34 @@ static void *rootfs_walk(void *arg)
 					     &h->walk_err);
 	if (h->walk_result == 0)
 		h->walk_result = send_dev(h->op, h->job, h->shift, &h->walk_bytes, &h->walk_err);
+	if (h->walk_result == 0)
+		h->walk_result = images_stream(h, &h->walk_err);
 	h->walk_done = true;
 	return NULL;
 }
 
 /* The container is frozen, CRIU about to start (runtime_checkpoint_opts
- * .frozen): the rootfs's changes go meanwhile. */
+ * .frozen): the rootfs's changes go meanwhile, then CRIU's images as it
+ * writes them. The watch is set before CRIU starts. */
 static void rootfs_walk_start(void *arg)
 {
 	struct handover *h = arg;
+	cleanup_free char *dir = instance_state_dir(h->job->name);
+	h->images_watch = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (h->images_watch >= 0 && inotify_add_watch(h->images_watch, dir, IN_CLOSE_WRITE | IN_MOVED_TO) < 0) {
+		log_warn("instance %s: no watch on %s (%s): its images go after the dump", h->job->name, dir,
+			 strerror(errno));
+		close(steal_fd(&h->images_watch));
+	}
 	h->walking = pthread_create(&h->walker, NULL, rootfs_walk, h) == 0;
+}
+
+/* The dump is over (or called off: the images stream is left unfinished). */
+static void dump_ended(struct handover *h, bool over)
+{
+	uint64_t v = over ? 1 : 2;
+	if (h->dump_end >= 0 && write(h->dump_end, &v, sizeof(v)) < 0)
+		log_warn("instance %s: the image streamer missed the dump's end: %s", h->job->name, strerror(errno));
 }
 
 /* The rootfs's changes are sent (or failed): 0, or -1 with why. */
@@ -357,13 +527,16 @@ static int rootfs_walk_join(struct handover *h, struct ferry_error **err)
 }
 
 /* The instance is checkpointed: the rootfs's changes are through (or go
- * now), then the state. */
+ * now), and the state: the images CRIU has not closed yet, with the dump's
+ * log. */
 static int send_state(struct handover *h, struct ferry_error **err)
 {
 	h->t_dumped = now_ms();
+	operation_set_metadata_key(h->op, "phase", json_string("sending the state"));
+	cleanup_free char *state = instance_state_dir(h->job->name);
+	copy_dump_log(h->job->name, state);
+	dump_ended(h, true);
 	int r = rootfs_walk_join(h, err);
-	if (r == 0)
-		r = send_saved_state(h->op, h->job, &h->walk_bytes, err);
 	h->t_sent = now_ms();
 	if (r == 0)
 		log_info("instance %s: sent its state and rootfs changes (%llu bytes)", h->job->name, h->walk_bytes);
@@ -416,7 +589,8 @@ static int take_over(struct handover *h, struct ferry_error **err)
 
 /* The dump failed before the handover (the instance runs on here): when
  * the target's side broke it (its page server: a full disk, say), the
- * target's reason is the one to give. */
+ * target's reason is the one to give; not when the target only saw the
+ * streams end (CRIU's own failure here: its line says why). */
 static void dump_failed(struct handover *h, struct ferry_error **err)
 {
 	if (h->err != NULL || h->committed)
@@ -428,7 +602,7 @@ static void dump_failed(struct handover *h, struct ferry_error **err)
 	ws_close(h->job->fs, 1000, "");
 	ws_close(h->job->state, 1000, "");
 	if (migrate_recv_result(h->job->control, &res, MIGRATE_REASON_TIMEOUT_MS, &e) == 0 && !res.success &&
-	    res.message != NULL) {
+	    res.message != NULL && strstr(res.message, MIGRATE_STREAM_CLOSED_EARLY) == NULL) {
 		error_free(err);
 		error_set(err, 500, 0, "the target failed: %s", res.message);
 		error_wrap(err, "the instance runs here again");
@@ -495,7 +669,11 @@ static int handover_run(struct handover *h, const char *mark, struct runtime_che
 	/* The page relay, and CRIU on it, while the target gets ready: CRIU's
 	 * start-up is over by the freeze. */
 	struct checkpoint_swrk swrk = { .pid = -1, .fd = -1 };
-	int r = migrate_pages_source_start(o->lazy, job->pages, job->page_requests, &criu_socket, &h->pages, err);
+	h->images_watch = -1;
+	h->dump_end = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	int r = h->dump_end < 0 ? error_sys(err, errno, "eventfd") : 0;
+	if (r == 0)
+		r = migrate_pages_source_start(o->lazy, job->pages, job->page_requests, &criu_socket, &h->pages, err);
 	if (r == 0)
 		r = checkpoint_swrk_start(criu_socket, &swrk, err);
 	if (r == 0 && await_ready(job, err) < 0)
@@ -516,9 +694,15 @@ static int handover_run(struct handover *h, const char *mark, struct runtime_che
 			h->t_done = now_ms();
 	}
 	checkpoint_swrk_stop(&swrk);
+	/* A dump that failed before its notification: the walker stops. */
+	dump_ended(h, false);
 	if (h->walking)
 		pthread_join(h->walker, NULL);
 	error_free(&h->walk_err);
+	if (h->images_watch >= 0)
+		close(steal_fd(&h->images_watch));
+	if (h->dump_end >= 0)
+		close(steal_fd(&h->dump_end));
 	lazy_failed(h); /* no commit after this point */
 	if (criu_socket >= 0)
 		close(criu_socket);

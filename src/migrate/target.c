@@ -164,7 +164,7 @@ static void *fs_pump_run(void *arg)
 			if (r < 0)
 				error_wrap(&p->err, "receive the rootfs");
 			else
-				error_set(&p->err, 502, EPIPE, "the source closed the rootfs stream early");
+				error_set(&p->err, 502, EPIPE, MIGRATE_STREAM_CLOSED_EARLY);
 			break;
 		}
 		if (len == 0) {

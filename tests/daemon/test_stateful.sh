@@ -165,31 +165,9 @@ expect_eq "and the instance runs on" "$(api GET /1.0/instances/c1 | jq -r .metad
 wait "$EXEC"
 
 # --- a dump that fails leaves it running ---------------------------------------------
-# A process of the container (in its cgroups and namespaces, adopted by its
-# init) that nsenter put there from the host, on a pty of the host's: its
-# session leader is outside the container, and its tty's master too, and
-# CRIU can dump neither.
+# A process that CRIU can't dump (host_pty_sleeper).
 INIT=$(api GET /1.0/instances/c1/state | jq -r .metadata.pid)
-python3 - "$INIT" <<'EOF' &
-import os, pty, sys, time
-init = sys.argv[1]
-master, slave = pty.openpty()
-pid = os.fork()
-if pid == 0:
-    for line in open(f"/proc/{init}/cgroup"):
-        _, ctrl, path = line.rstrip("\n").split(":", 2)
-        for c in (ctrl.split(",") if ctrl else [""]):
-            name = c.replace("name=", "") if c else "unified"
-            procs = f"/sys/fs/cgroup/{name}{path}/cgroup.procs"
-            if os.path.exists(procs):
-                with open(procs, "w") as f:
-                    f.write(str(os.getpid()))
-    os.dup2(slave, 0); os.dup2(slave, 1); os.dup2(slave, 2)
-    os.execvp("nsenter", ["nsenter", "-t", init, "-a", "/bin/sh", "-c", "sleep 100000 & echo $! >/tmp/hostpty.pid"])
-os.waitpid(pid, 0)
-os.close(slave)
-time.sleep(1000)
-EOF
+host_pty_sleeper "$INIT"
 HOLDER_PID=$!
 for i in $(seq 30); do [ -s "$ROOTFS/tmp/hostpty.pid" ] && break; sleep 0.1; done
 INIT=$(api GET /1.0/instances/c1/state | jq -r .metadata.pid)

@@ -9,15 +9,15 @@
 # lacks) leaves the container running where it was, untouched; and a target
 # whose ferryd is killed while the state streams in leaves exactly one
 # running copy: the source's, restored, with its connection still there;
-# so does a cut LAN link, and a source whose ferryd is killed mid-move
-# (restored at its start).
+# so does a cut LAN link, a source whose ferryd is killed mid-move
+# (restored at its start), and a dump that CRIU can't do.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/bed_lib.sh"
 bed_up 2 || { echo "Bail out! testbed up failed"; exit 1; }
 
 MOVES=${LIVE_MOVES:-10}
 
-trap 'tcp_cleanup; bed_down' EXIT
+trap '[ -z "${HOLDER_PID:-}" ] || kill "$HOLDER_PID" 2>/dev/null; tcp_cleanup; bed_down' EXIT
 
 fy h1 image build busybox --alias busybox >/dev/null
 check "launch c1 on h1" fy h1 launch busybox c1
@@ -143,6 +143,26 @@ expect_eq "it restored c1 at start-up" "$(state "$here" c1)" RUNNING
 expect_eq "... the same process" "$(counter_pid "$here")" "$pid"
 expect_echo "... and the connection still echoes" after-the-source-restart
 expect_eq "c1's record has no migration mark left" "$(fy "$here" config get c1 volatile.migration.outgoing)" ""
+
+# --- CRIU can't dump c1: the move fails, and c1 runs on where it was
+host_pty_sleeper "$(cat "$BED_DIR/$here/containers/c1/init.pid")"
+HOLDER_PID=$!
+for i in $(seq 30); do [ -s "$BED_DIR/$here/containers/c1/rootfs/tmp/hostpty.pid" ] && break; sleep 0.1; done
+out=$(fy "$here" move c1 "$there:" 2>&1)
+expect_eq "a move of c1 with a process CRIU can't dump fails" "$?" 1
+expect_match "... with CRIU's own line" "$out" 'CRIU dump failed: Error \(criu/'
+expect_match "... saying that c1 runs on $here again" "$out" "runs here again|keeps running"
+expect_eq "c1 still runs on $here" "$(state "$here" c1)" RUNNING
+expect_eq "$there has no c1" "$(names "$there")" ""
+expect_eq "... the same process" "$(counter_pid "$here")" "$pid"
+expect_echo "... and the connection still echoes" after-a-failed-dump
+sleeper=$(cat "$BED_DIR/$here/containers/c1/rootfs/tmp/hostpty.pid")
+fy "$here" exec c1 -- kill "$sleeper" >/dev/null 2>&1
+kill "$HOLDER_PID" 2>/dev/null
+wait "$HOLDER_PID" 2>/dev/null
+HOLDER_PID=
+# Until init has reaped it, the sleep is a zombie whose session is outside.
+for i in $(seq 50); do fy "$here" exec c1 -- kill -0 "$sleeper" 2>/dev/null || break; sleep 0.1; done
 
 check "and c1 moves there now" fy "$here" move c1 "$there:"
 expect_eq "... the same process" "$(counter_pid "$there")" "$pid"
