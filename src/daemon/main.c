@@ -79,15 +79,20 @@ static int dirs_create(struct daemon *d, struct ferry_error **err)
 /* Where a live move's pages wait for their restore (migrate/target.c): in
  * memory, a directory of this root's own on /dev/shm. Emptied here (what a
  * killed ferryd left) and at a clean exit. NULL without a tmpfs there. */
+static char *staging_dir_path(const char *root)
+{
+	uint32_t h = 2166136261u; /* FNV-1a of the root: one directory per ferryd */
+	for (const char *p = root; *p != '\0'; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	return xasprintf("/dev/shm/ferry-pages-%08x", h);
+}
+
 static char *staging_dir_make(const char *root)
 {
 	struct statfs st;
 	if (statfs("/dev/shm", &st) < 0 || st.f_type != TMPFS_MAGIC)
 		return NULL;
-	uint32_t h = 2166136261u; /* FNV-1a of the root: one directory per ferryd */
-	for (const char *p = root; *p != '\0'; p++)
-		h = (h ^ (unsigned char)*p) * 16777619u;
-	char *dir = xasprintf("/dev/shm/ferry-pages-%08x", h);
+	char *dir = staging_dir_path(root);
 	cleanup_error struct ferry_error *err = NULL;
 	if (rm_rf(dir, &err) < 0 || mkdir_p(dir, 0711, &err) < 0) {
 		log_warn("%s: %s (live moves' pages go beside their instances)", dir, err->msg);
@@ -189,9 +194,27 @@ static int bridge_setup(struct daemon *d, const char *fixed_cidr, struct ferry_e
 	return 0;
 }
 
+/* An empty cgroup and the empty ones below it (a Debian container's
+ * systemd makes a tree of them), deepest first. */
+static int cgroup_rmdir_tree(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	while (d != NULL && (de = readdir(d)) != NULL) {
+		if (de->d_type != DT_DIR || de->d_name[0] == '.')
+			continue;
+		cleanup_free char *sub = xasprintf("%s/%s", path, de->d_name);
+		cgroup_rmdir_tree(sub);
+	}
+	if (d != NULL)
+		closedir(d);
+	return rmdir(path);
+}
+
 /* Remove what a daemon with this root made on the host outside it, once its
- * containers are gone: the bridge with its NAT rule, and the (empty) cgroup
- * directories of its instances in every hierarchy. */
+ * containers are gone: the bridge with its NAT rule, the (empty) cgroup
+ * directories of its instances in every hierarchy, and its staging
+ * directory for live moves' pages. */
 static int purge_host(const char *root, const char *bridge)
 {
 	cleanup_error struct ferry_error *err = NULL;
@@ -216,7 +239,7 @@ static int purge_host(const char *root, const char *bridge)
 			if (ce->d_type != DT_DIR || ce->d_name[0] == '.')
 				continue;
 			cleanup_free char *child = xasprintf("%s/%s", path, ce->d_name);
-			if (rmdir(child) < 0)
+			if (cgroup_rmdir_tree(child) < 0)
 				fprintf(stderr, "ferryd: purge: rmdir %s: %s\n", child, strerror(errno));
 		}
 		if (children != NULL)
@@ -225,6 +248,10 @@ static int purge_host(const char *root, const char *bridge)
 			fprintf(stderr, "ferryd: purge: rmdir %s: %s\n", path, strerror(errno));
 	}
 	closedir(d);
+	/* A ferryd that died left it (a clean exit removes it). */
+	cleanup_free char *staging = staging_dir_path(abs_root);
+	if (rm_rf(staging, &err) < 0)
+		fprintf(stderr, "ferryd: purge: %s\n", err->msg);
 	return 0;
 }
 

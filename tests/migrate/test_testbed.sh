@@ -3,7 +3,8 @@
 # answering on its own socket and over HTTPS on the LAN; h1 lists h2's
 # containers as a remote, and h2 trusts h1's daemon (what a migration
 # target presents); a container on h1 pings one on h2 across the LAN; and
-# `down` leaves no namespace, link, ferryd, monitor or cgroup behind.
+# `down` leaves no namespace, link, ferryd, monitor, cgroup or staging
+# directory behind, also after a ferryd died.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/bed_lib.sh"
 bed_up 2 || { echo "Bail out! testbed up failed"; exit 1; }
@@ -39,6 +40,13 @@ print("ferry-%08x" % h)' "$1"; }
 cgs="$(cgroup_parent "$BED_DIR/h1") $(cgroup_parent "$BED_DIR/h2")"
 cg1=$(for c in $cgs; do ls -d /sys/fs/cgroup/*/"$c" 2>/dev/null; done)
 expect_match "the hosts' containers have their cgroups" "$cg1" "ferry-"
+# A ferryd that died (its staging directory for pages left on /dev/shm,
+# its container running on), and a container whose cgroup has cgroups
+# below it (systemd makes a tree of them): down removes those too.
+stagings=$(for c in $cgs; do echo "/dev/shm/ferry-pages-${c#ferry-}"; done)
+expect_eq "the hosts have their staging directories" "$(ls -d $stagings 2>/dev/null | wc -l)" 2
+check "cgroups below c2's" mkdir -p "/sys/fs/cgroup/unified/$(cgroup_parent "$BED_DIR/h2")/c2/system.slice/x.service"
+kill -KILL "$(cat "$BED_DIR/h2.pid")"
 dir=$BED_DIR
 check "testbed down" bed_down
 left=""
@@ -50,4 +58,5 @@ expect_eq "no namespace of the bed is left" "$left" ""
 left=""
 for c in $cg1; do [ -e "$c" ] && left="$left $c"; done
 expect_eq "no cgroup of the bed is left" "$left" ""
+expect_eq "no staging directory of the bed is left" "$(ls -d $stagings 2>/dev/null)" ""
 check_fails "no bed directory is left" test -e "$dir"
