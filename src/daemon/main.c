@@ -232,20 +232,10 @@ static int purge_host(const char *root, const char *bridge)
 		if (de->d_name[0] == '.')
 			continue;
 		cleanup_free char *path = xasprintf("/sys/fs/cgroup/%s/%s", de->d_name, parent);
-		/* Instances whose monitor was killed leave their (empty) cgroup. */
-		DIR *children = opendir(path);
-		struct dirent *ce;
-		while (children != NULL && (ce = readdir(children)) != NULL) {
-			if (ce->d_type != DT_DIR || ce->d_name[0] == '.')
-				continue;
-			cleanup_free char *child = xasprintf("%s/%s", path, ce->d_name);
-			if (cgroup_rmdir_tree(child) < 0)
-				fprintf(stderr, "ferryd: purge: rmdir %s: %s\n", child, strerror(errno));
-		}
-		if (children != NULL)
-			closedir(children);
-		if (rmdir(path) < 0 && errno != ENOENT && errno != ENOTDIR)
-			fprintf(stderr, "ferryd: purge: rmdir %s: %s\n", path, strerror(errno));
+		/* Instances whose monitor was killed leave their (empty) cgroups. */
+		if (cgroup_rmdir_tree(path) < 0 && errno != ENOENT && errno != ENOTDIR)
+			fprintf(stderr, "ferryd: purge: rmdir %s: %s (a cgroup below it still in use?)\n", path,
+				strerror(errno));
 	}
 	closedir(d);
 	/* A ferryd that died left it (a clean exit removes it). */
