@@ -13,19 +13,6 @@
 #include "cli/terminal.h"
 #include "common/util.h"
 
-static int write_all(int fd, const char *data, size_t len)
-{
-	for (size_t off = 0; off < len;) {
-		ssize_t w = write(fd, data + off, len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		off += w;
-	}
-	return 0;
-}
-
 static void *ws_to_fd(void *arg)
 {
 	struct pump *p = arg;
@@ -38,7 +25,7 @@ static void *ws_to_fd(void *arg)
 		if (r <= 0)
 			break;
 		/* Keep draining the websocket even if the local side is gone. */
-		write_all(p->fd, data, len);
+		fd_write_all(p->fd, data, len);
 		free(data);
 	}
 	p->done = true;

@@ -111,7 +111,7 @@ int file_read(const char *path, char **out, size_t *len, struct ferry_error **er
 	return 0;
 }
 
-static int write_all(int fd, const void *data, size_t len)
+int fd_write_all(int fd, const void *data, size_t len)
 {
 	const char *p = data;
 	while (len > 0) {
@@ -132,7 +132,7 @@ int file_write_atomic(const char *path, const void *data, size_t len, mode_t mod
 	cleanup_close int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd < 0)
 		return error_sys(err, errno, "create %s", tmp);
-	if (write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+	if (fd_write_all(fd, data, len) < 0 || fsync(fd) < 0) {
 		int e = errno;
 		unlink(tmp);
 		return error_sys(err, e, "write %s", tmp);
@@ -150,7 +150,7 @@ int file_write_string(const char *path, const char *value, struct ferry_error **
 	cleanup_close int fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return error_sys(err, errno, "open %s", path);
-	if (write_all(fd, value, strlen(value)) < 0)
+	if (fd_write_all(fd, value, strlen(value)) < 0)
 		return error_sys(err, errno, "write '%s' to %s", value, path);
 	return 0;
 }

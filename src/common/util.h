@@ -32,6 +32,8 @@ void strv_free(char **v);
 
 /* Read a whole file (NUL-terminated; *len without the NUL, if len is not NULL). */
 int file_read(const char *path, char **out, size_t *len, struct ferry_error **err);
+/* All of data to fd (a short write goes on; EINTR retried): 0, or -1 with errno. */
+int fd_write_all(int fd, const void *data, size_t len);
 /* Write a file atomically (temp file + rename), with mode. */
 int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode, struct ferry_error **err);
 /* Write a short string to an existing file (sysfs, cgroupfs, /proc). */

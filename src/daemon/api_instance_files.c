@@ -226,17 +226,7 @@ static int header_number(struct request *req, const char *name, int base, long *
 
 static int write_all(int fd, const char *data, size_t len, struct ferry_error **err)
 {
-	while (len > 0) {
-		ssize_t w = write(fd, data, len);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return error_sys(err, errno, "write");
-		}
-		data += w;
-		len -= (size_t)w;
-	}
-	return 0;
+	return fd_write_all(fd, data, len) < 0 ? error_sys(err, errno, "write") : 0;
 }
 
 static int write_body(struct request *req, int fd, struct ferry_error **err)

@@ -30,19 +30,6 @@ struct migrate_pages {
 	unsigned long long bytes_out, bytes_in;
 };
 
-static int write_all(int fd, const char *data, size_t len)
-{
-	for (size_t off = 0; off < len;) {
-		ssize_t n = write(fd, data + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		off += (size_t)n;
-	}
-	return 0;
-}
-
 /* Source: the end of CRIU's page serving. A clean end of its socket is
  * success to CRIU, so a failure ends it with a request it can't serve
  * (after completing one cut short): CRIU then fails the dump. */
@@ -55,7 +42,7 @@ static void source_decide(struct migrate_pages *p, bool ok)
 			char filler[2 * PS_IOV_SIZE];
 			memset(filler, 0xff, sizeof(filler));
 			size_t partial = (size_t)(p->written % PS_IOV_SIZE);
-			write_all(p->sock, filler, (partial ? PS_IOV_SIZE - partial : 0) + PS_IOV_SIZE);
+			fd_write_all(p->sock, filler, (partial ? PS_IOV_SIZE - partial : 0) + PS_IOV_SIZE);
 		}
 		shutdown(p->sock, SHUT_WR);
 	}
@@ -115,12 +102,12 @@ static void *from_ws_run(void *arg)
 		int w;
 		if (p->source) {
 			pthread_mutex_lock(&p->lock);
-			w = p->decided ? 0 : write_all(p->sock, data, len);
+			w = p->decided ? 0 : fd_write_all(p->sock, data, len);
 			if (w == 0 && !p->decided)
 				p->written += len;
 			pthread_mutex_unlock(&p->lock);
 		} else {
-			w = write_all(p->sock, data, len);
+			w = fd_write_all(p->sock, data, len);
 		}
 		free(data);
 		if (w < 0)

@@ -268,21 +268,10 @@ static void copy_dump_log(const char *name, const char *state)
 		log_warn("instance %s: the dump log stays here only: %s", name, e->msg);
 		return;
 	}
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	size_t off = 0;
-	while (fd >= 0 && off < len) {
-		ssize_t n = write(fd, data + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		off += (size_t)n;
-	}
-	int e2 = errno;
-	if (fd >= 0)
-		close(fd);
-	if (fd < 0 || off < len || rename(tmp, to) < 0) {
-		log_warn("instance %s: the dump log stays here only: %s: %s", name, tmp, strerror(fd < 0 || off < len ? e2 : errno));
+	/* A dot-name while it is written: the image streamer passes it over. */
+	cleanup_close int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || fd_write_all(fd, data, len) < 0 || rename(tmp, to) < 0) {
+		log_warn("instance %s: the dump log stays here only: %s: %s", name, tmp, strerror(errno));
 		unlink(tmp);
 	}
 }
