@@ -167,13 +167,20 @@ static int add_tree_entry(struct archive *disk, struct archive *tar, struct arch
 	return 0;
 }
 
+/* A tree's top as the walkers name it: no trailing slash (malloc'd). */
+static char *tree_top(const char *dir)
+{
+	char *top = xstrdup(dir);
+	for (size_t n = strlen(top); n > 1 && top[n - 1] == '/'; n--)
+		top[n - 1] = '\0';
+	return top;
+}
+
 /* Everything, through libarchive's walker; seen (may be NULL) gets every path. */
 static int add_tree(struct archive *tar, const char *rootfs_dir, uid_t uid_shift, gid_t gid_shift,
 		    void (*seen)(const char *rel, void *arg), void *seen_arg, struct ferry_error **err)
 {
-	cleanup_free char *top = xstrdup(rootfs_dir);
-	for (size_t n = strlen(top); n > 1 && top[n - 1] == '/'; n--)
-		top[n - 1] = '\0';
+	cleanup_free char *top = tree_top(rootfs_dir);
 	struct stat st;
 	if (stat(top, &st) < 0)
 		return error_sys(err, errno, "%s", top);
@@ -257,9 +264,7 @@ struct image_tree_writer *image_tree_writer_new(struct archive *tar, const char 
 	w->full = archive_read_disk_new();
 	w->links = archive_entry_linkresolver_new();
 	w->entry = archive_entry_new();
-	w->top = xstrdup(top);
-	for (size_t n = strlen(w->top); n > 1 && w->top[n - 1] == '/'; n--)
-		w->top[n - 1] = '\0';
+	w->top = tree_top(top);
 	w->top_len = strlen(w->top);
 	w->uid_shift = uid_shift;
 	w->gid_shift = gid_shift;
@@ -301,7 +306,6 @@ int image_tree_writer_add(struct image_tree_writer *w, const char *path, struct 
 
 struct changes_walk {
 	struct image_tree_writer *w;
-	size_t top_len;
 	dev_t dev;
 	const struct timespec *since;
 	void (*seen)(const char *rel, void *arg);
@@ -339,7 +343,7 @@ static int walk_changes(struct changes_walk *w, int dfd, const char *dir, struct
 			continue;
 		}
 		if (w->seen != NULL)
-			w->seen(path + w->top_len + 1, w->seen_arg);
+			w->seen(path + w->w->top_len + 1, w->seen_arg);
 		/* Sockets belong to running processes; tar cannot hold them. */
 		if (!S_ISSOCK(st.st_mode) && stat_changed_since(&st, w->since))
 			ret = image_tree_writer_add(w->w, path, err);
@@ -366,28 +370,28 @@ int image_tar_add_tree_changed(struct archive *tar, const char *rootfs_dir, uid_
 {
 	if (since == NULL)
 		return add_tree(tar, rootfs_dir, uid_shift, gid_shift, seen, seen_arg, err);
-	cleanup_free char *top = xstrdup(rootfs_dir);
-	for (size_t n = strlen(top); n > 1 && top[n - 1] == '/'; n--)
-		top[n - 1] = '\0';
-	int dfd = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return error_sys(err, errno, "open %s", top);
-	struct stat st;
-	if (fstat(dfd, &st) < 0) {
-		int e = errno;
-		close(dfd);
-		return error_sys(err, e, "stat %s", top);
-	}
 	struct changes_walk w = {
-		.w = image_tree_writer_new(tar, top, uid_shift, gid_shift), .top_len = strlen(top), .dev = st.st_dev,
-		.since = since, .seen = seen, .seen_arg = seen_arg,
+		.w = image_tree_writer_new(tar, rootfs_dir, uid_shift, gid_shift), .since = since, .seen = seen,
+		.seen_arg = seen_arg,
 	};
-	/* The top itself ("rootfs"), as the full walk has it. */
-	int ret = stat_changed_since(&st, since) ? image_tree_writer_add(w.w, top, err) : 0;
-	if (ret == 0)
-		ret = walk_changes(&w, dfd, top, err);
-	else
-		close(dfd);
+	const char *top = w.w->top;
+	struct stat st;
+	int ret = 0;
+	int dfd = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || fstat(dfd, &st) < 0) {
+		ret = error_sys(err, errno, "open %s", top);
+		if (dfd >= 0)
+			close(dfd);
+	} else {
+		w.dev = st.st_dev;
+		/* The top itself ("rootfs"), as the full walk has it. */
+		if (stat_changed_since(&st, since))
+			ret = image_tree_writer_add(w.w, top, err);
+		if (ret == 0)
+			ret = walk_changes(&w, dfd, top, err);
+		else
+			close(dfd);
+	}
 	image_tree_writer_free(w.w);
 	return ret;
 }
