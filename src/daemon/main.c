@@ -194,23 +194,6 @@ static int bridge_setup(struct daemon *d, const char *fixed_cidr, struct ferry_e
 	return 0;
 }
 
-/* An empty cgroup and the empty ones below it (a Debian container's
- * systemd makes a tree of them), deepest first. */
-static int cgroup_rmdir_tree(const char *path)
-{
-	DIR *d = opendir(path);
-	struct dirent *de;
-	while (d != NULL && (de = readdir(d)) != NULL) {
-		if (de->d_type != DT_DIR || de->d_name[0] == '.')
-			continue;
-		cleanup_free char *sub = xasprintf("%s/%s", path, de->d_name);
-		cgroup_rmdir_tree(sub);
-	}
-	if (d != NULL)
-		closedir(d);
-	return rmdir(path);
-}
-
 /* Remove what a daemon with this root made on the host outside it, once its
  * containers are gone: the bridge with its NAT rule, the (empty) cgroup
  * directories of its instances in every hierarchy, and its staging
@@ -232,8 +215,9 @@ static int purge_host(const char *root, const char *bridge)
 		if (de->d_name[0] == '.')
 			continue;
 		cleanup_free char *path = xasprintf("/sys/fs/cgroup/%s/%s", de->d_name, parent);
-		/* Instances whose monitor was killed leave their (empty) cgroups. */
-		if (cgroup_rmdir_tree(path) < 0 && errno != ENOENT && errno != ENOTDIR)
+		/* Instances whose monitor was killed leave their (empty) cgroups
+		 * (a Debian container's systemd makes a tree of them). */
+		if (runtime_cgroup_remove_tree(path) < 0 && errno != ENOTDIR)
 			fprintf(stderr, "ferryd: purge: rmdir %s: %s (a cgroup below it still in use?)\n", path,
 				strerror(errno));
 	}

@@ -312,6 +312,11 @@ static int cgroup_remove_tree(const char *dir)
 	return 0;
 }
 
+int runtime_cgroup_remove_tree(const char *dir)
+{
+	return cgroup_remove_tree(dir);
+}
+
 int cgroup_destroy(const char *cgroup, struct ferry_error **err)
 {
 	/* A frozen process can't die: thaw before killing. */

@@ -174,6 +174,10 @@ int runtime_get_state(const char *name, const char *dir, struct runtime_state *s
  * and the cgroups and host veths are gone. */
 int runtime_stop(const char *name, const char *dir, int timeout_s, bool force, struct ferry_error **err);
 
+/* rmdir an (empty) cgroup directory and the cgroups below it, deepest
+ * first: 0, also when dir is gone; -1 with errno. */
+int runtime_cgroup_remove_tree(const char *dir);
+
 /* Freeze and thaw every process through the freezer cgroup. */
 int runtime_freeze(const char *dir, struct ferry_error **err);
 int runtime_unfreeze(const char *dir, struct ferry_error **err);
