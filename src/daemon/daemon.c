@@ -1,9 +1,15 @@
 /* The daemon's shared context, and the per-instance locks. */
 #include "daemon/daemon.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "common/log.h"
 #include "common/util.h"
 
 struct daemon *daemon_ctx;
@@ -53,4 +59,58 @@ void instance_unlock(const char *name)
 	e->held = false;
 	pthread_cond_broadcast(&instance_locks_changed);
 	pthread_mutex_unlock(&instance_locks_mutex);
+}
+
+/* ---- the trash ----
+ * Removing a saved state of 256 MiB takes ~30 ms here (its page cache),
+ * 1 GiB more than 100: after a restore, the user need not wait for it. */
+
+static void *trash_remove_run(void *arg)
+{
+	char *path = arg;
+	cleanup_error struct ferry_error *e = NULL;
+	if (rm_rf(path, &e) < 0)
+		log_warn("trash: %s", e->msg);
+	free(path);
+	return NULL;
+}
+
+static void trash_remove_later(char *path)
+{
+	pthread_t t;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, trash_remove_run, path) != 0)
+		trash_remove_run(path);
+	pthread_attr_destroy(&attr);
+}
+
+int daemon_discard(const char *path, struct ferry_error **err)
+{
+	static atomic_uint serial;
+	char *to = xasprintf("%s/%ld.%u", daemon_ctx->trash_dir, (long)getpid(), atomic_fetch_add(&serial, 1));
+	if (rename(path, to) == 0) {
+		trash_remove_later(to);
+		return 0;
+	}
+	int e = errno;
+	free(to);
+	if (e == ENOENT)
+		return 0;
+	if (e != EXDEV)
+		log_warn("trash: move %s: %s (removed here)", path, strerror(e));
+	return rm_rf(path, err);
+}
+
+void daemon_trash_empty(void)
+{
+	DIR *d = opendir(daemon_ctx->trash_dir);
+	if (d == NULL)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			trash_remove_later(xasprintf("%s/%s", daemon_ctx->trash_dir, de->d_name));
+	closedir(d);
 }

@@ -1054,7 +1054,7 @@ int instance_config_mark(const char *name, const char *key, const char *value, s
 static int discard_state(struct db_instance *inst, struct ferry_error **err)
 {
 	cleanup_free char *state = instance_state_dir(inst->name);
-	if (rm_rf(state, err) < 0)
+	if (daemon_discard(state, err) < 0)
 		return error_wrap(err, "discard the saved state");
 	inst->stateful = false;
 	if (db_instance_update(daemon_ctx->db, inst, err) < 0)

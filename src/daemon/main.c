@@ -67,8 +67,8 @@ static int dirs_create(struct daemon *d, struct ferry_error **err)
 	/* Monitors (and, unprivileged, containers) pass through it: traverse only. */
 	if (chmod(d->root, 0711) < 0)
 		return error_sys(err, errno, "chmod %s", d->root);
-	const char *dirs[] = { d->containers_dir, d->images_dir, d->cache_dir, d->log_dir };
-	const mode_t modes[] = { 0711, 0700, 0700, 0700 };
+	const char *dirs[] = { d->containers_dir, d->images_dir, d->cache_dir, d->log_dir, d->trash_dir };
+	const mode_t modes[] = { 0711, 0700, 0700, 0700, 0700 };
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
 		if (mkdir_p(dirs[i], modes[i], err) < 0)
 			return -1;
@@ -345,6 +345,7 @@ int main(int argc, char **argv)
 	d->images_dir = xasprintf("%s/images", d->root);
 	d->containers_dir = xasprintf("%s/containers", d->root);
 	d->cache_dir = xasprintf("%s/cache", d->root);
+	d->trash_dir = xasprintf("%s/trash", d->root);
 	d->bridge = xstrdup(bridge);
 	char exe[PATH_MAX];
 	d->exe = xstrdup(realpath("/proc/self/exe", exe) ? exe : argv[0]);
@@ -391,6 +392,7 @@ int main(int argc, char **argv)
 	}
 	snapshots_prune_start();
 	checkpoint_rundir_sweep();
+	daemon_trash_empty();
 	runtime_spares_start();
 	log_info("ferryd ready");
 
