@@ -226,7 +226,7 @@ static int page_socket_config(criu_opts *opts, bool lazy, int socket, char **con
 {
 	*conf_path = xasprintf(CHECKPOINT_CRIU_RUNDIR "/dump-%d-%d.conf", (int)getpid(), (int)gettid());
 	cleanup_free char *conf = xasprintf("%s\nps-socket %d\n", lazy ? "lazy-pages" : "page-server", socket);
-	if (file_write_atomic(*conf_path, conf, strlen(conf), 0600, err) < 0)
+	if (file_write_volatile(*conf_path, conf, strlen(conf), 0600, err) < 0)
 		return error_wrap(err, "CRIU dump: page socket");
 	if (criu_local_set_config_file(opts, *conf_path) < 0)
 		return error_set(err, 500, ENOMEM, "CRIU dump: libcriu options");

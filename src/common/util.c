@@ -126,13 +126,14 @@ int fd_write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
-int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode, struct ferry_error **err)
+static int file_write_renamed(const char *path, const void *data, size_t len, mode_t mode, bool sync,
+			      struct ferry_error **err)
 {
 	cleanup_free char *tmp = xasprintf("%s.tmp.%d", path, (int)getpid());
 	cleanup_close int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd < 0)
 		return error_sys(err, errno, "create %s", tmp);
-	if (fd_write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+	if (fd_write_all(fd, data, len) < 0 || (sync && fsync(fd) < 0)) {
 		int e = errno;
 		unlink(tmp);
 		return error_sys(err, e, "write %s", tmp);
@@ -143,6 +144,16 @@ int file_write_atomic(const char *path, const void *data, size_t len, mode_t mod
 		return error_sys(err, e, "rename %s to %s", tmp, path);
 	}
 	return 0;
+}
+
+int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode, struct ferry_error **err)
+{
+	return file_write_renamed(path, data, len, mode, true, err);
+}
+
+int file_write_volatile(const char *path, const void *data, size_t len, mode_t mode, struct ferry_error **err)
+{
+	return file_write_renamed(path, data, len, mode, false, err);
 }
 
 int file_write_string(const char *path, const char *value, struct ferry_error **err)

@@ -36,6 +36,10 @@ int file_read(const char *path, char **out, size_t *len, struct ferry_error **er
 int fd_write_all(int fd, const void *data, size_t len);
 /* Write a file atomically (temp file + rename), with mode. */
 int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode, struct ferry_error **err);
+/* As file_write_atomic, without the fsync (~1 ms each here): for runtime
+ * state (pid files, the spec of a running container, its exit status)
+ * that means nothing after a reboot. */
+int file_write_volatile(const char *path, const void *data, size_t len, mode_t mode, struct ferry_error **err);
 /* Write a short string to an existing file (sysfs, cgroupfs, /proc). */
 int file_write_string(const char *path, const char *value, struct ferry_error **err);
 /* mkdir -p with mode for the directories it creates. */

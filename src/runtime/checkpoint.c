@@ -141,7 +141,7 @@ static int checkpoint_container(const struct runtime_spec *spec, const struct ru
 		return -1;
 	}
 	cleanup_free char *mark = state_path(spec->dir, RUNTIME_CHECKPOINT_STOP);
-	if (!o->leave_running && file_write_atomic(mark, "", 0, 0644, err) < 0) {
+	if (!o->leave_running && file_write_volatile(mark, "", 0, 0644, err) < 0) {
 		if (!was_frozen)
 			cgroup_freeze(spec->cgroup, false, NULL);
 		return -1;

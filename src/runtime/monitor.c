@@ -314,7 +314,7 @@ static int write_pid_file(const char *dir, const char *name, pid_t pid, bool wit
 	cleanup_free char *path = state_path(dir, name);
 	cleanup_free char *text = with_start_time ? xasprintf("%d %llu\n", (int)pid, proc_start_time(pid))
 						  : xasprintf("%d\n", (int)pid);
-	return file_write_atomic(path, text, strlen(text), 0644, err);
+	return file_write_volatile(path, text, strlen(text), 0644, err);
 }
 
 static void write_id_map(pid_t pid, const char *file, const struct runtime_spec *spec, struct ferry_error **err,
@@ -513,7 +513,7 @@ static void lazy_pages_done(struct monitor *m, int wstatus)
 		cgroup_freeze(m->spec->cgroup, false, NULL);
 	}
 	struct ferry_error *err = NULL;
-	if (file_write_atomic(path, text, strlen(text), 0644, &err) < 0) {
+	if (file_write_volatile(path, text, strlen(text), 0644, &err) < 0) {
 		log_error("container %s: %s", m->spec->name, err->msg);
 		error_free(&err);
 	}
@@ -830,7 +830,7 @@ static _Noreturn void monitor_run(const char *dir, int status_fd, int lazy_fd, s
 	unlink(checkpoint_mark);
 	cleanup_free char *status_path = state_path(m.spec->dir, RUNTIME_EXIT_STATUS);
 	cleanup_free char *status_text = xasprintf("%d%s\n", init_status, checkpointed ? " checkpointed" : "");
-	if (file_write_atomic(status_path, status_text, strlen(status_text), 0644, &err) < 0) {
+	if (file_write_volatile(status_path, status_text, strlen(status_text), 0644, &err) < 0) {
 		log_error("container %s: %s", m.spec->name, err->msg);
 		error_free(&err);
 	}

@@ -36,7 +36,7 @@ int spec_save(const struct runtime_spec *spec, struct ferry_error **err)
 {
 	cleanup_free char *json = runtime_spec_to_json(spec);
 	cleanup_free char *path = state_path(spec->dir, RUNTIME_SPEC_FILE);
-	return file_write_atomic(path, json, strlen(json), 0600, err);
+	return file_write_volatile(path, json, strlen(json), 0600, err);
 }
 
 unsigned long long proc_start_time(pid_t pid)
