@@ -59,6 +59,9 @@
  *   T    lets the tasks run and announces the addresses (the downtime ends)
  *   T->S result "running"; stop-and-copy: the notification returns, CRIU ends the
  *        frozen tasks here, the source discards what is left of its state
+ *   S->T state: the source's CRIU dump log so far (its copy goes with the
+ *        instance), a tar stream ended by an empty message; not while the
+ *        instance is stopped: ~250 KiB took ~10 ms of the downtime here
  *   post-copy only: the source's CRIU serves the pages until the target has them
  *        all, then T->S result "complete" (or why not): the source ends its page
  *        server cleanly (or as a failure), and CRIU ends the tasks; the target
@@ -123,6 +126,8 @@
 #define MIGRATE_COMMIT_TIMEOUT_MS 10000
 /* Live: how long the source waits for the target's restore. */
 #define MIGRATE_RESTORE_TIMEOUT_MS 300000
+/* Live: how long the target waits for the source's dump log, once it runs. */
+#define MIGRATE_LOG_TIMEOUT_MS 10000
 
 /* ---- control messages: {"type": "header"|"result", ...} ---------------- */
 

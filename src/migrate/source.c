@@ -237,11 +237,11 @@ static void path_seen(const char *rel, void *arg)
 }
 
 /* This move's CRIU dump log (the newest migration_dump_*.log: names sort
- * by time) goes along in the state, so that the target keeps it too: the
- * source's copy of the instance, logs and all, is deleted after a move.
- * A copy (CRIU goes on writing the log), not synced: the container waits
- * for it, and the copy that counts is the target's. */
-static void copy_dump_log(const char *name, const char *state)
+ * by time) goes to the target once the instance runs there, so that the
+ * target keeps it too: the source's copy of the instance, logs and all, is
+ * deleted after a move. A copy into dir (CRIU goes on writing the log),
+ * not synced: the copy that counts is the target's. */
+static void copy_dump_log(const char *name, const char *dir)
 {
 	cleanup_free char *log_dir = instance_log_dir(name);
 	DIR *d = opendir(log_dir);
@@ -259,8 +259,8 @@ static void copy_dump_log(const char *name, const char *state)
 	if (newest == NULL)
 		return;
 	cleanup_free char *from = xasprintf("%s/%s", log_dir, newest);
-	cleanup_free char *to = xasprintf("%s/%s", state, newest);
-	cleanup_free char *tmp = xasprintf("%s/.%s", state, newest);
+	cleanup_free char *to = xasprintf("%s/%s", dir, newest);
+	cleanup_free char *tmp = xasprintf("%s/.%s", dir, newest);
 	cleanup_free char *data = NULL;
 	size_t len = 0;
 	cleanup_error struct ferry_error *e = NULL;
@@ -268,7 +268,7 @@ static void copy_dump_log(const char *name, const char *state)
 		log_warn("instance %s: the dump log stays here only: %s", name, e->msg);
 		return;
 	}
-	/* A dot-name while it is written: the image streamer passes it over. */
+	/* A dot-name while it is written, renamed once whole. */
 	cleanup_close int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0 || fd_write_all(fd, data, len) < 0 || rename(tmp, to) < 0) {
 		log_warn("instance %s: the dump log stays here only: %s: %s", name, tmp, strerror(errno));
@@ -405,7 +405,7 @@ static int images_drain(struct handover *h, struct image_tree_writer *w, const c
 		for (char *p = buf; p < buf + len;) {
 			struct inotify_event *ev = (struct inotify_event *)p;
 			p += sizeof(*ev) + ev->len;
-			/* A dot-name is a file being written (copy_dump_log's). */
+			/* A dot-name is a file being written (none of CRIU's). */
 			if (ev->len > 0 && ev->name[0] != '.' && image_send(w, dir, ev->name, sent, n, err) < 0)
 				return -1;
 		}
@@ -522,14 +522,33 @@ static int send_state(struct handover *h, struct ferry_error **err)
 {
 	h->t_dumped = now_ms();
 	operation_set_metadata_key(h->op, "phase", json_string("sending the state"));
-	cleanup_free char *state = instance_state_dir(h->job->name);
-	copy_dump_log(h->job->name, state);
 	dump_ended(h, true);
 	int r = rootfs_walk_join(h, err);
 	h->t_sent = now_ms();
 	if (r == 0)
 		log_info("instance %s: sent its state and rootfs changes (%llu bytes)", h->job->name, h->walk_bytes);
 	return r;
+}
+
+/* Once the target runs it: the dump's log, a tree of one file on the
+ * state stream (migrate.h). Best effort: the move is done. */
+static void send_dump_log(struct handover *h)
+{
+	const char *name = h->job->name;
+	cleanup_free char *inst = instance_dir(name);
+	cleanup_free char *dir = xasprintf("%s/.dump-log", inst);
+	cleanup_error struct ferry_error *e = NULL;
+	unsigned long long sent = 0;
+	if (rm_rf(dir, &e) < 0 || mkdir_p(dir, 0700, &e) < 0) {
+		log_warn("instance %s: the dump log stays here only: %s", name, e->msg);
+		return;
+	}
+	copy_dump_log(name, dir);
+	if (send_tree(h->op, h->job->state, dir, 0, NULL, NULL, NULL, &sent, &e) < 0)
+		log_warn("instance %s: the dump log stays here only: %s", name, e->msg);
+	error_free(&e);
+	if (rm_rf(dir, &e) < 0)
+		log_warn("instance %s: %s", name, e->msg);
 }
 
 /* The target restores it; commit; hear that it runs. A failure before the
@@ -720,6 +739,7 @@ static int copy_post_dump(void *arg)
 	operation_set_metadata_key(h->op, "phase", json_string("sending the state"));
 	if (send_state(h, &h->err) < 0 || take_over(h, &h->err) < 0)
 		return h->committed ? 0 : 1;
+	send_dump_log(h);
 	return 0;
 }
 
@@ -760,6 +780,7 @@ static void *takeover_watch(void *arg)
 		migrate_pages_source_end(h->pages, false);
 		return NULL;
 	}
+	send_dump_log(h);
 	/* Committed: the pages must follow while the target wants them. */
 	operation_set_metadata_key(h->op, "phase", json_string("pages"));
 	int r = migrate_recv_result(h->job->control, &h->complete, 24 * 3600 * 1000, &h->complete_err);

@@ -148,6 +148,7 @@ struct fs_pump {
 	int fd;              /* the pipe's write end; closed by the pump */
 	struct ferry_error *err;
 	bool ended;          /* the end message arrived */
+	int timeout_ms;      /* for each message */
 	pthread_t thread;
 };
 
@@ -159,7 +160,7 @@ static void *fs_pump_run(void *arg)
 		enum ws_opcode op;
 		char *data = NULL;
 		size_t len = 0;
-		int r = ws_recv(p->ws, &op, &data, &len, 600 * 1000, &p->err);
+		int r = ws_recv(p->ws, &op, &data, &len, p->timeout_ms, &p->err);
 		if (r <= 0) {
 			if (r < 0)
 				error_wrap(&p->err, "receive the rootfs");
@@ -192,13 +193,13 @@ static void *fs_pump_run(void *arg)
 
 /* Unpack the fs stream into rootfs as it arrives, owners shifted by shift.
  * update: over the tree that is there (a live move's second pass). */
-static int recv_tree(struct ws *ws, const char *rootfs, unsigned shift, bool update, struct progress *progress,
-		     struct ferry_error **err)
+static int recv_tree_within(struct ws *ws, const char *rootfs, unsigned shift, bool update, struct progress *progress,
+			    int timeout_ms, struct ferry_error **err)
 {
 	int fds[2];
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		return error_sys(err, errno, "pipe");
-	struct fs_pump pump = { .ws = ws, .fd = fds[1], .progress = progress };
+	struct fs_pump pump = { .ws = ws, .fd = fds[1], .progress = progress, .timeout_ms = timeout_ms };
 	int r = pthread_create(&pump.thread, NULL, fs_pump_run, &pump);
 	if (r != 0) {
 		close(fds[0]);
@@ -224,6 +225,12 @@ static int recv_tree(struct ws *ws, const char *rootfs, unsigned shift, bool upd
 	if (!pump.ended)
 		return error_set(err, 502, EPROTO, "the rootfs stream did not end");
 	return 0;
+}
+
+static int recv_tree(struct ws *ws, const char *rootfs, unsigned shift, bool update, struct progress *progress,
+		     struct ferry_error **err)
+{
+	return recv_tree_within(ws, rootfs, shift, update, progress, 600 * 1000, err);
 }
 
 static int recv_rootfs(struct ws *ws, const char *rootfs, unsigned shift, struct progress *progress,
@@ -360,7 +367,7 @@ static int dial(const struct target_job *job, const char *secret, struct migrate
 	return migrate_stream_dial(host, job->port, secret, job->certificate, cert, key, out, err);
 }
 
-/* The source's dump log came with the state: into this instance's logs. */
+/* The source's dump log, received into dir: into this instance's logs. */
 static void keep_dump_log(const char *name, const char *state_dir)
 {
 	cleanup_free char *log_dir = instance_log_dir(name);
@@ -380,6 +387,23 @@ static void keep_dump_log(const char *name, const char *state_dir)
 			log_warn("instance %s: keeping the source's dump log: %s", name, e->msg);
 	}
 	closedir(d);
+}
+
+/* Once the tasks run here: the source's dump log, on the state stream
+ * (migrate.h). Best effort: the move is done. */
+static void recv_dump_log(const char *name, struct ws *state)
+{
+	cleanup_free char *inst = instance_dir(name);
+	cleanup_free char *dir = xasprintf("%s/.dump-log", inst);
+	cleanup_error struct ferry_error *e = NULL;
+	if (rm_rf(dir, &e) < 0 || mkdir_p(dir, 0700, &e) < 0 ||
+	    recv_tree_within(state, dir, 0, false, NULL, MIGRATE_LOG_TIMEOUT_MS, &e) < 0)
+		log_warn("instance %s: no dump log from the source: %s", name, e->msg);
+	else
+		keep_dump_log(name, dir);
+	error_free(&e);
+	if (rm_rf(dir, &e) < 0)
+		log_warn("instance %s: %s", name, e->msg);
 }
 
 /* Post-copy, once the tasks run: wait for every page (the monitor kills
@@ -557,7 +581,6 @@ static int live_takeover(struct progress *progress, struct target_job *job, stru
 	}
 	if (!post_copy && page_intake_finish(&intake, images, err) < 0)
 		goto out;
-	keep_dump_log(job->name, state_dir);
 	struct db_instance inst = { 0 };
 	if (instance_get(job->name, &inst, err) < 0)
 		goto out;
@@ -605,6 +628,8 @@ static int live_takeover(struct progress *progress, struct target_job *job, stru
 	}
 	if (migrate_send_result(control, &res, err) < 0)
 		log_warn("instance %s: runs here, but the source did not hear it: %s", job->name, (*err)->msg);
+	else if (res.success)
+		recv_dump_log(job->name, state);
 	error_free(err);
 	if (relay != NULL) {
 		progress_stage(progress, "pages (the instance runs here)");
