@@ -74,4 +74,5 @@ def main():
     print("%.2f %.2f %.0f %d" % (p50, p99, n / seconds, n))
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -8,21 +8,11 @@ fails.
 
 usage: api_stateful.py SOCKET NAME RUNS PAUSE_S
 """
-import http.client
 import json
-import socket
 import sys
 import time
 
-
-class UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path):
-        super().__init__("ferry")
-        self.unix_path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(self.unix_path)
+from api_load import UnixConnection  # bench/ is the script's directory: on sys.path
 
 
 def call(conn, method, path, body=None):
