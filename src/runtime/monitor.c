@@ -660,6 +660,12 @@ static int monitor_start(struct monitor *m, struct ferry_error **err)
 	if (m->signal_fd < 0)
 		return error_sys(err, errno, "signalfd");
 
+	/* The lazy-pages daemon first: CRIU waits for its socket, and the
+	 * cgroups take a few ms meanwhile. */
+	if (m->restore_images != NULL && m->restore_opts.lazy_pages &&
+	    restore_lazy_start(spec, m->restore_images, m->restore_log, steal_fd(&m->restore_opts.lazy_socket),
+			       &m->lazy_pid, err) < 0)
+		return error_wrap(err, "restore");
 	if (cgroup_create(spec, err) < 0)
 		return -1;
 	if (m->restore_images != NULL) {
@@ -803,6 +809,8 @@ static _Noreturn void monitor_run(const char *dir, int status_fd, int lazy_fd, s
 
 	if (monitor_start(&m, &err) < 0) {
 		log_error("container %s: start failed: %s", m.spec->name, err->msg);
+		if (m.lazy_pid > 0)
+			kill(m.lazy_pid, SIGKILL); /* started ahead of a restore that failed */
 		if (m.init_pid > 0)
 			while (waitpid(m.init_pid, NULL, 0) < 0 && errno == EINTR)
 				;

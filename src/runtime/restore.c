@@ -58,8 +58,8 @@ char *restore_lazy_log_path(const char *restore_log)
 /* Post-copy: `criu lazy-pages` listens in the restore's work directory
  * (its log's) before CRIU restores; the monitor keeps no copy of the
  * socket, so that the source sees the end when the daemon ends. */
-static int lazy_pages_start(const struct runtime_spec *spec, const char *images_dir, const char *log_path,
-			    int socket, pid_t *lazy_pid, struct ferry_error **err)
+int restore_lazy_start(const struct runtime_spec *spec, const char *images_dir, const char *log_path, int socket,
+		       pid_t *lazy_pid, struct ferry_error **err)
 {
 	cleanup_free char *status = state_path(spec->dir, RUNTIME_LAZY_STATUS);
 	unlink(status);
@@ -128,7 +128,8 @@ int restore_init(struct runtime_spec *spec, const char *images_dir, const char *
 	 * would not see the alias. Closed (it ends), libcriu starts one here. */
 	if (unshared && swrk != NULL && swrk->fd >= 0)
 		close(steal_fd(&swrk->fd));
-	if (o.lazy_pages && lazy_pages_start(spec, images_dir, log_path, ro->lazy_socket, lazy_pid, err) < 0)
+	if (o.lazy_pages && *lazy_pid <= 0 &&
+	    restore_lazy_start(spec, images_dir, log_path, ro->lazy_socket, lazy_pid, err) < 0)
 		return error_wrap(err, "restore");
 	int r = checkpoint_restore(&o, init_pid, console, err);
 	if (o.lazy_pages) {
