@@ -260,20 +260,11 @@ static void copy_dump_log(const char *name, const char *dir)
 		return;
 	cleanup_free char *from = xasprintf("%s/%s", log_dir, newest);
 	cleanup_free char *to = xasprintf("%s/%s", dir, newest);
-	cleanup_free char *tmp = xasprintf("%s/.%s", dir, newest);
 	cleanup_free char *data = NULL;
 	size_t len = 0;
 	cleanup_error struct ferry_error *e = NULL;
-	if (file_read(from, &data, &len, &e) < 0) {
+	if (file_read(from, &data, &len, &e) < 0 || file_write_volatile(to, data, len, 0600, &e) < 0)
 		log_warn("instance %s: the dump log stays here only: %s", name, e->msg);
-		return;
-	}
-	/* A dot-name while it is written, renamed once whole. */
-	cleanup_close int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || fd_write_all(fd, data, len) < 0 || rename(tmp, to) < 0) {
-		log_warn("instance %s: the dump log stays here only: %s: %s", name, tmp, strerror(errno));
-		unlink(tmp);
-	}
 }
 
 /* What a live move sends once the instance is frozen: the rootfs's
@@ -405,7 +396,7 @@ static int images_drain(struct handover *h, struct image_tree_writer *w, const c
 		for (char *p = buf; p < buf + len;) {
 			struct inotify_event *ev = (struct inotify_event *)p;
 			p += sizeof(*ev) + ev->len;
-			/* A dot-name is a file being written (none of CRIU's). */
+			/* Dot-names are no images (the final scan passes them over too). */
 			if (ev->len > 0 && ev->name[0] != '.' && image_send(w, dir, ev->name, sent, n, err) < 0)
 				return -1;
 		}

@@ -143,7 +143,9 @@ struct checkpoint_swrk;
 /* Give the nics fresh host veth names (saved in spec.json) and have CRIU
  * restore the container as the caller's children, making its veths.
  * swrk: a `criu swrk` the caller started ahead (a spare monitor's), or
- * NULL. *host_veths is set (for the caller to delete) even on failure. */
+ * NULL. *host_veths is set (for the caller to delete) even on failure.
+ * Post-copy: *lazy_pid is the daemon the caller started (restore_lazy_start),
+ * killed here if CRIU fails. */
 int restore_init(struct runtime_spec *spec, const char *images_dir, const char *log_path,
 		 const struct runtime_restore_opts *o, struct checkpoint_swrk *swrk, pid_t *init_pid,
 		 int *console, char ***host_veths, pid_t *lazy_pid, struct ferry_error **err);

@@ -128,9 +128,6 @@ int restore_init(struct runtime_spec *spec, const char *images_dir, const char *
 	 * would not see the alias. Closed (it ends), libcriu starts one here. */
 	if (unshared && swrk != NULL && swrk->fd >= 0)
 		close(steal_fd(&swrk->fd));
-	if (o.lazy_pages && *lazy_pid <= 0 &&
-	    restore_lazy_start(spec, images_dir, log_path, ro->lazy_socket, lazy_pid, err) < 0)
-		return error_wrap(err, "restore");
 	int r = checkpoint_restore(&o, init_pid, console, err);
 	if (o.lazy_pages) {
 		/* The daemon has every task's userfaultfd now (or never will). */
