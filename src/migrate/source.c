@@ -711,6 +711,9 @@ static int handover_run(struct handover *h, const char *mark, struct runtime_che
 	pthread_mutex_destroy(&h->lock);
 	if (!dumped)
 		return r;
+	/* Sent, or of no use: the dump's images go (the state directory, a
+	 * link to them, goes with the saved state). */
+	instance_dump_staging_clear(job->name);
 	/* Only now: the watcher may have marked the commit until it ended. */
 	cleanup_error struct ferry_error *e = NULL;
 	if (instance_config_mark(job->name, INSTANCE_KEY_OUTGOING, NULL, &e) < 0)

@@ -440,7 +440,12 @@ static int await_pages(struct target_job *job, struct ws *control, struct ferry_
  * directory is in memory already (a tmpfs, whose limits then hold for the
  * pages too), else in the daemon's staging directory, the state directory
  * a link to its own there (a link to each image would not do: CRIU opens
- * some from inside the container's mounts). */
+ * some from inside the container's mounts).
+ *
+ * Post-copy has no pages here, only the state, which goes to staging too:
+ * CRIU's forty-odd small images are made while the instance is stopped,
+ * and a file made on this machine's ext4 costs ~105 us against ~12 on a
+ * tmpfs. */
 struct page_intake {
 	struct migrate_pages *relay;
 	pid_t server;
@@ -448,7 +453,7 @@ struct page_intake {
 	char *state; /* the state directory's place in staging, or NULL */
 };
 
-static int page_intake_start(struct page_intake *pi, struct target_job *job, struct ws *pages,
+static int page_intake_start(struct page_intake *pi, struct target_job *job, bool post_copy, struct ws *pages,
 			     struct ws *page_requests, struct ferry_error **err)
 {
 	cleanup_free char *dir = instance_dir(job->name);
@@ -460,9 +465,15 @@ static int page_intake_start(struct page_intake *pi, struct target_job *job, str
 		pi->dir = xasprintf("%s/%s.pages", daemon_ctx->staging_dir, job->name);
 		pi->state = xasprintf("%s/%s.state", daemon_ctx->staging_dir, job->name);
 	}
-	pi->log = checkpoint_log_path(log_dir, "migration", "page-server");
 	if (pi->state != NULL && (rm_rf(pi->state, err) < 0 || instance_images_dir_make(job->name, pi->state, err) < 0))
 		return -1;
+	if (post_copy) {
+		free(steal_pointer(&pi->dir));
+		if (pi->state != NULL)
+			log_info("instance %s: its state waits in %s", job->name, pi->state);
+		return 0;
+	}
+	pi->log = checkpoint_log_path(log_dir, "migration", "page-server");
 	int sock = -1;
 	if (mkdir_p(log_dir, 0700, err) < 0 || rm_rf(pi->dir, err) < 0 ||
 	    instance_images_dir_make(job->name, pi->dir, err) < 0 ||
@@ -547,7 +558,7 @@ static int live_takeover(struct progress *progress, struct target_job *job, stru
 	cleanup_error struct ferry_error *e = NULL;
 	struct migrate_result res = { .success = true, .message = "ready" };
 	int r = -1;
-	if (!post_copy && page_intake_start(&intake, job, pages, page_requests, err) < 0)
+	if (page_intake_start(&intake, job, post_copy, pages, page_requests, err) < 0)
 		goto out;
 	if (migrate_send_result(control, &res, err) < 0)
 		goto out;

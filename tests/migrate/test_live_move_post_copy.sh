@@ -79,6 +79,13 @@ expect_memory "memcheck, the same process, finds all its memory intact" "$mem_be
 expect_eq "c1 kept its address" "$(ipv4 h2 c1)" "$ip_c1"
 expect_eq "... and its MAC" "$(hwaddr h2 c1)" "$mac_c1"
 expect_match "h2 kept the lazy-pages daemon's log" "$(ls "$BED_DIR/h2/logs/c1")" "migration_lazy-pages_.*\.log"
+# CRIU's images were made in memory on both hosts (ferryd's staging
+# directory on /dev/shm), not on their disks, and neither kept them.
+expect_match "h1 dumped c1 into memory" "$(grep 'c1: its dump goes to' "$BED_DIR/h1/logs/ferryd.log")" \
+	'its dump goes to /dev/shm/ferry-pages-[0-9a-f]+/c1\.dump$'
+expect_match "h2 took c1's state into memory" "$(grep 'c1: its state waits in' "$BED_DIR/h2/logs/ferryd.log")" \
+	'its state waits in /dev/shm/ferry-pages-[0-9a-f]+/c1\.state$'
+expect_eq "... and neither host kept any of it" "$(compgen -G '/dev/shm/ferry-pages-*/c1.*')" ""
 check_fails "h2 keeps no saved state once the pages are in" test -e "$BED_DIR/h2/containers/c1/state"
 expect_eq "... nor the incoming mark" "$(fy h2 config get c1 volatile.migration.incoming)" ""
 check_fails "h1 has no state of c1 left" test -e "$BED_DIR/h1/containers/c1"
