@@ -142,8 +142,9 @@ struct checkpoint_restore_opts {
 	void *network_unlock_arg;
 	/* A `criu swrk` the caller started earlier, as its own child
 	 * (checkpoint_swrk_start), so that CRIU's start-up (~15-20 ms here) is
-	 * not spent now: the restore takes it over and reaps it. NULL (or its
-	 * socket closed): libcriu starts one. */
+	 * not spent now: the restore takes it over, and the caller reaps it
+	 * (waitpid on any child) once it has ended. NULL (or its socket
+	 * closed): libcriu starts one. */
 	struct checkpoint_swrk *swrk;
 };
 
