@@ -91,6 +91,9 @@ expect_eq "move d1 h2: --memory post-copy" "$?" 0
 echo "# $out" | tr '\n' ' '; echo
 expect_match "... its memory followed" "$out" "Its memory followed"
 services_answer h2 "on h2 after post-copy"
+# Its limit is the target's doing (CRIU's images leave the properties of
+# the container's own cgroup out: patch 0025).
+expect_eq "d1's memory limit came along" "$(cat /sys/fs/cgroup/memory/ferry-*/d1/memory.limit_in_bytes 2>/dev/null)" 1073741824
 out=$(fy h2 move d1 h1: --memory post-copy 2>&1)
 expect_eq "move d1 back to h1 --memory post-copy" "$?" 0
 echo "# $out" | tr '\n' ' '; echo
