@@ -63,6 +63,16 @@ tcp_echo() {
 	read -r -t 5 line <&"${TCP[0]}" || return 1
 	[ "$line" = "$1" ]
 }
+# The container's processes (its pid namespace) that are not in its own
+# cgroup of hierarchy $1 (one that vanished meanwhile is passed over).
+outside_cgroup() {
+	local ns p
+	ns=$(readlink "/proc/$(state_field c1 init_pid)/ns/pid")
+	for p in /proc/[0-9]*; do
+		[ "$(readlink "$p/ns/pid" 2>/dev/null)" = "$ns" ] || continue
+		grep -q "^[0-9]*:$1:/$CG\$" "$p/cgroup" 2>/dev/null || [ ! -e "$p/cgroup" ] || echo "${p#/proc/}"
+	done
+}
 # The time CRIU's own log took, from its last line's timestamp.
 criu_log_ms() { tail -1 "$1" | sed -n 's/^(\([0-9]*\)\.\([0-9]\{3\}\).*/\1\2/p' | sed 's/^0*//'; }
 latest_log() { ls -t "$TEST_DIR"/log/c1/*_"$1"_*.log 2>/dev/null | head -1; }
@@ -132,6 +142,11 @@ sleep 0.4
 after=$(counter)
 check "the counter continues from where it stopped ($at_stop -> $after)" test "$after" -gt "$at_stop" -a "$after" -lt $((at_stop + 30))
 expect_eq "the same processes with the same pids" "$(inner_ps)" "$ps_before"
+# Each restored task is in the container's cgroups, not CRIU's (where its
+# limits hold): children born there, init moved by CRIU.
+for h in memory pids freezer ""; do
+	expect_eq "every process is in the container's ${h:-unified} cgroup" "$(outside_cgroup "$h")" ""
+done
 expect_eq "the empty /dev/shm keeps its mode, owner and mtime" "$(rexec c1 -- stat -c '%a %u %g %Y' /dev/shm)" "$shm_before"
 check "... recorded without tar" grep -q "tmpfs is empty: recorded its root" "$(latest_log dump)"
 check "the host's TCP connection still echoes" tcp_echo hello-1
