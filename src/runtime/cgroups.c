@@ -317,12 +317,28 @@ int runtime_cgroup_remove_tree(const char *dir)
 	return cgroup_remove_tree(dir);
 }
 
+/* The freezer: cgroup v2's (cgroup.freeze in the unified hierarchy) where
+ * the container has a cgroup there, else v1's. Each v1 write flips a static
+ * key in the kernel, ~2 ms here against ~0.07 ms for v2, and a dump writes
+ * twice (our freeze, CRIU's thaw once it has seized the tasks). */
+static char *freezer_v2_file(const char *cgroup, const char *file)
+{
+	char *path = xasprintf(CGROUP_ROOT "/unified/%s/%s", cgroup, file);
+	if (access(path, F_OK) == 0)
+		return path;
+	free(path);
+	return NULL;
+}
+
 int cgroup_destroy(const char *cgroup, struct ferry_error **err)
 {
 	/* A frozen process can't die: thaw before killing. */
 	cleanup_free char *freezer = xasprintf(CGROUP_ROOT "/freezer/%s/freezer.state", cgroup);
 	if (access(freezer, F_OK) == 0)
 		file_write_string(freezer, "THAWED", NULL);
+	cleanup_free char *freezer_v2 = freezer_v2_file(cgroup, "cgroup.freeze");
+	if (freezer_v2 != NULL)
+		file_write_string(freezer_v2, "0", NULL);
 	long long deadline = now_ms() + 5000;
 	for (size_t i = 0; i < N_HIERARCHIES; i++) {
 		cleanup_free char *dir = cgroup_dir(hierarchies[i], cgroup);
@@ -339,7 +355,13 @@ int cgroup_destroy(const char *cgroup, struct ferry_error **err)
 	return 0;
 }
 
-bool cgroup_is_frozen(const char *cgroup)
+char *cgroup_freezer_dir(const char *cgroup)
+{
+	cleanup_free char *v2 = freezer_v2_file(cgroup, "cgroup.freeze");
+	return xasprintf(CGROUP_ROOT "/%s/%s", v2 != NULL ? "unified" : "freezer", cgroup);
+}
+
+static bool v1_is_frozen(const char *cgroup)
 {
 	cleanup_free char *path = xasprintf(CGROUP_ROOT "/freezer/%s/freezer.state", cgroup);
 	cleanup_free char *state = NULL;
@@ -348,31 +370,64 @@ bool cgroup_is_frozen(const char *cgroup)
 	return strncmp(state, "FROZEN", 6) == 0 || strncmp(state, "FREEZING", 8) == 0;
 }
 
-int cgroup_freeze(const char *cgroup, bool frozen, struct ferry_error **err)
+bool cgroup_is_frozen(const char *cgroup)
 {
-	cleanup_free char *path = xasprintf(CGROUP_ROOT "/freezer/%s/freezer.state", cgroup);
-	const char *want = frozen ? "FROZEN" : "THAWED";
-	/* Poll briefly and often: the v1 freezer settles within milliseconds, and a
-	 * coarse poll interval (LXC's) costs a checkpoint 100 ms. Writing FROZEN
-	 * again on each round retries tasks that were busy in the kernel. */
+	cleanup_free char *v2 = freezer_v2_file(cgroup, "cgroup.freeze");
+	cleanup_free char *state = NULL;
+	if (v2 != NULL && file_read(v2, &state, NULL, NULL) == 0 && state[0] == '1')
+		return true;
+	/* Also v1's: a container an older ferryd froze. */
+	return v1_is_frozen(cgroup);
+}
+
+/* Poll briefly and often: the freezer settles within milliseconds, and a
+ * coarse poll interval (LXC's) costs a checkpoint 100 ms. v1: writing
+ * FROZEN again on each round retries tasks that were busy in the kernel;
+ * v2: cgroup.events says "frozen 1" once every task is. */
+static int freeze_wait(const char *path, const char *rewrite, const char *want, bool frozen, struct ferry_error **err)
+{
 	long long deadline = now_ms() + 10000;
 	long sleep_us = 100;
 	for (;;) {
-		if (file_write_string(path, want, err) < 0)
+		if (rewrite != NULL && file_write_string(path, rewrite, err) < 0)
 			return error_wrap(err, frozen ? "freeze" : "thaw");
 		cleanup_free char *state = NULL;
 		if (file_read(path, &state, NULL, err) < 0)
 			return error_wrap(err, frozen ? "freeze" : "thaw");
-		if (strncmp(state, want, strlen(want)) == 0)
+		if (strstr(state, want) != NULL)
 			return 0;
 		if (now_ms() > deadline)
-			return error_set(err, 500, ETIMEDOUT, "%s: still %.*s after 10 s", frozen ? "freeze" : "thaw",
-					 (int)strcspn(state, "\n"), state);
+			return error_set(err, 500, ETIMEDOUT, "%s: %s still says %.*s after 10 s", frozen ? "freeze" : "thaw",
+					 path, (int)strcspn(state, "\n"), state);
 		struct timespec ts = { 0, sleep_us * 1000 };
 		nanosleep(&ts, NULL);
 		if (sleep_us < 5000)
 			sleep_us *= 2;
 	}
+}
+
+static int v1_freeze(const char *cgroup, bool frozen, struct ferry_error **err)
+{
+	cleanup_free char *path = xasprintf(CGROUP_ROOT "/freezer/%s/freezer.state", cgroup);
+	const char *want = frozen ? "FROZEN" : "THAWED";
+	return freeze_wait(path, want, want, frozen, err);
+}
+
+int cgroup_freeze(const char *cgroup, bool frozen, struct ferry_error **err)
+{
+	cleanup_free char *v2 = freezer_v2_file(cgroup, "cgroup.freeze");
+	if (v2 == NULL)
+		return v1_freeze(cgroup, frozen, err);
+	if (!frozen && v1_is_frozen(cgroup) && v1_freeze(cgroup, false, err) < 0)
+		return -1;
+	if (file_write_string(v2, frozen ? "1" : "0", err) < 0)
+		return error_wrap(err, frozen ? "freeze" : "thaw");
+	if (!frozen)
+		return 0;
+	cleanup_free char *events = freezer_v2_file(cgroup, "cgroup.events");
+	if (events == NULL)
+		return error_set(err, 500, ENOENT, "freeze: no cgroup.events beside %s", v2);
+	return freeze_wait(events, NULL, "frozen 1", true, err);
 }
 
 long long cgroup_read_number(const char *controller, const char *cgroup, const char *file)

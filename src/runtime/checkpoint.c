@@ -131,7 +131,7 @@ static int checkpoint_container(const struct runtime_spec *spec, const struct ru
 		swrk = &own;
 	}
 	bool was_frozen = cgroup_is_frozen(spec->cgroup);
-	cleanup_free char *freezer = xasprintf("/sys/fs/cgroup/freezer/%s", spec->cgroup);
+	cleanup_free char *freezer = cgroup_freezer_dir(spec->cgroup);
 	if (!o->ptrace_seize && !was_frozen && cgroup_freeze(spec->cgroup, true, err) < 0)
 		return -1;
 	cleanup_free char *cgroups = xasprintf("%s/" RUNTIME_CGROUPS_IMAGE, o->images_dir);

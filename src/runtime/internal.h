@@ -64,10 +64,15 @@ int cgroup_destroy(const char *cgroup, struct ferry_error **err);
 /* Open every cgroup.procs of the container for writing (for runtime_exec, which
  * joins by writing "0" after fork). Returns the number of fds, or < 0. */
 int cgroup_open_procs(const char *cgroup, int *fds, int max_fds, struct ferry_error **err);
-/* Freeze or thaw through the v1 freezer; returns once the state is reached. */
+/* Freeze or thaw through cgroup v2's freezer where the container has a
+ * cgroup in the unified hierarchy, else v1's; returns once frozen (a thaw
+ * also thaws v1's, which an older ferryd may have used). */
 int cgroup_freeze(const char *cgroup, bool frozen, struct ferry_error **err);
-/* True if the freezer reports FROZEN or FREEZING. */
+/* True if either freezer holds the container (v1: FROZEN or FREEZING). */
 bool cgroup_is_frozen(const char *cgroup);
+/* The freezer's directory, for CRIU's --freeze-cgroup: the one
+ * cgroup_freeze uses. */
+char *cgroup_freezer_dir(const char *cgroup);
 /* Number of processes in the container (the pids hierarchy, recursively); -1 unknown. */
 long long cgroup_count_processes(const char *cgroup);
 /* A number from a cgroup file ("memory", "memory.usage_in_bytes"); -1 unknown. */
