@@ -159,8 +159,8 @@ int restore_init(struct runtime_spec *spec, const char *images_dir, const char *
 char *restore_lazy_log_path(const char *restore_log);
 /* Post-copy's `criu lazy-pages` on socket (closed here), started by the
  * monitor as soon as it has the restore (it takes ~10 ms to listen). */
-int restore_lazy_start(const struct runtime_spec *spec, const char *images_dir, const char *log_path, int socket,
-		       pid_t *lazy_pid, struct ferry_error **err);
+int restore_lazy_start(const char *dir, const char *images_dir, const char *log_path, int socket, pid_t *lazy_pid,
+		       struct ferry_error **err);
 /* dir/name, for the fixed file names above. */
 char *state_path(const char *dir, const char *name);
 /* Connect to or bind a unix socket at a path that may be longer than sun_path

@@ -294,6 +294,7 @@ struct monitor {
 	struct runtime_restore_opts restore_opts;
 	char *restore_alias;
 	pid_t lazy_pid; /* post-copy: `criu lazy-pages`, until every page is in */
+	struct ferry_error *lazy_err; /* why it could not be started (reported by monitor_start) */
 	/* A spare's `criu swrk` (fd -1: none). */
 	struct checkpoint_swrk swrk;
 };
@@ -660,12 +661,11 @@ static int monitor_start(struct monitor *m, struct ferry_error **err)
 	if (m->signal_fd < 0)
 		return error_sys(err, errno, "signalfd");
 
-	/* The lazy-pages daemon first: CRIU waits for its socket, and the
-	 * cgroups take a few ms meanwhile. */
-	if (m->restore_images != NULL && m->restore_opts.lazy_pages &&
-	    restore_lazy_start(spec, m->restore_images, m->restore_log, steal_fd(&m->restore_opts.lazy_socket),
-			       &m->lazy_pid, err) < 0)
+	/* The lazy-pages daemon, started first thing (monitor_run). */
+	if (m->lazy_err != NULL) {
+		error_move(err, &m->lazy_err);
 		return error_wrap(err, "restore");
+	}
 	if (cgroup_create(spec, err) < 0)
 		return -1;
 	if (m->restore_images != NULL) {
@@ -798,8 +798,18 @@ static _Noreturn void monitor_run(const char *dir, int status_fd, int lazy_fd, s
 	m.restore_alias = env_take(RUNTIME_RESTORE_ALIAS_ENV);
 	m.restore_opts.rootfs_alias = m.restore_alias;
 
+	/* Post-copy: the lazy-pages daemon before anything else. CRIU's
+	 * restore waits at its start for the daemon's socket, and the daemon
+	 * takes ~10 ms from its spawn to listen here; the monitor's own
+	 * start-up (the spec, its log and files, the cgroups) goes meanwhile. */
+	if (m.restore_images != NULL && m.restore_opts.lazy_pages)
+		restore_lazy_start(dir, m.restore_images, m.restore_log, steal_fd(&m.restore_opts.lazy_socket), &m.lazy_pid,
+				   &m.lazy_err);
+
 	struct ferry_error *err = NULL;
 	if (spec_load(dir, &m.spec, &err) < 0) {
+		if (m.lazy_pid > 0)
+			kill(m.lazy_pid, SIGKILL);
 		report_start(&m, err->msg);
 		_exit(1);
 	}

@@ -58,10 +58,10 @@ char *restore_lazy_log_path(const char *restore_log)
 /* Post-copy: `criu lazy-pages` listens in the restore's work directory
  * (its log's) before CRIU restores; the monitor keeps no copy of the
  * socket, so that the source sees the end when the daemon ends. */
-int restore_lazy_start(const struct runtime_spec *spec, const char *images_dir, const char *log_path, int socket,
-		       pid_t *lazy_pid, struct ferry_error **err)
+int restore_lazy_start(const char *dir, const char *images_dir, const char *log_path, int socket, pid_t *lazy_pid,
+		       struct ferry_error **err)
 {
-	cleanup_free char *status = state_path(spec->dir, RUNTIME_LAZY_STATUS);
+	cleanup_free char *status = state_path(dir, RUNTIME_LAZY_STATUS);
 	unlink(status);
 	cleanup_free char *lazy_log = restore_lazy_log_path(log_path);
 	int r = checkpoint_lazy_pages_start(images_dir, lazy_log, socket, lazy_pid, err);
