@@ -1338,11 +1338,7 @@ int instance_images_dir_make(const char *name, const char *path, struct ferry_er
 	return 0;
 }
 
-/* Where a live move's dump goes (instance.h), or NULL: in the state
- * directory itself (no staging directory, or the instance is in memory
- * already). CRIU makes forty-odd small images while the instance is
- * frozen; a file made on this machine's ext4 costs ~105 us, on a tmpfs ~12. */
-static char *dump_staging_dir(const char *name)
+char *instance_staging_path(const char *name, const char *what)
 {
 	if (daemon_ctx->staging_dir == NULL)
 		return NULL;
@@ -1350,12 +1346,12 @@ static char *dump_staging_dir(const char *name)
 	struct statfs st;
 	if (statfs(dir, &st) == 0 && st.f_type == TMPFS_MAGIC)
 		return NULL;
-	return xasprintf("%s/%s.dump", daemon_ctx->staging_dir, name);
+	return xasprintf("%s/%s.%s", daemon_ctx->staging_dir, name, what);
 }
 
 void instance_dump_staging_clear(const char *name)
 {
-	cleanup_free char *staged = dump_staging_dir(name);
+	cleanup_free char *staged = instance_staging_path(name, "dump");
 	cleanup_error struct ferry_error *e = NULL;
 	if (staged != NULL && rm_rf(staged, &e) < 0)
 		log_warn("instance %s: %s", name, e->msg);
@@ -1385,19 +1381,23 @@ int instance_stop_stateful_as(const char *name, const char *what, const struct r
 		goto out;
 	/* The images of an earlier stop can't be here (a start removes them),
 	 * unless a crash left them: this dump replaces them. */
-	staged = strcmp(what, "migration") == 0 ? dump_staging_dir(name) : NULL;
+	/* A live move's dump goes to staging (instance.h). CRIU makes forty-odd
+	 * small images while the instance is frozen; a file made on this
+	 * machine's ext4 costs ~105 us, on a tmpfs ~12. */
+	staged = strcmp(what, "migration") == 0 ? instance_staging_path(name, "dump") : NULL;
 	if (rm_rf(state_dir, err) < 0 || mkdir_p(log_dir, 0700, err) < 0)
 		goto out;
-	if (staged == NULL ? instance_images_dir_make(name, state_dir, err) < 0
-			   : rm_rf(staged, err) < 0 || instance_images_dir_make(name, staged, err) < 0) {
-		goto out;
-	}
-	if (staged != NULL && symlink(staged, state_dir) < 0) {
-		error_sys(err, errno, "link %s to %s", state_dir, staged);
-		goto out;
-	}
-	if (staged != NULL)
+	if (staged != NULL) {
+		if (rm_rf(staged, err) < 0 || instance_images_dir_make(name, staged, err) < 0)
+			goto out;
+		if (symlink(staged, state_dir) < 0) {
+			error_sys(err, errno, "link %s to %s", state_dir, staged);
+			goto out;
+		}
 		log_info("instance %s: its dump goes to %s", name, staged);
+	} else if (instance_images_dir_make(name, state_dir, err) < 0) {
+		goto out;
+	}
 	log_path = checkpoint_log_path(log_dir, what, "dump");
 	struct runtime_checkpoint_opts o = lazy != NULL ? *lazy : (struct runtime_checkpoint_opts){ 0 };
 	o.images_dir = state_dir;

@@ -113,10 +113,15 @@ int instance_stop_stateful(const char *name, struct ferry_error **err);
 struct runtime_checkpoint_opts;
 int instance_stop_stateful_as(const char *name, const char *what, const struct runtime_checkpoint_opts *lazy,
 			      struct ferry_error **err);
-/* A live move's dump (what "migration") is made in the daemon's staging
- * directory (in memory), the state directory a link to it: its images go
- * to the target as CRIU writes them and are of no use here afterwards.
- * The source removes them once the dump is over, whatever its outcome. */
+/* NAME.WHAT in the daemon's staging directory (in memory: a live move's
+ * state and pages), or NULL where there is none or the instance's
+ * directory is in memory already (then they stay beside the instance). */
+char *instance_staging_path(const char *name, const char *what);
+/* A live move's dump (what "migration") is made in staging
+ * (instance_staging_path "dump"), the state directory a link to it: its
+ * images go to the target as CRIU writes them and are of no use here
+ * afterwards. The source removes them once the dump is over, whatever its
+ * outcome. */
 void instance_dump_staging_clear(const char *name);
 /* A live migration's target: restore the saved state (logging as what) with
  * every task left stopped, network up; instance_resume lets them run. The

@@ -8,12 +8,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/magic.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -368,17 +366,17 @@ static int dial(const struct target_job *job, const char *secret, struct migrate
 }
 
 /* The source's dump log, received into dir: into this instance's logs. */
-static void keep_dump_log(const char *name, const char *state_dir)
+static void keep_dump_log(const char *name, const char *dir)
 {
 	cleanup_free char *log_dir = instance_log_dir(name);
-	DIR *d = opendir(state_dir);
+	DIR *d = opendir(dir);
 	if (d == NULL)
 		return;
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
 		if (strncmp(de->d_name, "migration_dump_", 15) != 0)
 			continue;
-		cleanup_free char *from = xasprintf("%s/%s", state_dir, de->d_name);
+		cleanup_free char *from = xasprintf("%s/%s", dir, de->d_name);
 		cleanup_free char *to = xasprintf("%s/%s", log_dir, de->d_name);
 		if (mkdir(log_dir, 0700) < 0 && errno != EEXIST)
 			break;
@@ -458,13 +456,8 @@ static int page_intake_start(struct page_intake *pi, struct target_job *job, boo
 {
 	cleanup_free char *dir = instance_dir(job->name);
 	cleanup_free char *log_dir = instance_log_dir(job->name);
-	struct statfs st;
-	if (daemon_ctx->staging_dir == NULL || (statfs(dir, &st) == 0 && st.f_type == TMPFS_MAGIC)) {
-		pi->dir = xasprintf("%s/state.pages", dir);
-	} else {
-		pi->dir = xasprintf("%s/%s.pages", daemon_ctx->staging_dir, job->name);
-		pi->state = xasprintf("%s/%s.state", daemon_ctx->staging_dir, job->name);
-	}
+	pi->state = instance_staging_path(job->name, "state");
+	pi->dir = pi->state != NULL ? instance_staging_path(job->name, "pages") : xasprintf("%s/state.pages", dir);
 	if (pi->state != NULL && (rm_rf(pi->state, err) < 0 || instance_images_dir_make(job->name, pi->state, err) < 0))
 		return -1;
 	if (post_copy) {
