@@ -179,9 +179,12 @@ int checkpoint_page_server_wait(pid_t pid, const char *log_path, int timeout_ms,
  * *pid: the restore waits (up to 5 s, scripts/criu-patches/0010) until it
  * listens, so that the two start at the same time. It exits once every
  * page is in (status 0), or when the pages can't come (the tasks then lack
- * memory: they must not run on). */
-int checkpoint_lazy_pages_start(const char *images_dir, const char *log_path, int page_socket, pid_t *pid,
-				struct ferry_error **err);
+ * memory: they must not run on). drain_fd >= 0 (a pipe's read end; the
+ * child gets a copy): the pages no task has asked for wait until it is
+ * readable or every write end is closed (scripts/criu-patches/0027), so
+ * that a restore leaving its tasks stopped does not pull them meanwhile. */
+int checkpoint_lazy_pages_start(const char *images_dir, const char *log_path, int page_socket, int drain_fd,
+				pid_t *pid, struct ferry_error **err);
 
 /* This host's CPU as CRIU describes it (`criu cpuinfo dump`: the bytes of
  * its cpuinfo.img), and whether a dump made on the CPU so described can be

@@ -473,8 +473,19 @@ int checkpoint_resume(const char *cgroup_procs, struct ferry_error **err)
 	return 0;
 }
 
-int checkpoint_spawn_criu(char **argv, int socket, pid_t *pid, struct ferry_error **err)
+int checkpoint_spawn_criu(char **argv, int socket, int drain_fd, pid_t *pid, struct ferry_error **err)
 {
+	/* The environment, and CRIU_LAZY_DRAIN_FD when there is a drain_fd. */
+	size_t n_env = 0;
+	while (environ[n_env] != NULL)
+		n_env++;
+	cleanup_free char **envp = xcalloc(n_env + 2, sizeof(char *));
+	size_t k = 0;
+	for (size_t i = 0; i < n_env; i++)
+		if (strncmp(environ[i], "CRIU_LAZY_DRAIN_FD=", 19) != 0)
+			envp[k++] = environ[i];
+	if (drain_fd >= 0)
+		envp[k++] = "CRIU_LAZY_DRAIN_FD=4";
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
@@ -482,8 +493,10 @@ int checkpoint_spawn_criu(char **argv, int socket, pid_t *pid, struct ferry_erro
 	posix_spawn_file_actions_adddup2(&fa, 1, 2);
 	if (socket >= 0)
 		posix_spawn_file_actions_adddup2(&fa, socket, 3);
+	if (drain_fd >= 0)
+		posix_spawn_file_actions_adddup2(&fa, drain_fd, 4);
 	checkpoint_prepare_rundir();
-	int r = posix_spawn(pid, argv[0], &fa, NULL, argv, environ);
+	int r = posix_spawn(pid, argv[0], &fa, NULL, argv, envp);
 	posix_spawn_file_actions_destroy(&fa);
 	if (r != 0)
 		return error_sys(err, r, "run %s %s", argv[0], argv[1]);
@@ -504,9 +517,10 @@ static int split_log_path(const char *what, const char *log_path, char **work_di
 }
 
 /* `criu COMMAND` on page_socket (its fd 3), with the images in images_dir
- * and its log at log_path; option: one more argument, or NULL. */
+ * and its log at log_path; option: one more argument, or NULL; drain_fd:
+ * as checkpoint_spawn_criu's. */
 static int spawn_page_command(const char *command, const char *option, const char *images_dir, const char *log_path,
-			      int page_socket, pid_t *pid, struct ferry_error **err)
+			      int page_socket, int drain_fd, pid_t *pid, struct ferry_error **err)
 {
 	cleanup_free char *work_dir = NULL;
 	const char *log_name = NULL;
@@ -514,13 +528,13 @@ static int spawn_page_command(const char *command, const char *option, const cha
 		return -1;
 	char *argv[] = { CHECKPOINT_CRIU_BINARY, (char *)command, "--ps-socket", "3", "-D", (char *)images_dir,
 			 "-W", work_dir, "-o", (char *)log_name, "-v4", (char *)option, NULL };
-	return checkpoint_spawn_criu(argv, page_socket, pid, err);
+	return checkpoint_spawn_criu(argv, page_socket, drain_fd, pid, err);
 }
 
 int checkpoint_page_server_start(const char *images_dir, const char *log_path, int page_socket, pid_t *pid,
 				 struct ferry_error **err)
 {
-	return spawn_page_command("page-server", NULL, images_dir, log_path, page_socket, pid, err);
+	return spawn_page_command("page-server", NULL, images_dir, log_path, page_socket, -1, pid, err);
 }
 
 int checkpoint_page_server_wait(pid_t pid, const char *log_path, int timeout_ms, struct ferry_error **err)
@@ -550,9 +564,9 @@ int checkpoint_page_server_wait(pid_t pid, const char *log_path, int timeout_ms,
 			 errors ? errors : "no reason in its log", log_path);
 }
 
-int checkpoint_lazy_pages_start(const char *images_dir, const char *log_path, int page_socket, pid_t *pid,
-				struct ferry_error **err)
+int checkpoint_lazy_pages_start(const char *images_dir, const char *log_path, int page_socket, int drain_fd,
+				pid_t *pid, struct ferry_error **err)
 {
 	/* --page-server: the pages come from page_socket, not from images. */
-	return spawn_page_command("lazy-pages", "--page-server", images_dir, log_path, page_socket, pid, err);
+	return spawn_page_command("lazy-pages", "--page-server", images_dir, log_path, page_socket, drain_fd, pid, err);
 }

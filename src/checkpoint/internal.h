@@ -23,5 +23,6 @@ void checkpoint_prepare_rundir(void);
 int checkpoint_criu_error(struct ferry_error **err, const char *what, int r, const char *log_path);
 
 /* Run a CRIU command (argv[0] the binary) as a child of the caller, stdio
- * on /dev/null; socket (>= 0) becomes its fd 3. */
-int checkpoint_spawn_criu(char **argv, int socket, pid_t *pid, struct ferry_error **err);
+ * on /dev/null; socket (>= 0) becomes its fd 3, drain_fd (>= 0) its fd 4,
+ * named to it by CRIU_LAZY_DRAIN_FD (scripts/criu-patches/0027). */
+int checkpoint_spawn_criu(char **argv, int socket, int drain_fd, pid_t *pid, struct ferry_error **err);

@@ -158,9 +158,11 @@ int restore_init(struct runtime_spec *spec, const char *images_dir, const char *
  * ("..._restore_TS.log" -> "..._lazy-pages_TS.log"). */
 char *restore_lazy_log_path(const char *restore_log);
 /* Post-copy's `criu lazy-pages` on socket (closed here), started by the
- * monitor as soon as it has the restore (it takes ~10 ms to listen). */
+ * monitor as soon as it has the restore (it takes ~10 ms to listen). The
+ * pages no task asks for wait until *drain (a pipe's write end, close-on-
+ * exec) is closed: once the restored tasks run. */
 int restore_lazy_start(const char *dir, const char *images_dir, const char *log_path, int socket, pid_t *lazy_pid,
-		       struct ferry_error **err);
+		       int *drain, struct ferry_error **err);
 /* dir/name, for the fixed file names above. */
 char *state_path(const char *dir, const char *name);
 /* Connect to or bind a unix socket at a path that may be longer than sun_path

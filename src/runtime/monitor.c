@@ -294,6 +294,10 @@ struct monitor {
 	struct runtime_restore_opts restore_opts;
 	char *restore_alias;
 	pid_t lazy_pid; /* post-copy: `criu lazy-pages`, until every page is in */
+	/* Post-copy: the daemon pulls the pages no task asked for once this is
+	 * closed (restore_lazy_start): when init runs, or at lazy_drain_by. */
+	int lazy_drain;
+	long long lazy_drain_by;
 	struct ferry_error *lazy_err; /* why it could not be started (reported by monitor_start) */
 	/* A spare's `criu swrk` (fd -1: none). */
 	struct checkpoint_swrk swrk;
@@ -520,6 +524,22 @@ static void lazy_pages_done(struct monitor *m, int wstatus)
 	}
 }
 
+/* A restore that leaves its tasks stopped (a live move's, until the source
+ * commits) has nothing to fault in meanwhile: the rest of the pages wait
+ * for init to run, as they would only compete for the CPU with the end of
+ * the move. So that a resume missed cannot keep them waiting for ever,
+ * they go at the latest after LAZY_DRAIN_HOLD_MS: by then a move's target
+ * has had its commit, or has killed its copy. */
+#define LAZY_DRAIN_HOLD_MS 30000
+
+static void lazy_drain_release(struct monitor *m, const char *why)
+{
+	if (m->lazy_drain < 0)
+		return;
+	close(steal_fd(&m->lazy_drain));
+	log_info("container %s: %s: the rest of its pages follow", m->spec->name, why);
+}
+
 /* Reap children (init, and orphans we adopt as subreaper); true once init is gone. */
 static bool monitor_reap(struct monitor *m, int *init_status)
 {
@@ -529,9 +549,14 @@ static bool monitor_reap(struct monitor *m, int *init_status)
 	bool init_exited = false;
 	for (;;) {
 		int wstatus;
-		pid_t pid = waitpid(-1, &wstatus, WNOHANG);
+		pid_t pid = waitpid(-1, &wstatus, WNOHANG | WCONTINUED);
 		if (pid <= 0)
 			break;
+		if (WIFCONTINUED(wstatus)) {
+			if (pid == m->init_pid)
+				lazy_drain_release(m, "init runs");
+			continue;
+		}
 		if (pid == m->init_pid) {
 			*init_status = wstatus;
 			init_exited = true;
@@ -562,7 +587,17 @@ static int monitor_loop(struct monitor *m)
 			slots[n_clients++] = i;
 			fds[n++] = (struct pollfd){ .fd = m->clients[i], .events = POLLIN };
 		}
-		int r = poll(fds, n, console_hup ? 200 : -1);
+		int timeout = console_hup ? 200 : -1;
+		if (m->lazy_drain >= 0) {
+			long long left = m->lazy_drain_by - now_ms();
+			if (left <= 0) {
+				lazy_drain_release(m, "init was not resumed in time");
+				continue;
+			}
+			if (timeout < 0 || left < timeout)
+				timeout = (int)left;
+		}
+		int r = poll(fds, n, timeout);
 		if (r < 0 && errno != EINTR) {
 			log_error("container %s: poll: %s", m->spec->name, strerror(errno));
 			return -1;
@@ -778,7 +813,7 @@ static void reap_all(void)
 static _Noreturn void monitor_run(const char *dir, int status_fd, int lazy_fd, struct checkpoint_swrk *swrk)
 {
 	struct monitor m = { .status_fd = -1, .console = -1, .console_log = -1, .listen_fd = -1, .signal_fd = -1,
-			     .swrk = { .pid = -1, .fd = -1 } };
+			     .lazy_drain = -1, .swrk = { .pid = -1, .fd = -1 } };
 	for (int i = 0; i < MAX_CONSOLE_CLIENTS; i++)
 		m.clients[i] = -1;
 	if (swrk != NULL)
@@ -804,7 +839,7 @@ static _Noreturn void monitor_run(const char *dir, int status_fd, int lazy_fd, s
 	 * start-up (the spec, its log and files, the cgroups) goes meanwhile. */
 	if (m.restore_images != NULL && m.restore_opts.lazy_pages)
 		restore_lazy_start(dir, m.restore_images, m.restore_log, steal_fd(&m.restore_opts.lazy_socket), &m.lazy_pid,
-				   &m.lazy_err);
+				   &m.lazy_drain, &m.lazy_err);
 
 	struct ferry_error *err = NULL;
 	if (spec_load(dir, &m.spec, &err) < 0) {
@@ -834,6 +869,9 @@ static _Noreturn void monitor_run(const char *dir, int status_fd, int lazy_fd, s
 	}
 	report_start(&m, "ok");
 	log_info("container %s: running", m.spec->name);
+	m.lazy_drain_by = now_ms() + LAZY_DRAIN_HOLD_MS;
+	if (!m.restore_opts.paused)
+		lazy_drain_release(&m, "restored running");
 
 	int init_status = monitor_loop(&m);
 	log_info("container %s: init exited (wait status %d)", m.spec->name, init_status);

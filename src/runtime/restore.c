@@ -8,6 +8,7 @@
  * until the unlock (--external veth[eth0]:HOSTNAME). Addresses and routes
  * come back from the images. */
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -59,13 +60,33 @@ char *restore_lazy_log_path(const char *restore_log)
  * (its log's) before CRIU restores; the monitor keeps no copy of the
  * socket, so that the source sees the end when the daemon ends. */
 int restore_lazy_start(const char *dir, const char *images_dir, const char *log_path, int socket, pid_t *lazy_pid,
-		       struct ferry_error **err)
+		       int *drain, struct ferry_error **err)
 {
 	cleanup_free char *status = state_path(dir, RUNTIME_LAZY_STATUS);
 	unlink(status);
 	cleanup_free char *lazy_log = restore_lazy_log_path(log_path);
-	int r = checkpoint_lazy_pages_start(images_dir, lazy_log, socket, lazy_pid, err);
+	/* Above the daemon's fds 3 and 4, which its spawn fills from these. */
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		close(socket);
+		return error_sys(err, errno, "pipe");
+	}
+	cleanup_close int drain_read = fcntl(p[0], F_DUPFD_CLOEXEC, 10);
+	int drain_write = fcntl(p[1], F_DUPFD_CLOEXEC, 10);
+	close(p[0]);
+	close(p[1]);
+	if (drain_read < 0 || drain_write < 0) {
+		if (drain_write >= 0)
+			close(drain_write);
+		close(socket);
+		return error_sys(err, errno, "pipe");
+	}
+	int r = checkpoint_lazy_pages_start(images_dir, lazy_log, socket, drain_read, lazy_pid, err);
 	close(socket);
+	if (r < 0)
+		close(drain_write);
+	else
+		*drain = drain_write;
 	return r;
 }
 

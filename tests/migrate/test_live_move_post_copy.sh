@@ -79,6 +79,14 @@ expect_memory "memcheck, the same process, finds all its memory intact" "$mem_be
 expect_eq "c1 kept its address" "$(ipv4 h2 c1)" "$ip_c1"
 expect_eq "... and its MAC" "$(hwaddr h2 c1)" "$mac_c1"
 expect_match "h2 kept the lazy-pages daemon's log" "$(ls "$BED_DIR/h2/logs/c1")" "migration_lazy-pages_.*\.log"
+# The pages no task asked for wait until c1 runs (they would only compete
+# with the takeover for the CPU): released by init's resume, not by the
+# monitor's fallback.
+expect_match "... whose pages nobody asked for waited for c1 to run" \
+	"$(grep -h 'remaining pages' "$BED_DIR"/h2/logs/c1/migration_lazy-pages_*.log | tr '\n' ' ')" \
+	'wait for fd 4 .*may go now'
+expect_match "... until h2's monitor saw init resumed" "$(cat "$BED_DIR/h2/logs/c1/monitor.log")" \
+	'c1: init runs: the rest of its pages follow'
 # CRIU's images were made in memory on both hosts (ferryd's staging
 # directory on /dev/shm), not on their disks, and neither kept them.
 expect_match "h1 dumped c1 into memory" "$(grep 'c1: its dump goes to' "$BED_DIR/h1/logs/ferryd.log")" \
