@@ -191,6 +191,9 @@ static int bridge_setup(struct daemon *d, const char *fixed_cidr, struct ferry_e
 	json_decref(config);
 	if (network_bridge_ensure(d->bridge, d->bridge_cidr, d->nat, err) < 0)
 		return error_wrap(err, "bridge %s", d->bridge);
+	cleanup_error struct ferry_error *e = NULL;
+	if (network_child_tcp_hash(&e) < 0)
+		log_warn("containers share the host's TCP hash table: %s", e->msg);
 	return 0;
 }
 

@@ -465,6 +465,27 @@ int network_bridge_ensure(const char *bridge, const char *gateway_cidr, bool nat
 	return nat_table_remove(bridge, err);
 }
 
+int network_child_tcp_hash(struct ferry_error **err)
+{
+	static const char path[] = "/proc/sys/net/ipv4/tcp_child_ehash_entries";
+	cleanup_free char *now = NULL;
+	cleanup_error struct ferry_error *e = NULL;
+	if (file_read(path, &now, NULL, &e) < 0) {
+		if (e->errnum == ENOENT)
+			return 0;
+		error_move(err, &e);
+		return -1;
+	}
+	if (strtol(now, NULL, 10) != 0)
+		return 0;
+	char size[16];
+	snprintf(size, sizeof(size), "%d", NETWORK_CHILD_TCP_EHASH);
+	if (file_write_string(path, size, err) < 0)
+		return -1;
+	log_info("containers get a TCP hash table of their own (net.ipv4.tcp_child_ehash_entries = %s)", size);
+	return 0;
+}
+
 int network_veth_attach(const char *host_name, const char *bridge, struct ferry_error **err)
 {
 	if (ifname_check(host_name, "veth host end", err) < 0 ||

@@ -33,6 +33,11 @@ TCP_PID=$TCP_PID
 expect_echo "a TCP connection from the LAN echoes" before-the-move
 pid=$(counter_pid h1)
 before=$(counter h1)
+# Each container's network namespace has a TCP hash table of its own
+# (ferryd sets net.ipv4.tcp_child_ehash_entries; a positive size is a
+# private table, a negative one the host's): CRIU's socket dumps walk it.
+tcp_hash() { fy "$1" exec c1 -- cat /proc/sys/net/ipv4/tcp_ehash_entries; }
+expect_eq "c1 has a TCP hash table of its own on h1" "$(tcp_hash h1)" 16384
 
 # --- one live move, checked in detail
 check "move c1 h2: (live)" fy h1 move c1 h2:
@@ -43,6 +48,7 @@ expect_counted "... which went on counting" "$before" "$(counter h2)"
 expect_echo "the TCP connection still echoes" after-the-move
 expect_eq "c1 kept its address" "$(ipv4 h2 c1)" "$ip_c1"
 expect_eq "... and its MAC" "$(hwaddr h2 c1)" "$mac_c1"
+expect_eq "... and a TCP hash table of its own, made by h2's restore" "$(tcp_hash h2)" 16384
 expect_eq "... and its snapshot" "$(fy h2 list c1 --format csv -c S)" 1
 expect_match "h2 kept CRIU's restore log" "$(ls "$BED_DIR/h2/logs/c1")" "migration_restore_.*\.log"
 expect_match "... and the source's dump log" "$(ls "$BED_DIR/h2/logs/c1")" "migration_dump_.*\.log"
