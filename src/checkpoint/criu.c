@@ -69,6 +69,44 @@ static void criu_opts_freep(criu_opts **opts)
 }
 #define cleanup_criu_opts __attribute__((cleanup(criu_opts_freep)))
 
+/* CRIU reaches each cgroup hierarchy through a "yard": a directory holding
+ * one mount of each, named for its controllers ("unified" for cgroup v2).
+ * Unless given one, it makes its own: ten mounts here, on every dump
+ * (~0.8 ms) and restore (~0.6 ms). The host's /sys/fs/cgroup is such a
+ * directory when it holds a hierarchy for every line of /proc/self/cgroup
+ * (a hybrid layout, as ferry's cgroups need): then it is the yard. CRIU
+ * would mount a hierarchy the images name but the yard lacks into it, so
+ * this host's own must all be there. */
+#define CGROUP_YARD "/sys/fs/cgroup"
+
+static bool host_cgroup_yard(void)
+{
+	static int known = -1;
+	if (known >= 0)
+		return known;
+	cleanup_free char *text = NULL;
+	cleanup_error struct ferry_error *e = NULL;
+	if (file_read("/proc/self/cgroup", &text, NULL, &e) < 0)
+		return (known = 0);
+	bool all = true;
+	char *save = NULL;
+	for (char *line = strtok_r(text, "\n", &save); line != NULL && all; line = strtok_r(NULL, "\n", &save)) {
+		/* "ID:CONTROLLERS:PATH"; CONTROLLERS empty for cgroup v2. */
+		char *names = strchr(line, ':');
+		char *end = names ? strchr(names + 1, ':') : NULL;
+		if (end == NULL)
+			return (known = 0);
+		*end = '\0';
+		names++;
+		if (strncmp(names, "name=", 5) == 0)
+			names += 5;
+		cleanup_free char *dir = xasprintf(CGROUP_YARD "/%s", *names ? names : "unified");
+		struct stat st;
+		all = stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
+	}
+	return (known = all);
+}
+
 /* Options common to dump and restore. CRIU takes the log's name relative to
  * its work directory (no "/" allowed), so the work directory is the log's. */
 static int opts_new(const char *what, const char *images_dir, const char *log_path, int log_level, criu_opts **out,
@@ -129,6 +167,8 @@ static int opts_new(const char *what, const char *images_dir, const char *log_pa
 	 * made below its own). */
 	criu_local_set_manage_cgroups(opts, true);
 	criu_local_set_manage_cgroups_mode(opts, CRIU_CG_MODE_SOFT);
+	if (host_cgroup_yard() && criu_local_add_cg_yard(opts, CGROUP_YARD) < 0)
+		return error_set(err, 500, ENOMEM, "CRIU %s: libcriu options", what);
 	return 0;
 }
 
