@@ -104,7 +104,7 @@ static int criu_cpuinfo(const char *action, const char *dir, struct ferry_error 
 	cleanup_free char *log = xasprintf("%s/cpuinfo-%s.log", dir, action);
 	char *argv[] = { CHECKPOINT_CRIU_BINARY, "cpuinfo", (char *)action, "-D", (char *)dir, "-o", log, NULL };
 	pid_t pid;
-	if (checkpoint_spawn_criu(argv, -1, -1, &pid, err) < 0)
+	if (checkpoint_spawn_criu(argv, -1, -1, -1, &pid, err) < 0)
 		return -1;
 	int status;
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)

@@ -185,6 +185,12 @@ int checkpoint_page_server_wait(pid_t pid, const char *log_path, int timeout_ms,
  * that a restore leaving its tasks stopped does not pull them meanwhile. */
 int checkpoint_lazy_pages_start(const char *images_dir, const char *log_path, int page_socket, int drain_fd,
 				pid_t *pid, struct ferry_error **err);
+/* The same daemon started ahead of its restore (scripts/criu-patches/
+ * 0028): it waits on late_fd (a unix socket; the child gets a copy) for
+ * one message: the log's name (in the work directory) as data, and the
+ * images directory, the work directory and the page socket as SCM_RIGHTS.
+ * The socket's end without one: it exits (status 0). drain_fd: as above. */
+int checkpoint_lazy_pages_ahead(int drain_fd, int late_fd, pid_t *pid, struct ferry_error **err);
 
 /* This host's CPU as CRIU describes it (`criu cpuinfo dump`: the bytes of
  * its cpuinfo.img), and whether a dump made on the CPU so described can be

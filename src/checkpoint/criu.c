@@ -513,19 +513,21 @@ int checkpoint_resume(const char *cgroup_procs, struct ferry_error **err)
 	return 0;
 }
 
-int checkpoint_spawn_criu(char **argv, int socket, int drain_fd, pid_t *pid, struct ferry_error **err)
+int checkpoint_spawn_criu(char **argv, int socket, int drain_fd, int late_fd, pid_t *pid, struct ferry_error **err)
 {
-	/* The environment, and CRIU_LAZY_DRAIN_FD when there is a drain_fd. */
+	/* The environment, and the CRIU_LAZY_ variables for the fds given. */
 	size_t n_env = 0;
 	while (environ[n_env] != NULL)
 		n_env++;
-	cleanup_free char **envp = xcalloc(n_env + 2, sizeof(char *));
+	cleanup_free char **envp = xcalloc(n_env + 3, sizeof(char *));
 	size_t k = 0;
 	for (size_t i = 0; i < n_env; i++)
-		if (strncmp(environ[i], "CRIU_LAZY_DRAIN_FD=", 19) != 0)
+		if (strncmp(environ[i], "CRIU_LAZY_", 10) != 0)
 			envp[k++] = environ[i];
 	if (drain_fd >= 0)
 		envp[k++] = "CRIU_LAZY_DRAIN_FD=4";
+	if (late_fd >= 0)
+		envp[k++] = "CRIU_LAZY_LATE_FD=5";
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
@@ -533,8 +535,12 @@ int checkpoint_spawn_criu(char **argv, int socket, int drain_fd, pid_t *pid, str
 	posix_spawn_file_actions_adddup2(&fa, 1, 2);
 	if (socket >= 0)
 		posix_spawn_file_actions_adddup2(&fa, socket, 3);
+	else if (late_fd >= 0)
+		posix_spawn_file_actions_addopen(&fa, 3, "/dev/null", O_RDONLY, 0);
 	if (drain_fd >= 0)
 		posix_spawn_file_actions_adddup2(&fa, drain_fd, 4);
+	if (late_fd >= 0)
+		posix_spawn_file_actions_adddup2(&fa, late_fd, 5);
 	checkpoint_prepare_rundir();
 	int r = posix_spawn(pid, argv[0], &fa, NULL, argv, envp);
 	posix_spawn_file_actions_destroy(&fa);
@@ -568,7 +574,7 @@ static int spawn_page_command(const char *command, const char *option, const cha
 		return -1;
 	char *argv[] = { CHECKPOINT_CRIU_BINARY, (char *)command, "--ps-socket", "3", "-D", (char *)images_dir,
 			 "-W", work_dir, "-o", (char *)log_name, "-v4", (char *)option, NULL };
-	return checkpoint_spawn_criu(argv, page_socket, drain_fd, pid, err);
+	return checkpoint_spawn_criu(argv, page_socket, drain_fd, -1, pid, err);
 }
 
 int checkpoint_page_server_start(const char *images_dir, const char *log_path, int page_socket, pid_t *pid,
@@ -609,4 +615,12 @@ int checkpoint_lazy_pages_start(const char *images_dir, const char *log_path, in
 {
 	/* --page-server: the pages come from page_socket, not from images. */
 	return spawn_page_command("lazy-pages", "--page-server", images_dir, log_path, page_socket, drain_fd, pid, err);
+}
+
+int checkpoint_lazy_pages_ahead(int drain_fd, int late_fd, pid_t *pid, struct ferry_error **err)
+{
+	/* Placeholders, all replaced by the late configuration. */
+	char *argv[] = { CHECKPOINT_CRIU_BINARY, "lazy-pages", "--ps-socket", "3", "-D", "/", "-W", "/", "-o",
+			 "/dev/null", "-v4", "--page-server", NULL };
+	return checkpoint_spawn_criu(argv, -1, drain_fd, late_fd, pid, err);
 }

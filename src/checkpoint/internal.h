@@ -24,5 +24,7 @@ int checkpoint_criu_error(struct ferry_error **err, const char *what, int r, con
 
 /* Run a CRIU command (argv[0] the binary) as a child of the caller, stdio
  * on /dev/null; socket (>= 0) becomes its fd 3, drain_fd (>= 0) its fd 4,
- * named to it by CRIU_LAZY_DRAIN_FD (scripts/criu-patches/0027). */
-int checkpoint_spawn_criu(char **argv, int socket, int drain_fd, pid_t *pid, struct ferry_error **err);
+ * named to it by CRIU_LAZY_DRAIN_FD (scripts/criu-patches/0027), late_fd
+ * (>= 0) its fd 5, named by CRIU_LAZY_LATE_FD (0028; fd 3 is then
+ * /dev/null until the late configuration puts the socket there). */
+int checkpoint_spawn_criu(char **argv, int socket, int drain_fd, int late_fd, pid_t *pid, struct ferry_error **err);

@@ -157,12 +157,25 @@ int restore_init(struct runtime_spec *spec, const char *images_dir, const char *
 /* Post-copy: the log of `criu lazy-pages` next to the restore's log
  * ("..._restore_TS.log" -> "..._lazy-pages_TS.log"). */
 char *restore_lazy_log_path(const char *restore_log);
-/* Post-copy's `criu lazy-pages` on socket (closed here), started by the
- * monitor as soon as it has the restore (it takes ~10 ms to listen). The
- * pages no task asks for wait until *drain (a pipe's write end, close-on-
- * exec) is closed: once the restored tasks run. */
-int restore_lazy_start(const char *dir, const char *images_dir, const char *log_path, int socket, pid_t *lazy_pid,
-		       int *drain, struct ferry_error **err);
+/* Post-copy's `criu lazy-pages` started ahead of its restore, by a spare
+ * monitor (it takes ~10 ms to listen, and the restore waits for it): it
+ * waits for restore_lazy_start to tell it where its restore is. */
+struct restore_lazy_ahead {
+	pid_t pid;
+	int late;  /* its configuration socket, -1 once used or dropped */
+	int drain; /* the write end of its drain pipe (below) */
+};
+int restore_lazy_ahead_start(struct restore_lazy_ahead *a, struct ferry_error **err);
+/* Not needed (a start, or a restore without lazy pages): it exits on its
+ * own, a child left to reap. Idempotent. */
+void restore_lazy_ahead_drop(struct restore_lazy_ahead *a);
+/* Post-copy's `criu lazy-pages` on socket (closed here), the one started
+ * ahead when there is one (ahead may be NULL), else started now, as soon
+ * as the monitor has the restore. The pages no task asks for wait until
+ * *drain (a pipe's write end, close-on-exec) is closed: once the restored
+ * tasks run. */
+int restore_lazy_start(const char *dir, const char *images_dir, const char *log_path, int socket,
+		       struct restore_lazy_ahead *ahead, pid_t *lazy_pid, int *drain, struct ferry_error **err);
 /* dir/name, for the fixed file names above. */
 char *state_path(const char *dir, const char *name);
 /* Connect to or bind a unix socket at a path that may be longer than sun_path

@@ -299,8 +299,10 @@ struct monitor {
 	int lazy_drain;
 	long long lazy_drain_by;
 	struct ferry_error *lazy_err; /* why it could not be started (reported by monitor_start) */
-	/* A spare's `criu swrk` (fd -1: none). */
+	/* A spare's `criu swrk` (fd -1: none), and its `criu lazy-pages`
+	 * (late -1: none). */
 	struct checkpoint_swrk swrk;
+	struct restore_lazy_ahead lazy_ahead;
 };
 
 static void report_start(struct monitor *m, const char *text)
@@ -809,15 +811,19 @@ static void reap_all(void)
 }
 
 /* The monitor proper, detached: status_fd and lazy_fd (or -1) as
- * monitor_detach leaves them; swrk (or NULL): a spare's. */
-static _Noreturn void monitor_run(const char *dir, int status_fd, int lazy_fd, struct checkpoint_swrk *swrk)
+ * monitor_detach leaves them; swrk and lazy_ahead (or NULL): a spare's. */
+static _Noreturn void monitor_run(const char *dir, int status_fd, int lazy_fd, struct checkpoint_swrk *swrk,
+				  struct restore_lazy_ahead *lazy_ahead)
 {
 	struct monitor m = { .status_fd = -1, .console = -1, .console_log = -1, .listen_fd = -1, .signal_fd = -1,
-			     .lazy_drain = -1, .swrk = { .pid = -1, .fd = -1 } };
+			     .lazy_drain = -1, .swrk = { .pid = -1, .fd = -1 },
+			     .lazy_ahead = { .pid = -1, .late = -1, .drain = -1 } };
 	for (int i = 0; i < MAX_CONSOLE_CLIENTS; i++)
 		m.clients[i] = -1;
 	if (swrk != NULL)
 		m.swrk = *swrk;
+	if (lazy_ahead != NULL)
+		m.lazy_ahead = *lazy_ahead;
 	m.status_fd = status_fd;
 	m.restore_opts.lazy_socket = lazy_fd;
 	m.restore_opts.lazy_pages = m.restore_opts.lazy_socket >= 0;
@@ -838,8 +844,10 @@ static _Noreturn void monitor_run(const char *dir, int status_fd, int lazy_fd, s
 	 * takes ~10 ms from its spawn to listen here; the monitor's own
 	 * start-up (the spec, its log and files, the cgroups) goes meanwhile. */
 	if (m.restore_images != NULL && m.restore_opts.lazy_pages)
-		restore_lazy_start(dir, m.restore_images, m.restore_log, steal_fd(&m.restore_opts.lazy_socket), &m.lazy_pid,
-				   &m.lazy_drain, &m.lazy_err);
+		restore_lazy_start(dir, m.restore_images, m.restore_log, steal_fd(&m.restore_opts.lazy_socket),
+				   &m.lazy_ahead, &m.lazy_pid, &m.lazy_drain, &m.lazy_err);
+	/* A spare's daemon that no restore took: it exits. */
+	restore_lazy_ahead_drop(&m.lazy_ahead);
 
 	struct ferry_error *err = NULL;
 	if (spec_load(dir, &m.spec, &err) < 0) {
@@ -899,7 +907,7 @@ _Noreturn void runtime_monitor_main(const char *dir)
 {
 	int lazy_fd = -1;
 	int status_fd = monitor_detach(&lazy_fd);
-	monitor_run(dir, status_fd, lazy_fd, NULL);
+	monitor_run(dir, status_fd, lazy_fd, NULL, NULL);
 }
 
 /* ---- spare monitors ----
@@ -908,7 +916,9 @@ _Noreturn void runtime_monitor_main(const char *dir)
  * and detach, and a restore another ~15-20 ms for CRIU's `criu swrk` to
  * start (exec, ~350 page faults of libraries here): all while a migrating
  * container is stopped. So ferryd keeps one monitor started ahead of need,
- * with a swrk of its own: it waits on a socket for the instance's
+ * with a swrk of its own and a `criu lazy-pages` waiting to be told where
+ * a post-copy restore is (restore_lazy_ahead_start: it takes ~10 ms to
+ * listen, which the restore would wait for): it waits on a socket for the instance's
  * directory and the environment monitor_launch gives a new monitor, with
  * the status pipe (and post-copy's page socket) as SCM_RIGHTS, then goes
  * on as that monitor. It ends when its socket does (its ferryd gone).
@@ -941,6 +951,9 @@ _Noreturn void runtime_monitor_spare_main(void)
 	struct ferry_error *err = NULL;
 	if (checkpoint_swrk_start(-1, &swrk, &err) < 0)
 		error_free(&err); /* a restore starts its own */
+	struct restore_lazy_ahead lazy;
+	if (restore_lazy_ahead_start(&lazy, &err) < 0)
+		error_free(&err); /* a post-copy restore starts its own */
 
 	char hello[32];
 	int len = snprintf(hello, sizeof(hello), "%d", (int)getpid());
@@ -968,7 +981,7 @@ _Noreturn void runtime_monitor_spare_main(void)
 		*eq = '\0';
 		setenv(p, eq + 1, 1);
 	}
-	monitor_run(dir, fds[0], fds[1], &swrk);
+	monitor_run(dir, fds[0], fds[1], &swrk, &lazy);
 }
 
 /* ferryd's side: one spare at a time. */

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -59,34 +60,114 @@ char *restore_lazy_log_path(const char *restore_log)
 /* Post-copy: `criu lazy-pages` listens in the restore's work directory
  * (its log's) before CRIU restores; the monitor keeps no copy of the
  * socket, so that the source sees the end when the daemon ends. */
-int restore_lazy_start(const char *dir, const char *images_dir, const char *log_path, int socket, pid_t *lazy_pid,
-		       int *drain, struct ferry_error **err)
+/* A pipe or socket pair whose fds are above the fds 3-5 a CRIU child gets
+ * them as (checkpoint_spawn_criu), close-on-exec. */
+static int fd_pair_high(int kind, int fds[2], struct ferry_error **err)
+{
+	int p[2];
+	int r = kind == 0 ? pipe2(p, O_CLOEXEC) : socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, p);
+	if (r < 0)
+		return error_sys(err, errno, kind == 0 ? "pipe" : "socketpair");
+	fds[0] = fcntl(p[0], F_DUPFD_CLOEXEC, 10);
+	fds[1] = fcntl(p[1], F_DUPFD_CLOEXEC, 10);
+	close(p[0]);
+	close(p[1]);
+	if (fds[0] >= 0 && fds[1] >= 0)
+		return 0;
+	int e = errno;
+	if (fds[0] >= 0)
+		close(fds[0]);
+	if (fds[1] >= 0)
+		close(fds[1]);
+	return error_sys(err, e, "fcntl");
+}
+
+int restore_lazy_ahead_start(struct restore_lazy_ahead *a, struct ferry_error **err)
+{
+	*a = (struct restore_lazy_ahead){ .pid = -1, .late = -1, .drain = -1 };
+	int drain[2], late[2];
+	if (fd_pair_high(0, drain, err) < 0)
+		return -1;
+	if (fd_pair_high(1, late, err) < 0) {
+		close(drain[0]);
+		close(drain[1]);
+		return -1;
+	}
+	int r = checkpoint_lazy_pages_ahead(drain[0], late[1], &a->pid, err);
+	close(drain[0]);
+	close(late[1]);
+	if (r < 0) {
+		close(drain[1]);
+		close(late[0]);
+		return -1;
+	}
+	a->late = late[0];
+	a->drain = drain[1];
+	return 0;
+}
+
+void restore_lazy_ahead_drop(struct restore_lazy_ahead *a)
+{
+	if (a->late >= 0)
+		close(steal_fd(&a->late));
+	if (a->drain >= 0)
+		close(steal_fd(&a->drain));
+}
+
+/* Tell the daemon started ahead where its restore is (checkpoint.h). */
+static int lazy_configure(int late, const char *images_dir, const char *lazy_log, int socket, struct ferry_error **err)
+{
+	cleanup_free char *work_dir = xstrdup(lazy_log);
+	char *slash = strrchr(work_dir, '/');
+	if (slash == NULL)
+		return error_bad_request(err, "lazy-pages log %s: not absolute", lazy_log);
+	*slash = '\0';
+	const char *name = slash + 1;
+	cleanup_close int images = open(images_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (images < 0)
+		return error_sys(err, errno, "open %s", images_dir);
+	cleanup_close int work = open(work_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (work < 0)
+		return error_sys(err, errno, "open %s", work_dir);
+	int fds[3] = { images, work, socket };
+	if (unix_send_fds(late, name, strlen(name), fds, 3) < 0)
+		return error_sys(err, errno, "configure the lazy-pages daemon started ahead");
+	return 0;
+}
+
+int restore_lazy_start(const char *dir, const char *images_dir, const char *log_path, int socket,
+		       struct restore_lazy_ahead *ahead, pid_t *lazy_pid, int *drain, struct ferry_error **err)
 {
 	cleanup_free char *status = state_path(dir, RUNTIME_LAZY_STATUS);
 	unlink(status);
 	cleanup_free char *lazy_log = restore_lazy_log_path(log_path);
-	/* Above the daemon's fds 3 and 4, which its spawn fills from these. */
-	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0) {
-		close(socket);
-		return error_sys(err, errno, "pipe");
+	if (ahead != NULL && ahead->late >= 0) {
+		cleanup_error struct ferry_error *e = NULL;
+		int r = lazy_configure(ahead->late, images_dir, lazy_log, socket, &e);
+		close(steal_fd(&ahead->late));
+		if (r == 0) {
+			close(socket);
+			*lazy_pid = ahead->pid;
+			*drain = steal_fd(&ahead->drain);
+			return 0;
+		}
+		/* It ends (a child left to reap); a new one starts. */
+		log_warn("post-copy: the lazy-pages daemon started ahead: %s", e->msg);
+		kill(ahead->pid, SIGKILL);
+		restore_lazy_ahead_drop(ahead);
 	}
-	cleanup_close int drain_read = fcntl(p[0], F_DUPFD_CLOEXEC, 10);
-	int drain_write = fcntl(p[1], F_DUPFD_CLOEXEC, 10);
-	close(p[0]);
-	close(p[1]);
-	if (drain_read < 0 || drain_write < 0) {
-		if (drain_write >= 0)
-			close(drain_write);
+	int d[2];
+	if (fd_pair_high(0, d, err) < 0) {
 		close(socket);
-		return error_sys(err, errno, "pipe");
+		return -1;
 	}
-	int r = checkpoint_lazy_pages_start(images_dir, lazy_log, socket, drain_read, lazy_pid, err);
+	int r = checkpoint_lazy_pages_start(images_dir, lazy_log, socket, d[0], lazy_pid, err);
+	close(d[0]);
 	close(socket);
 	if (r < 0)
-		close(drain_write);
+		close(d[1]);
 	else
-		*drain = drain_write;
+		*drain = d[1];
 	return r;
 }
 

@@ -87,6 +87,8 @@ expect_match "... whose pages nobody asked for waited for c1 to run" \
 	'wait for fd 4 .*may go now'
 expect_match "... until h2's monitor saw init resumed" "$(cat "$BED_DIR/h2/logs/c1/monitor.log")" \
 	'c1: init runs: the rest of its pages follow'
+expect_match "... and the daemon was the one h2's spare monitor had started ahead" \
+	"$(cat "$BED_DIR"/h2/logs/c1/migration_lazy-pages_*.log)" 'Configured late: log migration_lazy-pages_'
 # CRIU's images were made in memory on both hosts (ferryd's staging
 # directory on /dev/shm), not on their disks, and neither kept them.
 expect_match "h1 dumped c1 into memory" "$(grep 'c1: its dump goes to' "$BED_DIR/h1/logs/ferryd.log")" \
