@@ -18,6 +18,14 @@
 
 #include "common/error.h"
 
+/* Call once at start, before any thread: every CRIU this process starts
+ * afterwards (directly, through libcriu, or through a child that inherits
+ * the environment) tells it only of the actions ferry acts on
+ * (CRIU_RPC_NOTIFY, scripts/criu-patches/0029): network-lock and -unlock,
+ * post-dump, the orphaned pty master. Each other notification is a round
+ * trip (~0.3-0.7 ms here) while the container is stopped. */
+void checkpoint_process_init(void);
+
 /* A mount CRIU does not save but leaves to ferry: at dump, the mount at
  * `where` inside the container is recorded under `key`; at restore, `key`
  * is bound from the host directory `where`. (A bind from the host that

@@ -399,6 +399,11 @@ int checkpoint_dump(const struct checkpoint_dump_opts *o, struct ferry_error **e
 	return 0;
 }
 
+void checkpoint_process_init(void)
+{
+	setenv("CRIU_RPC_NOTIFY", "network-lock,network-unlock,post-dump,orphan-pts-master", 1);
+}
+
 /* libcriu's notify callback has no user data; a restore runs in one thread,
  * whose variable this is. */
 static __thread int restore_console_master = -1;

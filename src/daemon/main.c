@@ -253,6 +253,8 @@ int main(int argc, char **argv)
 	/* The runtime re-executes ferryd as each container's monitor. */
 	if (argc == 3 && strcmp(argv[1], "__monitor") == 0)
 		runtime_monitor_main(argv[2]);
+	/* Inherited by the monitors, their spares and every CRIU. */
+	checkpoint_process_init();
 
 	/* Migration streams allocate a message buffer of 256 KiB or more per
 	 * websocket message, several times over: glibc would map and unmap each

@@ -303,6 +303,7 @@ int main(int argc, char **argv)
 		runtime_monitor_main(argv[2]);
 	if (argc < 2)
 		return usage();
+	checkpoint_process_init();
 	signal(SIGPIPE, SIG_IGN);
 	const char *cmd = argv[1];
 	argc -= 2;
