@@ -918,10 +918,11 @@ _Noreturn void runtime_monitor_main(const char *dir)
  * container is stopped. So ferryd keeps one monitor started ahead of need,
  * with a swrk of its own and a `criu lazy-pages` waiting to be told where
  * a post-copy restore is (restore_lazy_ahead_start: it takes ~10 ms to
- * listen, which the restore would wait for): it waits on a socket for the instance's
- * directory and the environment monitor_launch gives a new monitor, with
- * the status pipe (and post-copy's page socket) as SCM_RIGHTS, then goes
- * on as that monitor. It ends when its socket does (its ferryd gone).
+ * listen, which the restore would wait for). The spare waits on a socket
+ * for the instance's directory and the environment monitor_launch gives a
+ * new monitor, with the status pipe (and post-copy's page socket) as
+ * SCM_RIGHTS, then goes on as that monitor. It ends when its socket does
+ * (its ferryd gone), and its lazy-pages daemon with it.
  *
  * Its swrk is in the host's mount namespace, as the spare is: a restore
  * whose rootfs must show at the dumping host's path (alias_rootfs: a

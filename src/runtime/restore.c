@@ -57,17 +57,14 @@ char *restore_lazy_log_path(const char *restore_log)
 	return xasprintf("%.*s_lazy-pages_%s", (int)(at - restore_log), restore_log, at + strlen("_restore_"));
 }
 
-/* Post-copy: `criu lazy-pages` listens in the restore's work directory
- * (its log's) before CRIU restores; the monitor keeps no copy of the
- * socket, so that the source sees the end when the daemon ends. */
-/* A pipe or socket pair whose fds are above the fds 3-5 a CRIU child gets
- * them as (checkpoint_spawn_criu), close-on-exec. */
-static int fd_pair_high(int kind, int fds[2], struct ferry_error **err)
+/* A pipe (or a unix socket pair: socket) whose fds are above the fds 3-5
+ * a CRIU child gets them as (checkpoint_spawn_criu), close-on-exec. */
+static int fd_pair_high(bool socket, int fds[2], struct ferry_error **err)
 {
 	int p[2];
-	int r = kind == 0 ? pipe2(p, O_CLOEXEC) : socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, p);
+	int r = socket ? socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, p) : pipe2(p, O_CLOEXEC);
 	if (r < 0)
-		return error_sys(err, errno, kind == 0 ? "pipe" : "socketpair");
+		return error_sys(err, errno, socket ? "socketpair" : "pipe");
 	fds[0] = fcntl(p[0], F_DUPFD_CLOEXEC, 10);
 	fds[1] = fcntl(p[1], F_DUPFD_CLOEXEC, 10);
 	close(p[0]);
@@ -86,9 +83,9 @@ int restore_lazy_ahead_start(struct restore_lazy_ahead *a, struct ferry_error **
 {
 	*a = (struct restore_lazy_ahead){ .pid = -1, .late = -1, .drain = -1 };
 	int drain[2], late[2];
-	if (fd_pair_high(0, drain, err) < 0)
+	if (fd_pair_high(false, drain, err) < 0)
 		return -1;
-	if (fd_pair_high(1, late, err) < 0) {
+	if (fd_pair_high(true, late, err) < 0) {
 		close(drain[0]);
 		close(drain[1]);
 		return -1;
@@ -135,6 +132,9 @@ static int lazy_configure(int late, const char *images_dir, const char *lazy_log
 	return 0;
 }
 
+/* Post-copy: `criu lazy-pages` listens in the restore's work directory
+ * (its log's) before CRIU restores; the monitor keeps no copy of the
+ * socket, so that the source sees the end when the daemon ends. */
 int restore_lazy_start(const char *dir, const char *images_dir, const char *log_path, int socket,
 		       struct restore_lazy_ahead *ahead, pid_t *lazy_pid, int *drain, struct ferry_error **err)
 {
@@ -157,7 +157,7 @@ int restore_lazy_start(const char *dir, const char *images_dir, const char *log_
 		restore_lazy_ahead_drop(ahead);
 	}
 	int d[2];
-	if (fd_pair_high(0, d, err) < 0) {
+	if (fd_pair_high(false, d, err) < 0) {
 		close(socket);
 		return -1;
 	}
