@@ -99,10 +99,10 @@
  * migration.memory says: "auto", post-copy for an instance using at least
  * MIGRATE_POST_COPY_FROM bytes (its memory cgroup's usage), else
  * stop-and-copy. Measured (bench/migrate_downtime.sh, README): post-copy's
- * downtime stays at 0.18-0.24 s from 16 MiB to 2 GiB, stop-and-copy's
- * grows with the memory (0.25 s at 16 MiB, 0.35 s at 64 MiB, 0.65 s at
- * 256 MiB, 3-5 s at 1 GiB); below a few tens of MiB the difference is
- * ~0.06-0.17 s, and stop-and-copy has no window in which a failure loses
+ * downtime stays at 0.12-0.19 s from 16 MiB to 2 GiB, stop-and-copy's
+ * grows with the memory (0.23 s at 16 MiB, 0.30 s at 64 MiB, 0.75 s at
+ * 256 MiB, ~4 s at 1 GiB); below a few tens of MiB the difference is
+ * ~0.1-0.17 s, and stop-and-copy has no window in which a failure loses
  * the memory. */
 #define MIGRATE_MEMORY_DEFAULT "auto"
 #define MIGRATE_POST_COPY_FROM (32LL << 20)
