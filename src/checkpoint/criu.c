@@ -521,18 +521,13 @@ int checkpoint_resume(const char *cgroup_procs, struct ferry_error **err)
 int checkpoint_spawn_criu(char **argv, int socket, int drain_fd, int late_fd, pid_t *pid, struct ferry_error **err)
 {
 	/* The environment, and the CRIU_LAZY_ variables for the fds given. */
-	size_t n_env = 0;
-	while (environ[n_env] != NULL)
-		n_env++;
-	cleanup_free char **envp = xcalloc(n_env + 3, sizeof(char *));
-	size_t k = 0;
-	for (size_t i = 0; i < n_env; i++)
-		if (strncmp(environ[i], "CRIU_LAZY_", 10) != 0)
-			envp[k++] = environ[i];
+	char *lazy[3] = { NULL };
+	size_t n_lazy = 0;
 	if (drain_fd >= 0)
-		envp[k++] = "CRIU_LAZY_DRAIN_FD=4";
+		lazy[n_lazy++] = "CRIU_LAZY_DRAIN_FD=4";
 	if (late_fd >= 0)
-		envp[k++] = "CRIU_LAZY_LATE_FD=5";
+		lazy[n_lazy++] = "CRIU_LAZY_LATE_FD=5";
+	cleanup_free char **envp = environ_without("CRIU_LAZY_", lazy);
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);

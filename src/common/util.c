@@ -71,6 +71,21 @@ size_t strv_len(char *const *v)
 	return n;
 }
 
+char **environ_without(const char *drop, char *const *extra)
+{
+	extern char **environ;
+	size_t n_env = strv_len(environ);
+	size_t n_extra = strv_len(extra);
+	char **envp = xcalloc(n_env + n_extra + 1, sizeof(char *));
+	size_t k = 0;
+	for (size_t i = 0; i < n_env; i++)
+		if (strncmp(environ[i], drop, strlen(drop)) != 0)
+			envp[k++] = environ[i];
+	for (size_t i = 0; i < n_extra; i++)
+		envp[k++] = extra[i];
+	return envp;
+}
+
 void strv_free(char **v)
 {
 	for (size_t i = 0; v != NULL && v[i] != NULL; i++)

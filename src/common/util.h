@@ -29,6 +29,10 @@ void *xcalloc(size_t n, size_t size);
 
 size_t strv_len(char *const *v);
 void strv_free(char **v);
+/* For a child's exec: this process's environment without the variables
+ * whose names begin with drop, then extra (NULL-terminated, or NULL). Free
+ * the array, not the strings. */
+char **environ_without(const char *drop, char *const *extra);
 
 /* Read a whole file (NUL-terminated; *len without the NUL, if len is not NULL). */
 int file_read(const char *path, char **out, size_t *len, struct ferry_error **err);

@@ -30,8 +30,6 @@
 #include "runtime/internal.h"
 #include "runtime/network.h"
 
-extern char **environ;
-
 #define CONSOLE_LOG_MAX (1024 * 1024)
 #define CONSOLE_LOG_KEEP (512 * 1024)
 #define MAX_CONSOLE_CLIENTS 16
@@ -90,17 +88,7 @@ static char *monitor_program(void)
  * variable, then extra (NULL-terminated). Free the array, not the strings. */
 static char **monitor_environ(char *const *extra)
 {
-	size_t n_env = strv_len(environ);
-	size_t n_extra = strv_len(extra);
-	char **envp = xcalloc(n_env + n_extra + 1, sizeof(char *));
-	size_t k = 0;
-	for (size_t i = 0; i < n_env; i++)
-		if (strncmp(environ[i], "FERRY_MONITOR_", strlen("FERRY_MONITOR_")) != 0)
-			envp[k++] = environ[i];
-	for (size_t i = 0; i < n_extra; i++)
-		envp[k++] = extra[i];
-	envp[k] = NULL;
-	return envp;
+	return environ_without("FERRY_MONITOR_", extra);
 }
 
 /* Spawn the monitor and wait for its report. what: "start" or "restore";
