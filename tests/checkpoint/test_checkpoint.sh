@@ -185,6 +185,19 @@ check "add routes inside: through a gateway, on the link with a metric, over IPv
 	 ip -6 addr add fd00::5/64 dev eth0 && ip -6 route add fd01::/64 via fd00::1"
 
 # --- stateful snapshot ---------------------------------------------------------
+# /dev/shm with a tree in it, which CRIU writes and reads itself (ferry's
+# patch 0032), not through tar: everything tar kept must come back.
+rexec c1 -- sh -c 'cd /dev/shm && mkdir -p d/e && echo hello >d/file &&
+	dd if=/dev/urandom of=d/big bs=1k count=300 2>/dev/null && truncate -s 8M sparse &&
+	echo middle | dd of=sparse bs=1 seek=4194304 conv=notrunc 2>/dev/null && ln -s d/file link &&
+	ln d/file d/e/hard && mkfifo fifo && echo x >suid && chown 1234:5678 suid && chmod 4755 suid &&
+	chmod 751 d && chmod 1777 d/e && touch -d "2001-02-03 04:05:06" d/e d/file link'
+shm_tree() {
+	rexec c1 -- sh -c 'cd /dev/shm && find . | sort | while read -r f; do
+		stat -c "%n %F %a %u %g %Y %h %s %b" "$f"; done; md5sum d/file d/big sparse; readlink link'
+}
+tree_before=$(shm_tree)
+expect_match "/dev/shm holds a tree before the snapshot" "$tree_before" 'd/e/hard regular file 644 0 0 981173106 2 6 '
 INIT=$(state_field c1 init_pid)
 checkpoint "$TEST_DIR/snap1" --leave-running
 rc=$?
@@ -213,6 +226,11 @@ check "the counter continues from the snapshot ($at_snapshot -> $from_snapshot)"
 coproc TCP { exec socat - "TCP:$SUBNET.2:7000,connect-timeout=5"; }
 TCP_PID=$TCP_PID
 check "a new TCP connection echoes" tcp_echo hello-3
+tree_after=$(shm_tree)
+expect_eq "/dev/shm's tree is back: types, modes, owners, times, links, holes, data" "$tree_after" "$tree_before"
+[ "$tree_after" = "$tree_before" ] || diff <(echo "$tree_before") <(echo "$tree_after") | sed 's/^/#   /'
+check "... dumped by CRIU itself, not tar" grep -q "tmpfs ./dev/shm: dumped its tree" "$(ls -t "$TEST_DIR"/log/c1/snapshot_dump_*.log | head -1)"
+check "... and restored so" grep -q "restored its tree" "$(latest_log restore)"
 expect_match "the container's own routing rule is back" "$(rexec c1 -- ip rule show)" \
 	'1000:[[:space:]]+from 10\.99\.0\.0/16 lookup 100'
 check_fails "... restored by ip rule restore" grep -q "Only the default rules" "$(latest_log restore)"
