@@ -110,6 +110,11 @@ for i in 1 2 3 4; do
 	mem_before=$(memcheck "$from")
 	if ! out=$(fy "$from" move c1 "$to:" 2>&1) || ! echo "$out" | grep -q "Its memory followed"; then
 		fail "move $i ($from -> $to)" "$out"
+		# The logs the error names go with the bed: their ends, here.
+		for log in $(printf '%s\n' "$out" | grep -o 'log: [^ );]*' | cut -c6- | sort -u); do
+			echo "# --- the end of $log"
+			tail -n 40 "$log" 2>/dev/null | sed 's/^/#   /'
+		done
 		break
 	fi
 	after=$(counter "$to")
