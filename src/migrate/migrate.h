@@ -99,7 +99,7 @@
  * migration.memory says: "auto", post-copy for an instance using at least
  * MIGRATE_POST_COPY_FROM bytes (its memory cgroup's usage), else
  * stop-and-copy. Measured (bench/migrate_downtime.sh, README): post-copy's
- * downtime stays at 0.12-0.19 s from 16 MiB to 2 GiB, stop-and-copy's
+ * downtime stays at 0.12-0.18 s from 16 MiB to 2 GiB, stop-and-copy's
  * grows with the memory (0.23 s at 16 MiB, 0.30 s at 64 MiB, 0.75 s at
  * 256 MiB, ~4 s at 1 GiB); below a few tens of MiB the difference is
  * ~0.1-0.17 s, and stop-and-copy has no window in which a failure loses
