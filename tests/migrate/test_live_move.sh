@@ -24,6 +24,13 @@ check "launch c1 on h1" fy h1 launch busybox c1
 # Started from exec sessions that end at once: the processes live on below init.
 check "start a counter in c1" start_counter h1
 check "start a TCP echo server in c1" fy h1 exec c1 -- sh -c 'nc -ll -p 7000 -e /bin/cat </dev/null >/dev/null 2>&1 &'
+# A file in the rootfs that grows all through the moves (a line every
+# 20 ms, by a process that moves too): the rootfs's passes before and
+# during the freeze must carry every line, none twice.
+check "start appending to /root/seq in c1" fy h1 exec c1 -- sh -c \
+	'sh -c '\''i=0; while :; do i=$((i+1)); echo $i >>/root/seq; usleep 20000; done'\'' </dev/null >/dev/null 2>&1 &'
+# "LINES BAD": how many lines, and how many are not their own number.
+seq_state() { fy "$1" exec c1 -- awk '$1 != NR { bad++ } END { print NR, bad + 0 }' /root/seq; }
 check "snapshot c1 s1" fy h1 snapshot c1 s1
 ip_c1=$(ipv4 h1 c1)
 mac_c1=$(hwaddr h1 c1)
@@ -50,6 +57,9 @@ expect_eq "c1 kept its address" "$(ipv4 h2 c1)" "$ip_c1"
 expect_eq "... and its MAC" "$(hwaddr h2 c1)" "$mac_c1"
 expect_eq "... and a TCP hash table of its own, made by h2's restore" "$(tcp_hash h2)" 16384
 expect_eq "... and its snapshot" "$(fy h2 list c1 --format csv -c S)" 1
+sleep 0.2
+seq_after=$(seq_state h2)
+expect_match "/root/seq went on growing, every line there once and in order ($seq_after)" "$seq_after" '^[0-9]+ 0$'
 expect_match "h2 kept CRIU's restore log" "$(ls "$BED_DIR/h2/logs/c1")" "migration_restore_.*\.log"
 expect_match "... and the source's dump log" "$(ls "$BED_DIR/h2/logs/c1")" "migration_dump_.*\.log"
 expect_match "... whose restore took the swrk started ahead (no mount is bound from inside the rootfs)" \
@@ -77,6 +87,9 @@ done
 expect_eq "$MOVES live moves back and forth, each keeping the process, its count and the connection" "$ok" "$MOVES"
 # Wherever c1 ended up.
 if [ "$(names h1)" = c1 ]; then here=h1 there=h2; else here=h2 there=h1; fi
+seq_end=$(seq_state "$here")
+expect_match "... and /root/seq, after them all, still every line once and in order ($seq_end)" "$seq_end" '^[0-9]+ 0$'
+check "... longer than after the first move" test "${seq_end% *}" -gt "${seq_after% *}"
 
 # --- a target that refuses before anything is frozen
 check "make a profile only $here has" fy "$here" profile create only-here
