@@ -229,7 +229,7 @@ check "a new TCP connection echoes" tcp_echo hello-3
 tree_after=$(shm_tree)
 expect_eq "/dev/shm's tree is back: types, modes, owners, times, links, holes, data" "$tree_after" "$tree_before"
 [ "$tree_after" = "$tree_before" ] || diff <(echo "$tree_before") <(echo "$tree_after") | sed 's/^/#   /'
-check "... dumped by CRIU itself, not tar" grep -q "tmpfs ./dev/shm: dumped its tree" "$(ls -t "$TEST_DIR"/log/c1/snapshot_dump_*.log | head -1)"
+check "... dumped by CRIU itself, not tar" grep -q "tmpfs ./dev/shm: dumped its tree" "$(latest_log dump)"
 check "... and restored so" grep -q "restored its tree" "$(latest_log restore)"
 expect_match "the container's own routing rule is back" "$(rexec c1 -- ip rule show)" \
 	'1000:[[:space:]]+from 10\.99\.0\.0/16 lookup 100'
