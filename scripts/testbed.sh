@@ -21,6 +21,9 @@
 #                       (a container keeps its address when it moves). Host N
 #                       hands out 10.X.Y.(100+15(N-1)) .. +14 only.
 #
+# Each host's state (DIR/hN: ferryd's --root) is an ext4 filesystem of its
+# own, on a loop device (host_disk).
+#
 # ID is a short hash of DIR, so beds in different directories never clash.
 # ferryd runs under `nsenter --net` (not `ip netns exec`, which would give it
 # a fresh /sys without the cgroup mounts). Each host's ferry client (FERRY_CONF
@@ -103,6 +106,20 @@ host_start() {
 	ferryd_wait "$dir/$h" "$pid" || { tail -20 "$dir/$h.out" >&2; die "ferryd of $h did not start"; }
 }
 
+# Host N's state directory, a filesystem of its own: ext4 on a sparse file
+# (DIR/hN.disk) through a loop device, freed when it is unmounted. Separate
+# machines share no inode, file handle or device number, nor a path: what
+# one host's CRIU recorded of its files must not happen to work on another
+# because both are the same filesystem.
+host_disk() {
+	local dir=$1 h=$2
+	mkdir -p "$dir/$h"
+	truncate -s "${FERRY_BED_DISK:-16G}" "$dir/$h.disk" || die "disk image for $h"
+	mkfs.ext4 -q -F -m 0 -E nodiscard "$dir/$h.disk" || die "mkfs.ext4 for $h"
+	mount -o loop "$dir/$h.disk" "$dir/$h" || die "mount the disk of $h"
+	rmdir "$dir/$h/lost+found"
+}
+
 cmd_up() {
 	local dir=$1 n=$2
 	[[ $n =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] && [ "$n" -le $MAX_HOSTS ] || die "N must be 1..$MAX_HOSTS"
@@ -133,7 +150,7 @@ cmd_up() {
 		# Both ends made directly in their namespaces: no name on this host.
 		ip link add name lan0 netns "$ns" type veth peer name "$h" netns "$lan" || die "veth for $h"
 		ip -n "$lan" link set "$h" master lan up
-		mkdir -p "$dir/$h"
+		host_disk "$dir" "$h"
 		host_start "$dir" "$h" "$subnet"
 		# The LAN veth joins the containers' bridge, which holds the host's address.
 		ip -n "$ns" link set lan0 master "$BRIDGE" up || die "lan0 of $h"

@@ -71,6 +71,16 @@ time.sleep(1000)
 PYEOF
 }
 
+# host_pty_wait FILE: until the sleeper of host_pty_sleeper (its python is
+# HOLDER_PID) has written its pid to FILE and the shell nsenter ran has
+# ended: until then a move or a stateful stop takes that shell for an exec
+# session, and refuses before CRIU is asked.
+host_pty_wait() {
+	local i
+	for i in $(seq 30); do [ -s "$1" ] && break; sleep 0.1; done
+	for i in $(seq 50); do [ -z "$(ps -o pid= --ppid "$HOLDER_PID")" ] && break; sleep 0.1; done
+}
+
 # The ferryd of this test: call once; torn down on exit.
 ferry_setup() {
 	TEST_DIR=$(mktemp -d /tmp/ferry-test.XXXXXX)

@@ -120,6 +120,15 @@ int cli_check_args(const struct cli_command *cmd, int nargs, int min, int max)
 	return 0;
 }
 
+int cli_no_options(const struct cli_command *cmd, int argc, char **argv, int min, int max)
+{
+	int c;
+	while ((c = cli_next_option(cmd, argc, argv)) != -1)
+		return c == CLI_OPT_HELP ? EXIT_OK : EXIT_USAGE;
+	int rc = cli_check_args(cmd, argc - optind, min, max);
+	return rc != 0 ? rc : -1;
+}
+
 /* What to do next, for the errors users meet most. */
 static const char *error_hint(const struct ferry_error *err)
 {

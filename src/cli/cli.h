@@ -49,6 +49,9 @@ int cli_usage_error(const struct cli_command *cmd, const char *fmt, ...) __attri
 /* Check the number of arguments left after the options. Returns 0 if in range (max < 0: no maximum),
  * else prints a usage error and returns EXIT_USAGE. */
 int cli_check_args(const struct cli_command *cmd, int nargs, int min, int max);
+/* A verb without options of its own (--help only), min..max arguments
+ * (max -1: any): -1 to go on, else the exit code. */
+int cli_no_options(const struct cli_command *cmd, int argc, char **argv, int min, int max);
 /* "Error: <message>" on stderr, with a hint when we know what to do. Returns EXIT_FAIL. */
 int cli_fail(const struct ferry_error *err);
 

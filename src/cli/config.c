@@ -1,6 +1,7 @@
 /* ferry config get|set|unset|show|edit: instance and server configuration.
  * Without an instance the server's config is meant, as with lxc; config
  * keys contain a '.', instance names never do, which tells them apart. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 #include "cli/cli.h"
 #include "cli/client.h"
 #include "cli/config_verbs.h"
+#include "cli/devices.h"
 #include "cli/edit.h"
 #include "cli/render.h"
 #include "cli/target.h"
@@ -262,9 +264,31 @@ static int config_show(int argc, char **argv)
 	return rc;
 }
 
+/* ferry config device …: an instance's own devices. */
+static int instance_devices_fetch(struct client *client, const char *name, json_t **writable, struct ferry_error **err)
+{
+	if (*name == '\0')
+		return error_bad_request(err, "Devices belong to an instance: name one");
+	return config_fetch(client, name, false, writable, err);
+}
+
+static int instance_devices_store(struct client *client, const char *name, json_t *writable, struct ferry_error **err)
+{
+	return config_put(client, name, writable, err);
+}
+
+static int config_device(int argc, char **argv)
+{
+	static const struct device_owner instances = {
+		.group = "config device", .noun = "instance", .fetch = instance_devices_fetch, .store = instance_devices_store,
+	};
+	return cli_devices(&instances, argc, argv);
+}
+
 int cmd_config(int argc, char **argv)
 {
 	static const struct cli_subcommand subs[] = {
+		{ "device", NULL, "Manage instance devices", config_device },
 		{ "edit", NULL, "Edit instance or server configurations as YAML", config_edit },
 		{ "get", NULL, "Get values for instance or server configuration keys", config_get },
 		{ "set", NULL, "Set instance or server configuration keys", config_set },

@@ -78,7 +78,10 @@ int copy_remote(const struct copy_remote_args *a, struct ferry_error **err)
 	if (source_identity(src, &url_base, &pem, err) < 0)
 		goto out;
 
-	json_t *offer = json_pack("{s:b, s:b, s:b}", "migration", 1, "live", live, "instance_only", a->instance_only);
+	/* A move of an instance stopped with its state takes the state along. */
+	bool stateful = !was_running && a->move && !a->stateless && json_is_true(json_object_get(inst, "stateful"));
+	json_t *offer = json_pack("{s:b, s:b, s:b, s:b}", "migration", 1, "live", live, "instance_only", a->instance_only,
+				  "stateful", stateful);
 	if (live && a->memory != NULL)
 		json_object_set_new(offer, "memory", json_string(a->memory));
 	int r = client_query_operation(src, "POST", path, offer, &src_op, err);

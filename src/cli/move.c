@@ -3,7 +3,9 @@
  * target, then the source is deleted once the target has the instance
  * (copy_remote). A running instance moves live (its processes, memory,
  * open files and connections go on running there), or with --stateless
- * (stopped here, booted there). `ferry move c1/s1 c1/s2` renames a
+ * (stopped here, booted there). A stopped instance moves cold, with the
+ * state a stateful stop saved (its start there restores it) unless
+ * --stateless. `ferry move c1/s1 c1/s2` renames a
  * snapshot; `ferry rename` is this verb too, as in lxc. */
 #include <errno.h>
 #include <stdio.h>
@@ -30,7 +32,8 @@ int cmd_move(int argc, char **argv)
 		.name = "move",
 		.usage = "[<remote>:]<instance> [<remote>:][<instance>] [flags]",
 		.summary = "Move instances within or in between servers",
-		.help = "      --stateless       Move a running instance by stopping it here and starting it there\n"
+		.help = "      --stateless       Move a running instance by stopping it here and starting it there;\n"
+			"                        a stopped one without the state a stateful stop saved\n"
 			"      --memory MODE     How a live move takes the memory along: stop-and-copy (all of it\n"
 			"                        while the instance is stopped) or post-copy (it runs there at once,\n"
 			"                        its memory follows as it is used) or auto (post-copy from 32 MiB\n"

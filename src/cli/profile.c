@@ -9,20 +9,12 @@
 
 #include "cli/cli.h"
 #include "cli/client.h"
+#include "cli/devices.h"
 #include "cli/edit.h"
 #include "cli/render.h"
 #include "cli/target.h"
 #include "common/util.h"
 #include "common/yaml_json.h"
-
-static int no_options(const struct cli_command *cmd, int argc, char **argv, int min, int max)
-{
-	int c;
-	while ((c = cli_next_option(cmd, argc, argv)) != -1)
-		return c == CLI_OPT_HELP ? EXIT_OK : EXIT_USAGE;
-	int rc = cli_check_args(cmd, argc - optind, min, max);
-	return rc != 0 ? rc : -1;
-}
 
 static int open_target(const char *arg, struct target *t, struct client **client, struct ferry_error **err)
 {
@@ -174,7 +166,7 @@ static int profile_show(int argc, char **argv)
 {
 	const struct cli_command cmd = { .name = "profile show", .usage = "[<remote>:]<profile> [flags]",
 					 .summary = "Show profile configurations" };
-	int rc = no_options(&cmd, argc, argv, 1, 1);
+	int rc = cli_no_options(&cmd, argc, argv, 1, 1);
 	if (rc >= 0)
 		return rc;
 	cleanup_error struct ferry_error *err = NULL;
@@ -193,7 +185,7 @@ static int profile_get(int argc, char **argv)
 {
 	const struct cli_command cmd = { .name = "profile get", .usage = "[<remote>:]<profile> <key> [flags]",
 					 .summary = "Get values for profile configuration keys" };
-	int rc = no_options(&cmd, argc, argv, 2, 2);
+	int rc = cli_no_options(&cmd, argc, argv, 2, 2);
 	if (rc >= 0)
 		return rc;
 	cleanup_error struct ferry_error *err = NULL;
@@ -215,7 +207,7 @@ static int profile_set(int argc, char **argv)
 		.usage = "[<remote>:]<profile> <key><value>...\n  ferry profile set [<remote>:]<profile> <key> <value>",
 		.summary = "Set profile configuration keys",
 	};
-	int rc = no_options(&cmd, argc, argv, 2, -1);
+	int rc = cli_no_options(&cmd, argc, argv, 2, -1);
 	if (rc >= 0)
 		return rc;
 	int nargs = argc - optind - 1;
@@ -249,7 +241,7 @@ static int profile_unset(int argc, char **argv)
 {
 	const struct cli_command cmd = { .name = "profile unset", .usage = "[<remote>:]<profile> <key> [flags]",
 					 .summary = "Unset profile configuration keys" };
-	int rc = no_options(&cmd, argc, argv, 2, 2);
+	int rc = cli_no_options(&cmd, argc, argv, 2, 2);
 	if (rc >= 0)
 		return rc;
 	const char *key = argv[optind + 1];
@@ -290,7 +282,7 @@ static int profile_edit(int argc, char **argv)
 		.usage = "[<remote>:]<profile> [flags]",
 		.summary = "Edit profile configurations as YAML (read from stdin when it is not a terminal)",
 	};
-	int rc = no_options(&cmd, argc, argv, 1, 1);
+	int rc = cli_no_options(&cmd, argc, argv, 1, 1);
 	if (rc >= 0)
 		return rc;
 	cleanup_error struct ferry_error *err = NULL;
@@ -318,7 +310,7 @@ static int profile_rename(int argc, char **argv)
 {
 	const struct cli_command cmd = { .name = "profile rename", .usage = "[<remote>:]<profile> <new-name> [flags]",
 					 .summary = "Rename profiles" };
-	int rc = no_options(&cmd, argc, argv, 2, 2);
+	int rc = cli_no_options(&cmd, argc, argv, 2, 2);
 	if (rc >= 0)
 		return rc;
 	cleanup_error struct ferry_error *err = NULL;
@@ -339,7 +331,7 @@ static int profile_delete(int argc, char **argv)
 {
 	const struct cli_command cmd = { .name = "profile delete", .usage = "[<remote>:]<profile>... [flags]",
 					 .summary = "Delete profiles" };
-	int rc = no_options(&cmd, argc, argv, 1, -1);
+	int rc = cli_no_options(&cmd, argc, argv, 1, -1);
 	if (rc >= 0)
 		return rc;
 	rc = EXIT_OK;
@@ -483,7 +475,7 @@ static int instance_profile_verb(int argc, char **argv, const char *name, const 
 				 int (*change)(json_t *, void *, struct ferry_error **), const char *done)
 {
 	const struct cli_command cmd = { .name = name, .usage = usage, .summary = summary };
-	int rc = no_options(&cmd, argc, argv, 2, 2);
+	int rc = cli_no_options(&cmd, argc, argv, 2, 2);
 	if (rc >= 0)
 		return rc;
 	cleanup_error struct ferry_error *err = NULL;
@@ -515,133 +507,27 @@ static int profile_assign(int argc, char **argv)
 
 /* ---- profile device ---- */
 
-/* GET the profile, let change() edit its devices, PUT it back. */
-static int profile_devices_update(const char *arg, int (*change)(json_t *devices, char **args, int nargs,
-								   struct ferry_error **err),
-				  char **args, int nargs, struct ferry_error **err)
+static int profile_devices_fetch(struct client *client, const char *name, json_t **writable, struct ferry_error **err)
 {
-	struct target t cleanup_target = { 0 };
-	struct client *client cleanup_client = NULL;
 	json_t *profile = NULL;
-	if (open_target(arg, &t, &client, err) < 0 || profile_fetch(client, t.name, &profile, err) < 0)
+	if (profile_fetch(client, name, &profile, err) < 0)
 		return -1;
-	json_t *w = profile_writable(profile);
+	*writable = profile_writable(profile);
 	json_decref(profile);
-	int r = change(json_object_get(w, "devices"), args, nargs, err);
-	if (r == 0)
-		r = profile_send(client, "PUT", t.name, w, err);
-	json_decref(w);
-	return r;
-}
-
-/* args: DEVICE TYPE [KEY=VALUE...] */
-static int device_add_change(json_t *devices, char **args, int nargs, struct ferry_error **err)
-{
-	if (json_object_get(devices, args[0]) != NULL)
-		return error_set(err, 409, 0, "The device already exists");
-	json_t *dev = json_pack("{s:s}", "type", args[1]);
-	for (int i = 2; i < nargs; i++) {
-		cleanup_free char *key = NULL, *value = NULL;
-		if (cli_parse_key_value(args[i], &key, &value, err) < 0) {
-			json_decref(dev);
-			return -1;
-		}
-		json_object_set_new(dev, key, json_string(value));
-	}
-	json_object_set_new(devices, args[0], dev);
 	return 0;
 }
 
-static int device_remove_change(json_t *devices, char **args, int nargs, struct ferry_error **err)
+static int profile_devices_store(struct client *client, const char *name, json_t *writable, struct ferry_error **err)
 {
-	for (int i = 0; i < nargs; i++) {
-		if (json_object_get(devices, args[i]) == NULL)
-			return error_set(err, 404, 0, "Device %s doesn't exist", args[i]);
-		json_object_del(devices, args[i]);
-	}
-	return 0;
-}
-
-static int device_add(int argc, char **argv)
-{
-	const struct cli_command cmd = { .name = "profile device add",
-					 .usage = "[<remote>:]<profile> <device> <type> [key=value...] [flags]",
-					 .summary = "Add devices to profiles" };
-	int rc = no_options(&cmd, argc, argv, 3, -1);
-	if (rc >= 0)
-		return rc;
-	cleanup_error struct ferry_error *err = NULL;
-	if (profile_devices_update(argv[optind], device_add_change, argv + optind + 1, argc - optind - 1, &err) < 0)
-		return cli_fail(err);
-	if (!cli_quiet)
-		printf("Device %s added to %s\n", argv[optind + 1], argv[optind]);
-	return EXIT_OK;
-}
-
-static int device_remove(int argc, char **argv)
-{
-	const struct cli_command cmd = { .name = "profile device remove",
-					 .usage = "[<remote>:]<profile> <device>... [flags]",
-					 .summary = "Remove devices from profiles" };
-	int rc = no_options(&cmd, argc, argv, 2, -1);
-	if (rc >= 0)
-		return rc;
-	cleanup_error struct ferry_error *err = NULL;
-	if (profile_devices_update(argv[optind], device_remove_change, argv + optind + 1, argc - optind - 1, &err) < 0)
-		return cli_fail(err);
-	if (!cli_quiet)
-		printf("Device %s removed from %s\n", argv[optind + 1], argv[optind]);
-	return EXIT_OK;
-}
-
-static int device_list_or_show(int argc, char **argv, bool show)
-{
-	const struct cli_command cmd = { .name = show ? "profile device show" : "profile device list",
-					 .usage = "[<remote>:]<profile> [flags]",
-					 .summary = show ? "Show full device configuration" : "List profile devices" };
-	int rc = no_options(&cmd, argc, argv, 1, 1);
-	if (rc >= 0)
-		return rc;
-	cleanup_error struct ferry_error *err = NULL;
-	struct target t cleanup_target = { 0 };
-	struct client *client cleanup_client = NULL;
-	json_t *profile = NULL;
-	if (open_target(argv[optind], &t, &client, &err) < 0 || profile_fetch(client, t.name, &profile, &err) < 0)
-		return cli_fail(err);
-	json_t *devices = json_object_get(profile, "devices");
-	if (show) {
-		cleanup_free char *yaml = json_to_yaml(json_is_object(devices) ? devices : json_object());
-		fputs(yaml, stdout);
-	} else {
-		const char *name;
-		json_t *d;
-		json_object_foreach(devices, name, d)
-			printf("%s\n", name);
-	}
-	json_decref(profile);
-	return EXIT_OK;
-}
-
-static int device_list(int argc, char **argv)
-{
-	return device_list_or_show(argc, argv, false);
-}
-
-static int device_show(int argc, char **argv)
-{
-	return device_list_or_show(argc, argv, true);
+	return profile_send(client, "PUT", name, writable, err);
 }
 
 static int profile_device(int argc, char **argv)
 {
-	static const struct cli_subcommand subs[] = {
-		{ "add", NULL, "Add devices to profiles", device_add },
-		{ "list", "ls", "List profile devices", device_list },
-		{ "remove", "rm", "Remove devices from profiles", device_remove },
-		{ "show", NULL, "Show full device configuration", device_show },
-		{ NULL },
+	static const struct device_owner profiles = {
+		.group = "profile device", .noun = "profile", .fetch = profile_devices_fetch, .store = profile_devices_store,
 	};
-	return cli_run_subcommand("profile device", subs, argc, argv);
+	return cli_devices(&profiles, argc, argv);
 }
 
 int cmd_profile(int argc, char **argv)

@@ -197,7 +197,7 @@ int mkdir_p(const char *path, mode_t mode, struct ferry_error **err)
 	return 0;
 }
 
-static int rm_rf_at(int parent, const char *name, dev_t dev, struct ferry_error **err)
+static int rm_rf_dev(int parent, const char *name, dev_t dev, struct ferry_error **err)
 {
 	struct stat st;
 	if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
@@ -222,7 +222,7 @@ static int rm_rf_at(int parent, const char *name, dev_t dev, struct ferry_error 
 	while ((de = readdir(d)) != NULL) {
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
-		if (rm_rf_at(dirfd(d), de->d_name, dev, err) < 0) {
+		if (rm_rf_dev(dirfd(d), de->d_name, dev, err) < 0) {
 			ret = error_wrap(err, "%s", name);
 			break;
 		}
@@ -238,7 +238,15 @@ int rm_rf(const char *path, struct ferry_error **err)
 	struct stat st;
 	if (lstat(path, &st) < 0)
 		return errno == ENOENT ? 0 : error_sys(err, errno, "stat %s", path);
-	return rm_rf_at(AT_FDCWD, path, st.st_dev, err);
+	return rm_rf_dev(AT_FDCWD, path, st.st_dev, err);
+}
+
+int rm_rf_at(int dirfd, const char *name, struct ferry_error **err)
+{
+	struct stat st;
+	if (fstat(dirfd, &st) < 0)
+		return error_sys(err, errno, "stat the directory of %s", name);
+	return rm_rf_dev(dirfd, name, st.st_dev, err);
 }
 
 int file_move(const char *from, const char *to, struct ferry_error **err)

@@ -50,6 +50,8 @@ int file_write_string(const char *path, const char *value, struct ferry_error **
 int mkdir_p(const char *path, mode_t mode, struct ferry_error **err);
 /* rm -rf that does not cross mount points. */
 int rm_rf(const char *path, struct ferry_error **err);
+/* name in dirfd, and below it (never across a mount). */
+int rm_rf_at(int dirfd, const char *name, struct ferry_error **err);
 /* rename a regular file, or copy it (mode 0600) and remove it when the two
  * are on different filesystems. */
 int file_move(const char *from, const char *to, struct ferry_error **err);

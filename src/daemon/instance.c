@@ -1228,12 +1228,10 @@ int instance_start_mode(const char *name, enum instance_start_mode mode, const c
 	return start_instance(name, mode, images, what, NULL, err);
 }
 
-int instance_restore_paused(const char *name, const char *what, const char *rootfs_alias, int lazy_socket,
-			    struct ferry_error **err)
+int instance_restore_paused(const char *name, const char *what, int lazy_socket, struct ferry_error **err)
 {
 	struct runtime_restore_opts o = {
 		.paused = true,
-		.rootfs_alias = rootfs_alias,
 		.lazy_pages = lazy_socket >= 0,
 		.lazy_socket = lazy_socket,
 		.discard_pages = true,
@@ -1245,12 +1243,6 @@ int instance_lazy_pages_status(const char *name, struct ferry_error **err)
 {
 	cleanup_free char *dir = instance_dir(name);
 	return runtime_lazy_pages_status(dir, err);
-}
-
-int instance_rootfs_binds(const char *name, bool *binds, struct ferry_error **err)
-{
-	cleanup_free char *dir = instance_dir(name);
-	return runtime_rootfs_binds(dir, binds, err);
 }
 
 int instance_resume(const char *name, struct ferry_error **err)

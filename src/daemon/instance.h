@@ -126,20 +126,14 @@ void instance_dump_staging_clear(const char *name);
 /* A live migration's target: restore the saved state (logging as what) with
  * every task left stopped, network up; instance_resume lets them run. The
  * pages are punched out of the images as they are read (discard_pages): on
- * failure the target's copy goes anyway, and the source still has its own.
- * rootfs_alias (may be NULL): the rootfs's path on the source
- * (runtime_restore_opts). */
-int instance_restore_paused(const char *name, const char *what, const char *rootfs_alias, int lazy_socket,
-			    struct ferry_error **err);
+ * failure the target's copy goes anyway, and the source still has its own. */
+int instance_restore_paused(const char *name, const char *what, int lazy_socket, struct ferry_error **err);
 /* lazy_socket >= 0: post-copy (runtime_restore_opts.lazy_socket); then
  * instance_lazy_pages_status tells when every page is in (1), not yet (0),
  * or that they failed and the instance was killed (-1). The saved state is
  * not discarded by such a restore. */
 int instance_lazy_pages_status(const char *name, struct ferry_error **err);
 int instance_resume(const char *name, struct ferry_error **err);
-/* A live move, the instance frozen: must the target show its rootfs at this
- * host's path for the restore (runtime_rootfs_binds)? */
-int instance_rootfs_binds(const char *name, bool *binds, struct ferry_error **err);
 /* Make a directory for CRIU images (or the directories above them): the
  * restore reads them from inside the container's user namespace, so its
  * root (the idmap's base gid) may pass through it, nobody else. */

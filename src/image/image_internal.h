@@ -59,12 +59,16 @@ int image_tar_add_host_file(struct archive *tar, const char *path, const char *h
 /* Everything under rootfs_dir as rootfs/..., owners less the shift. */
 int image_tar_add_tree(struct archive *tar, const char *rootfs_dir, uid_t uid_shift, gid_t gid_shift,
 		       struct ferry_error **err);
+/* A directory (rel: below rootfs_dir, "" for itself, "etc", "usr/lib")
+ * and every name in it. */
+typedef void image_dir_listed_fn(const char *rel, const char *const *names, size_t n, void *arg);
 /* The same, but only entries changed (ctime or mtime) at or after since
- * (NULL: all);
- * seen (may be NULL) is called with every path below rootfs_dir ("etc",
- * "etc/passwd"), changed or not: what the tree holds now. */
+ * (NULL: all, and listed is not called); listed (may be NULL) gets each
+ * directory that changed so (an entry added, removed or renamed changes
+ * it), with all its names: what the tree lost since is what such a
+ * directory no longer names. */
 int image_tar_add_tree_changed(struct archive *tar, const char *rootfs_dir, uid_t uid_shift, gid_t gid_shift,
-			       const struct timespec *since, void (*seen)(const char *rel, void *arg), void *seen_arg,
+			       const struct timespec *since, image_dir_listed_fn *listed, void *listed_arg,
 			       struct ferry_error **err);
 
 /* Entries of a tree on disk (host paths under top), one at a time, into

@@ -176,9 +176,9 @@ static char *tree_top(const char *dir)
 	return top;
 }
 
-/* Everything, through libarchive's walker; seen (may be NULL) gets every path. */
+/* Everything, through libarchive's walker. */
 static int add_tree(struct archive *tar, const char *rootfs_dir, uid_t uid_shift, gid_t gid_shift,
-		    void (*seen)(const char *rel, void *arg), void *seen_arg, struct ferry_error **err)
+		    struct ferry_error **err)
 {
 	cleanup_free char *top = tree_top(rootfs_dir);
 	struct stat st;
@@ -211,13 +211,6 @@ static int add_tree(struct archive *tar, const char *rootfs_dir, uid_t uid_shift
 			goto out;
 		}
 		archive_read_disk_descend(disk);
-		if (seen != NULL) {
-			const char *rel = archive_entry_pathname(entry) + strlen(top);
-			while (*rel == '/')
-				rel++;
-			if (*rel)
-				seen(rel, seen_arg);
-		}
 		ret = add_tree_entry(disk, tar, links, entry, strlen(top), uid_shift, gid_shift, err);
 		if (ret < 0)
 			goto out;
@@ -233,7 +226,7 @@ out:
 int image_tar_add_tree(struct archive *tar, const char *rootfs_dir, uid_t uid_shift, gid_t gid_shift,
 		       struct ferry_error **err)
 {
-	return add_tree(tar, rootfs_dir, uid_shift, gid_shift, NULL, NULL, err);
+	return add_tree(tar, rootfs_dir, uid_shift, gid_shift, err);
 }
 
 /* ---- the changes pass ----
@@ -308,8 +301,8 @@ struct changes_walk {
 	struct image_tree_writer *w;
 	dev_t dev;
 	const struct timespec *since;
-	void (*seen)(const char *rel, void *arg);
-	void *seen_arg;
+	image_dir_listed_fn *listed;
+	void *listed_arg;
 };
 
 static bool stat_changed_since(const struct stat *st, const struct timespec *since)
@@ -321,8 +314,10 @@ static bool stat_changed_since(const struct stat *st, const struct timespec *sin
 	return false;
 }
 
-/* dir (host path, open as dfd, which this closes): its entries, and below. */
-static int walk_changes(struct changes_walk *w, int dfd, const char *dir, struct ferry_error **err)
+/* dir (host path, open as dfd, which this closes): its entries, and below.
+ * changed: dir itself changed since w->since (an entry may have gone): its
+ * names go to w->listed. */
+static int walk_changes(struct changes_walk *w, int dfd, const char *dir, bool changed, struct ferry_error **err)
 {
 	DIR *d = fdopendir(dfd);
 	if (d == NULL) {
@@ -330,6 +325,9 @@ static int walk_changes(struct changes_walk *w, int dfd, const char *dir, struct
 		close(dfd);
 		return error_sys(err, e, "open %s", dir);
 	}
+	bool list = changed && w->listed != NULL;
+	char **names = NULL;
+	size_t n_names = 0, cap = 0;
 	int ret = 0;
 	struct dirent *de;
 	while (ret == 0 && (errno = 0, de = readdir(d)) != NULL) {
@@ -342,10 +340,18 @@ static int walk_changes(struct changes_walk *w, int dfd, const char *dir, struct
 				ret = error_sys(err, errno, "stat %s", path);
 			continue;
 		}
-		if (w->seen != NULL)
-			w->seen(path + w->w->top_len + 1, w->seen_arg);
+		if (list) {
+			if (n_names == cap) {
+				cap = cap ? 2 * cap : 64;
+				names = realloc(names, cap * sizeof(*names));
+				if (names == NULL)
+					abort();
+			}
+			names[n_names++] = xstrdup(de->d_name);
+		}
 		/* Sockets belong to running processes; tar cannot hold them. */
-		if (!S_ISSOCK(st.st_mode) && stat_changed_since(&st, w->since))
+		bool entry_changed = stat_changed_since(&st, w->since);
+		if (!S_ISSOCK(st.st_mode) && entry_changed)
 			ret = image_tree_writer_add(w->w, path, err);
 		/* Mounts inside the tree are not its content. */
 		if (ret == 0 && S_ISDIR(st.st_mode) && st.st_dev == w->dev) {
@@ -355,24 +361,33 @@ static int walk_changes(struct changes_walk *w, int dfd, const char *dir, struct
 					ret = error_sys(err, errno, "open %s", path);
 				continue;
 			}
-			ret = walk_changes(w, sub, path, err);
+			ret = walk_changes(w, sub, path, entry_changed, err);
 		}
 	}
 	if (ret == 0 && errno != 0)
 		ret = error_sys(err, errno, "read %s", dir);
 	closedir(d);
+	if (ret == 0 && list) {
+		const char *rel = dir + w->w->top_len;
+		while (*rel == '/')
+			rel++;
+		w->listed(rel, (const char *const *)names, n_names, w->listed_arg);
+	}
+	for (size_t i = 0; i < n_names; i++)
+		free(names[i]);
+	free(names);
 	return ret;
 }
 
 int image_tar_add_tree_changed(struct archive *tar, const char *rootfs_dir, uid_t uid_shift, gid_t gid_shift,
-			       const struct timespec *since, void (*seen)(const char *rel, void *arg), void *seen_arg,
+			       const struct timespec *since, image_dir_listed_fn *listed, void *listed_arg,
 			       struct ferry_error **err)
 {
 	if (since == NULL)
-		return add_tree(tar, rootfs_dir, uid_shift, gid_shift, seen, seen_arg, err);
+		return add_tree(tar, rootfs_dir, uid_shift, gid_shift, err);
 	struct changes_walk w = {
-		.w = image_tree_writer_new(tar, rootfs_dir, uid_shift, gid_shift), .since = since, .seen = seen,
-		.seen_arg = seen_arg,
+		.w = image_tree_writer_new(tar, rootfs_dir, uid_shift, gid_shift), .since = since, .listed = listed,
+		.listed_arg = listed_arg,
 	};
 	const char *top = w.w->top;
 	struct stat st;
@@ -385,10 +400,11 @@ int image_tar_add_tree_changed(struct archive *tar, const char *rootfs_dir, uid_
 	} else {
 		w.dev = st.st_dev;
 		/* The top itself ("rootfs"), as the full walk has it. */
-		if (stat_changed_since(&st, since))
+		bool changed = stat_changed_since(&st, since);
+		if (changed)
 			ret = image_tree_writer_add(w.w, top, err);
 		if (ret == 0)
-			ret = walk_changes(&w, dfd, top, err);
+			ret = walk_changes(&w, dfd, top, changed, err);
 		else
 			close(dfd);
 	}

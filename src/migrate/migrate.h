@@ -2,7 +2,9 @@
  * target.
  *
  *   client -> source: POST /1.0/instances/NAME {"migration": true, "live": false,
- *            "instance_only": false}
+ *            "instance_only": false, "stateful": false}
+ *            ("stateful", ferry's: a stopped instance's saved state goes along,
+ *            for a move; a copy would restore the source's MAC and address)
  *            answers a websocket operation with the secrets of its streams,
  *            metadata {"control": S1, "fs": S2}
  *   client -> target: POST /1.0/instances {"name", "source": {"type": "migration",
@@ -18,7 +20,9 @@
  * image tarball's layout: rootfs/...) with unshifted owners (container ids),
  * ended by an empty message: first one such stream per snapshot, in the
  * header's order (a stateful one's followed by a second stream: its CRIU
- * images, owners unshifted), then the instance's own rootfs. Nothing is
+ * images, owners unshifted), then the instance's own rootfs, and, when the
+ * header says "stateful", the instance's saved state (CRIU's images, owners
+ * unshifted) as one more stream. Nothing is
  * spooled to disk on either side: the
  * source writes the tar straight into the websocket, the target unpacks as
  * it arrives, shifting owners into its own idmap.
@@ -42,9 +46,9 @@
  *        target's page server as it goes, none to disk here; post-copy dumps no
  *        page. Meanwhile, from the freeze on:
  *   S->T fs: what changed in the rootfs since the first pass (ctime or mtime), then
- *        on control a "paths" message: every path the rootfs holds (the target
- *        removes the others) and whether a mount is bound from inside it; state: the container's /dev directory (shifted), a
- *        tar stream ended by an empty message
+ *        on control a "paths" message: the names in each directory that changed
+ *        (the target removes the others there); state: the container's /dev
+ *        directory (shifted), a tar stream ended by an empty message
  *   S    at CRIU's post-dump notification, the tasks still frozen and able to run
  *        on here, the source goes on:
  *   S->T state: CRIU's other images (owners unshifted: they belong to host root),
@@ -146,8 +150,11 @@ struct migrate_header {
 	 * migrate_snapshot_to_json. */
 	json_t *snapshots;
 	bool live;           /* the instance runs: its state follows (see above) */
-	char *rootfs;        /* live: the rootfs's path on the source (runtime_restore_opts.rootfs_alias) */
-	char *cpuinfo;       /* live: the source's CPU (checkpoint_cpuinfo_dump, base64), checked before anything stops */
+	/* Not live: the instance was stopped with its state (ferry stop
+	 * --stateful); CRIU's images follow its rootfs on the fs stream, and
+	 * the target's start restores them. */
+	bool stateful;
+	char *cpuinfo;       /* live or stateful: the source's CPU (checkpoint_cpuinfo_dump, base64), checked first */
 	bool post_copy;      /* live: the memory follows after the takeover (see above) */
 };
 
@@ -171,13 +178,19 @@ int migrate_send_result(struct ws *ws, const struct migrate_result *r, struct fe
 int migrate_recv_header(struct ws *ws, struct migrate_header *h, int timeout_ms, struct ferry_error **err);
 int migrate_recv_result(struct ws *ws, struct migrate_result *r, int timeout_ms, struct ferry_error **err);
 
-/* Live: {"type": "paths", "paths": {"etc": 1, "etc/passwd": 1, ...},
- * "rootfs_binds": false}, every path the frozen rootfs holds (a JSON object
- * used as a set), and whether a mount of the container is bound from inside
- * its rootfs (instance_rootfs_binds: only then must the target show its
- * rootfs at the source's path for the restore; absent: true). */
-int migrate_send_paths(struct ws *ws, json_t *paths, bool rootfs_binds, struct ferry_error **err);
-int migrate_recv_paths(struct ws *ws, json_t **paths, bool *rootfs_binds, int timeout_ms, struct ferry_error **err);
+/* Live: {"type": "paths", "dirs": [{"dir": "", "names": ["etc", ...]},
+ * {"dir": "etc", "names": ["passwd", ...]}, ...]}: each directory of the
+ * frozen rootfs that changed since the first pass ("": the top), with every
+ * name it holds. What the target has in such a directory beyond those went
+ * since (the other directories lost nothing). A name (or dir) that is not
+ * UTF-8 goes as {"base64": "..."} (migrate_name_to_json). recv checks the
+ * shape. */
+int migrate_send_paths(struct ws *ws, json_t *dirs, struct ferry_error **err);
+int migrate_recv_paths(struct ws *ws, json_t **dirs, int timeout_ms, struct ferry_error **err);
+/* A file name (any bytes but '/' and NUL) for JSON: a string when it is
+ * UTF-8, else {"base64": ...}; and back (NULL: neither, or a NUL inside). */
+json_t *migrate_name_to_json(const char *name);
+char *migrate_name_from_json(json_t *j);
 /* Live: {"type": "commit"}, source -> target. */
 int migrate_send_commit(struct ws *ws, struct ferry_error **err);
 int migrate_recv_commit(struct ws *ws, int timeout_ms, struct ferry_error **err);

@@ -42,6 +42,7 @@ struct source_job {
 	char *name;
 	char *secret_control, *secret_fs, *secret_state, *secret_pages, *secret_page_requests;
 	bool instance_only; /* no snapshots */
+	bool stateful;      /* a stopped instance's saved state goes along */
 	bool live;
 	bool post_copy;     /* live: the memory follows after the takeover */
 	/* The streams come in here (channel.h), not through the API server. */
@@ -185,17 +186,17 @@ static int tree_tar_close(struct archive *tar, struct fs_sink *sink, const char 
 
 /* A tree as a tar stream with container ids (the target shifts them into
  * its own map; shift 0: as they are), then an empty message: the end.
- * since (may be NULL): only what changed since then; seen gets every path. */
+ * since (may be NULL): only what changed since then; listed gets each
+ * directory that changed, with its names (image_tar_add_tree_changed). */
 static int send_tree(struct operation *op, struct ws *ws, const char *rootfs, unsigned shift,
-		     const struct timespec *since,
-		     void (*seen)(const char *rel, void *arg), void *seen_arg, unsigned long long *sent,
-		     struct ferry_error **err)
+		     const struct timespec *since, image_dir_listed_fn *listed, void *listed_arg,
+		     unsigned long long *sent, struct ferry_error **err)
 {
 	struct fs_sink sink = { .ws = ws, .op = op };
 	struct archive *tar = tree_tar_open(&sink, err);
 	if (tar == NULL)
 		return -1;
-	int ret = image_tar_add_tree_changed(tar, rootfs, shift, shift, since, seen, seen_arg, err);
+	int ret = image_tar_add_tree_changed(tar, rootfs, shift, shift, since, listed, listed_arg, err);
 	ret = tree_tar_close(tar, &sink, rootfs, ret, err);
 	*sent = sink.sent;
 	return ret;
@@ -231,9 +232,14 @@ static int snapshots_header(const char *name, json_t **out, struct ferry_error *
 	return 0;
 }
 
-static void path_seen(const char *rel, void *arg)
+/* dirs: [{"dir": DIR, "names": [NAME, ...]}] of the directories that
+ * changed (migrate_send_paths). */
+static void dir_listed(const char *rel, const char *const *names, size_t n, void *dirs)
 {
-	json_object_set_new((json_t *)arg, rel, json_true());
+	json_t *list = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(list, migrate_name_to_json(names[i]));
+	json_array_append_new((json_t *)dirs, json_pack("{s:o, s:o}", "dir", migrate_name_to_json(rel), "names", list));
 }
 
 /* This move's CRIU dump log (the newest migration_dump_*.log: names sort
@@ -268,12 +274,12 @@ static void copy_dump_log(const char *name, const char *dir)
 }
 
 /* What a live move sends once the instance is frozen: the rootfs's
- * changes since the first pass, then every path it holds (and whether a
- * mount is bound from inside it). */
+ * changes since the first pass, then what each directory changed since
+ * holds (what the target must remove is what these no longer name). */
 static int send_rootfs_changes(struct operation *op, struct source_job *job, const char *rootfs, unsigned shift,
 			       const struct timespec *first_pass, unsigned long long *bytes, struct ferry_error **err)
 {
-	json_t *paths = json_object();
+	json_t *dirs = json_array();
 	/* The kernel stamps files with a clock that may lag by a tick: slack. */
 	struct timespec since = *first_pass;
 	since.tv_nsec -= 50 * 1000000L;
@@ -281,15 +287,10 @@ static int send_rootfs_changes(struct operation *op, struct source_job *job, con
 		since.tv_sec--;
 		since.tv_nsec += 1000000000L;
 	}
-	int r = send_tree(op, job->fs, rootfs, shift, &since, path_seen, paths, bytes, err);
-	/* The tasks are frozen: their mounts stay as they are. Unsure: bound. */
-	bool binds = true;
-	cleanup_error struct ferry_error *e = NULL;
-	if (r == 0 && instance_rootfs_binds(job->name, &binds, &e) < 0)
-		log_warn("instance %s: %s: the target binds its rootfs at this host's path", job->name, e->msg);
+	int r = send_tree(op, job->fs, rootfs, shift, &since, dir_listed, dirs, bytes, err);
 	if (r == 0)
-		r = migrate_send_paths(job->control, paths, binds, err);
-	json_decref(paths);
+		r = migrate_send_paths(job->control, dirs, err);
+	json_decref(dirs);
 	return r;
 }
 
@@ -849,6 +850,7 @@ static int source_run(struct operation *op, void *data, struct ferry_error **err
 	json_t *snapshots = NULL;
 	/* Declared before the first goto: cleanup must never see them uninitialised. */
 	cleanup_free char *rootfs = instance_rootfs(job->name);
+	cleanup_free char *state_dir = instance_state_dir(job->name);
 	cleanup_free char *cpuinfo = NULL;
 	int ret = -1;
 
@@ -865,10 +867,16 @@ static int source_run(struct operation *op, void *data, struct ferry_error **err
 	bool live = running && job->live;
 	if (live && instance_exec_sessions_check(job->name, "move", err) < 0)
 		goto out;
+	/* Stopped with its state: the state goes along (its start restores it). */
+	bool stateful = !running && job->stateful && inst.stateful && access(state_dir, F_OK) == 0;
+	if (!running && inst.stateful && !stateful)
+		log_warn("instance %s: moves without the state its stateful stop saved (the request did not ask for it): "
+			 "it boots at its next start",
+			 job->name);
 	struct instance_idmap map;
 	if (instance_idmap(job->name, &map, err) < 0)
 		goto out;
-	if (live) {
+	if (live || stateful) {
 		cleanup_free char *img = NULL;
 		size_t img_len = 0;
 		if (checkpoint_cpuinfo_dump(&img, &img_len, err) < 0)
@@ -882,7 +890,7 @@ static int source_run(struct operation *op, void *data, struct ferry_error **err
 	struct migrate_header h = {
 		.name = inst.name, .architecture = inst.architecture, .description = inst.description,
 		.ephemeral = inst.ephemeral, .config = inst.config, .devices = inst.devices,
-		.profiles = inst.profiles, .snapshots = snapshots, .live = live, .rootfs = rootfs, .cpuinfo = cpuinfo,
+		.profiles = inst.profiles, .snapshots = snapshots, .live = live, .stateful = stateful, .cpuinfo = cpuinfo,
 		.post_copy = live && job->post_copy,
 	};
 	if (migrate_send_header(job->control, &h, err) < 0)
@@ -914,6 +922,12 @@ static int source_run(struct operation *op, void *data, struct ferry_error **err
 	if (sent_ok == 0) {
 		unsigned long long n = 0;
 		sent_ok = send_rootfs(op, job->fs, rootfs, map.base, &n, err);
+		sent += n;
+	}
+	/* The saved state's CRIU images, as they are (ids unshifted). */
+	if (sent_ok == 0 && stateful) {
+		unsigned long long n = 0;
+		sent_ok = send_tree(op, job->fs, state_dir, 0, NULL, NULL, NULL, &n, err);
 		sent += n;
 	}
 	if (sent_ok < 0) {
@@ -986,6 +1000,7 @@ struct response *migrate_source_respond(const char *name, json_t *body)
 	job->secret_control = instance_new_secret();
 	job->secret_fs = instance_new_secret();
 	job->instance_only = json_is_true(json_object_get(body, "instance_only"));
+	job->stateful = json_is_true(json_object_get(body, "stateful"));
 	job->live = live;
 	job->secret_state = instance_new_secret();
 	job->post_copy = live && post_copy;

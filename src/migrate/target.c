@@ -4,14 +4,15 @@
  * host's idmap, and answer with the result; a live move then takes the
  * running instance over (migrate.h). Any failure removes whatever was made
  * here and tells the source, whose instance stays or runs again there. */
-#include <ftw.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 #include "daemon/db_snapshots.h"
 #include "daemon/instance.h"
 #include "daemon/operations.h"
+#include "daemon/profiles.h"
 #include "daemon/request.h"
 #include "daemon/snapshots.h"
 #include "daemon/tls.h"
@@ -237,40 +239,95 @@ static int recv_rootfs(struct ws *ws, const char *rootfs, unsigned shift, struct
 	return recv_tree(ws, rootfs, shift, false, progress, err);
 }
 
-/* Remove what the source's rootfs no longer holds (nftw has no user data:
- * one prune at a time). */
-static pthread_mutex_t prune_lock = PTHREAD_MUTEX_INITIALIZER;
-static json_t *prune_keep;
-static size_t prune_top_len;
-static int prune_errno;
-
-static int prune_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+/* A directory the source names below the rootfs: "" (the top) or
+ * components that are neither empty, "." nor "..". */
+static bool rel_dir_valid(const char *rel)
 {
-	(void)st;
-	if (ftw->level == 0)
-		return 0;
-	const char *rel = path + prune_top_len;
-	while (*rel == '/')
-		rel++;
-	if (json_object_get(prune_keep, rel) != NULL)
-		return 0;
-	if ((type == FTW_DP ? rmdir(path) : unlink(path)) < 0 && errno != ENOENT)
-		prune_errno = errno;
-	return 0;
+	if (*rel == '\0')
+		return true;
+	for (const char *p = rel;;) {
+		size_t n = strcspn(p, "/");
+		if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			return false;
+		if (p[n] == '\0')
+			return true;
+		p += n + 1;
+	}
 }
 
-static int prune_tree(const char *rootfs, json_t *keep, struct ferry_error **err)
+/* In one directory the source listed (names): remove what it no longer
+ * holds. The directory opens beneath the rootfs, through no symlink. */
+static int prune_dir(int rootfd, const char *rel, json_t *names, struct ferry_error **err)
 {
-	pthread_mutex_lock(&prune_lock);
-	prune_keep = keep;
-	prune_top_len = strlen(rootfs);
-	prune_errno = 0;
-	int r = nftw(rootfs, prune_entry, 64, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-	int e = r < 0 ? errno : prune_errno;
-	pthread_mutex_unlock(&prune_lock);
-	if (e != 0)
-		return error_sys(err, e, "remove what the source removed from the rootfs");
-	return 0;
+	if (!rel_dir_valid(rel))
+		return error_set(err, 502, EPROTO, "migration: the source names a directory \"%s\" outside the rootfs", rel);
+	struct open_how how = {
+		.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
+	};
+	int fd;
+	do {
+		fd = (int)syscall(SYS_openat2, rootfd, *rel ? rel : ".", &how, sizeof(how));
+	} while (fd < 0 && errno == EAGAIN);
+	if (fd < 0) /* gone, or no directory here: nothing of it to remove */
+		return errno == ENOENT || errno == ENOTDIR ? 0 : error_sys(err, errno, "open %s in the rootfs", rel);
+	DIR *d = fdopendir(fd);
+	if (d == NULL) {
+		int e = errno;
+		close(fd);
+		return error_sys(err, e, "open %s in the rootfs", rel);
+	}
+	/* Names as keys: JSON object keys are any bytes here (nocheck). */
+	json_t *keep = json_object();
+	size_t i;
+	json_t *n;
+	json_array_foreach(names, i, n) {
+		cleanup_free char *name = migrate_name_from_json(n);
+		json_object_set_nocheck(keep, name, json_true());
+	}
+	/* Removing while reading may skip entries: the names first. */
+	char **gone = NULL;
+	size_t n_gone = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+		    json_object_get(keep, de->d_name) != NULL)
+			continue;
+		gone = realloc(gone, (n_gone + 1) * sizeof(*gone));
+		if (gone == NULL)
+			abort();
+		gone[n_gone++] = xstrdup(de->d_name);
+	}
+	json_decref(keep);
+	int ret = 0;
+	for (size_t k = 0; k < n_gone; k++) {
+		if (ret == 0 && rm_rf_at(dirfd(d), gone[k], err) < 0)
+			ret = error_wrap(err, "remove %s/%s, which the source removed", *rel ? rel : ".", gone[k]);
+		free(gone[k]);
+	}
+	free(gone);
+	closedir(d);
+	return ret;
+}
+
+/* Remove what the source's rootfs no longer holds: in each directory that
+ * changed there since the first pass (migrate_send_paths), what it no
+ * longer names. */
+static int prune_dirs(const char *rootfs, json_t *dirs, struct ferry_error **err)
+{
+	int rootfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return error_sys(err, errno, "open %s", rootfs);
+	int ret = 0;
+	size_t i;
+	json_t *d;
+	json_array_foreach(dirs, i, d) {
+		cleanup_free char *rel = migrate_name_from_json(json_object_get(d, "dir"));
+		if ((ret = prune_dir(rootfd, rel, json_object_get(d, "names"), err)) < 0)
+			break;
+	}
+	close(rootfd);
+	return ret;
 }
 
 /* CRIU images as a tar stream (owners unshifted: host root's) into dir,
@@ -336,6 +393,35 @@ static int recv_snapshots(struct migrate_stream *fs, const char *name, json_t *s
 		db_snapshot_clear(&s);
 	}
 	return 0;
+}
+
+/* Pre-flight of a live move: each disk the container binds from the host
+ * (its expanded devices: profiles, then its own) must be on this host, or
+ * the restore would fail with the source already stopped. */
+static int disks_present(json_t *profiles, json_t *devices, struct ferry_error **err)
+{
+	json_t *default_profiles = json_pack("[s]", "default");
+	json_t *expanded = NULL;
+	profiles_expand(json_is_array(profiles) ? profiles : default_profiles, NULL, devices, NULL, NULL, &expanded);
+	json_decref(default_profiles);
+	int ret = 0;
+	const char *name;
+	json_t *d;
+	json_object_foreach(expanded, name, d) {
+		const char *type = json_string_value(json_object_get(d, "type"));
+		const char *path = json_string_value(json_object_get(d, "path"));
+		const char *source = json_string_value(json_object_get(d, "source"));
+		struct stat st;
+		if (type == NULL || strcmp(type, "disk") != 0 || path == NULL || strcmp(path, "/") == 0 || source == NULL)
+			continue;
+		if (stat(source, &st) < 0) {
+			ret = error_set(err, 400, errno, "Device \"%s\": its source %s is not on this host: %s", name, source,
+					strerror(errno));
+			break;
+		}
+	}
+	json_decref(expanded);
+	return ret;
 }
 
 /* The host of the source's operation URL ("https://HOST:PORT/1.0/..."),
@@ -540,7 +626,7 @@ static void page_intake_clear(struct page_intake *pi, struct ferry_error **err)
  * killed if this fails. */
 static int live_takeover(struct progress *progress, struct target_job *job, struct ws *control, struct ws *fs,
 			 struct ws *state, struct ws *pages, struct ws *page_requests, bool post_copy, const char *rootfs,
-			 const char *source_rootfs, unsigned shift, bool *restored, struct ferry_error **err)
+			 unsigned shift, bool *restored, struct ferry_error **err)
 {
 	cleanup_free char *dir = instance_dir(job->name);
 	cleanup_free char *state_dir = instance_state_dir(job->name);
@@ -556,16 +642,15 @@ static int live_takeover(struct progress *progress, struct target_job *job, stru
 	if (migrate_send_result(control, &res, err) < 0)
 		goto out;
 	progress_stage(progress, "rootfs changes (the instance is stopped)");
-	json_t *paths = NULL;
-	bool rootfs_binds = true;
+	json_t *dirs = NULL;
 	if (recv_tree(fs, rootfs, shift, true, progress, err) < 0 ||
-	    migrate_recv_paths(control, &paths, &rootfs_binds, 600 * 1000, err) < 0) {
+	    migrate_recv_paths(control, &dirs, 600 * 1000, err) < 0) {
 		error_wrap(err, "the rootfs's changes");
 		goto out;
 	}
 	long long t0 = now_ms();
-	r = prune_tree(rootfs, paths, err);
-	json_decref(paths);
+	r = prune_dirs(rootfs, dirs, err);
+	json_decref(dirs);
 	if (r < 0)
 		goto out;
 	r = -1;
@@ -600,13 +685,7 @@ static int live_takeover(struct progress *progress, struct target_job *job, stru
 	int daemon_socket = -1;
 	if (post_copy && migrate_pages_target_start(pages, page_requests, &daemon_socket, &relay, err) < 0)
 		goto out;
-	/* The rootfs at the source's path too, only for mounts bound from inside
-	 * it: without, the restore takes the swrk started ahead (monitor.c). */
-	if (rootfs_binds && source_rootfs != NULL)
-		log_info("instance %s: a mount is bound from inside its rootfs: the restore shows the rootfs at %s too",
-			 job->name, source_rootfs);
-	int restore = instance_restore_paused(job->name, "migration", rootfs_binds ? source_rootfs : NULL,
-					      daemon_socket, err);
+	int restore = instance_restore_paused(job->name, "migration", daemon_socket, err);
 	if (daemon_socket >= 0)
 		close(daemon_socket);
 	if (restore < 0)
@@ -689,16 +768,21 @@ static int target_run(struct operation *op, void *data, struct ferry_error **err
 		error_set(err, 502, EPROTO, "the source sends a running instance, but no page streams were offered");
 		goto out;
 	}
-	/* Pre-flight, before the source stops anything: can this CPU run it? */
-	if (h.live) {
+	/* Pre-flight, before the source stops anything: can this CPU run it
+	 * (or the saved state of a stopped one)? */
+	if (h.live || h.stateful) {
 		cleanup_free unsigned char *cpuinfo = NULL;
 		size_t cpuinfo_len = 0;
 		if (h.cpuinfo == NULL || tls_base64_decode(h.cpuinfo, &cpuinfo, &cpuinfo_len) < 0) {
 			error_set(err, 502, EPROTO, "the source sent no CPU description");
 			goto out;
 		}
-		if (checkpoint_cpuinfo_check(cpuinfo, cpuinfo_len, err) < 0)
+		if (checkpoint_cpuinfo_check(cpuinfo, cpuinfo_len, err) < 0) {
+			if (!h.live)
+				error_wrap(err, "its saved state can't run on this host (start it with --stateless, stop it, "
+						"and move it again)");
 			goto out;
+		}
 	}
 
 	inst.name = xstrdup(job->name);
@@ -725,6 +809,8 @@ static int target_run(struct operation *op, void *data, struct ferry_error **err
 	};
 	int checked = instance_create_check(&check, err);
 	json_decref(user_config);
+	if (checked == 0 && h.live)
+		checked = disks_present(inst.profiles, inst.devices, err);
 	if (checked < 0 || instance_record_create(&inst, err) < 0)
 		goto out;
 	db_created = true;
@@ -750,19 +836,28 @@ static int target_run(struct operation *op, void *data, struct ferry_error **err
 		goto out;
 	if (h.live) {
 		if (live_takeover(&progress, job, migrate_stream_ws(control), migrate_stream_ws(fs), migrate_stream_ws(state),
-				  migrate_stream_ws(pages), migrate_stream_ws(page_requests), h.post_copy, rootfs, h.rootfs,
-				  map.base, &restored, err) < 0)
+				  migrate_stream_ws(pages), migrate_stream_ws(page_requests), h.post_copy, rootfs, map.base, &restored, err) < 0)
 			goto out;
 		answered = true;
 		ret = 0;
 		log_info("instance %s: received live from %s", job->name, job->operation);
 		goto out;
 	}
+	/* Stopped with its state: CRIU's images, for its next start. */
+	if (h.stateful) {
+		cleanup_free char *state_dir = instance_state_dir(job->name);
+		progress.stage = "state";
+		if (recv_images(migrate_stream_ws(fs), job->name, state_dir, &progress, err) < 0) {
+			error_wrap(err, "the saved state");
+			goto out;
+		}
+		inst.stateful = true;
+	}
 	json_object_del(inst.config, INSTANCE_KEY_MIGRATING);
 	if (db_instance_update(daemon_ctx->db, &inst, err) < 0)
 		goto out;
 	ret = 0;
-	log_info("instance %s: received from %s", job->name, job->operation);
+	log_info("instance %s: received from %s%s", job->name, job->operation, h.stateful ? " with its saved state" : "");
 out:
 	if (ret < 0) {
 		cleanup_error struct ferry_error *e = NULL;

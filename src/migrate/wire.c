@@ -5,6 +5,7 @@
 
 #include "common/util.h"
 #include "daemon/db_snapshots.h"
+#include "daemon/tls.h"
 #include "migrate/migrate.h"
 
 static const char *const msg_type_names[] = {
@@ -19,7 +20,6 @@ void migrate_header_clear(struct migrate_header *h)
 	free(h->name);
 	free(h->architecture);
 	free(h->description);
-	free(h->rootfs);
 	free(h->cpuinfo);
 	json_decref(h->config);
 	json_decref(h->devices);
@@ -78,11 +78,11 @@ static char *dup_or_null(json_t *v)
 
 int migrate_send_header(struct ws *ws, const struct migrate_header *h, struct ferry_error **err)
 {
-	json_t *msg = json_pack("{s:s, s:s, s:s?, s:s?, s:b, s:O, s:O, s:O, s:O, s:b, s:s?, s:s?, s:b}", "type",
+	json_t *msg = json_pack("{s:s, s:s, s:s?, s:s?, s:b, s:O, s:O, s:O, s:O, s:b, s:b, s:s?, s:b}", "type",
 				msg_type_names[MIGRATE_MSG_HEADER], "name", h->name, "architecture", h->architecture,
 				"description", h->description, "ephemeral", h->ephemeral, "config", h->config,
 				"devices", h->devices, "profiles", h->profiles, "snapshots",
-				h->snapshots ? h->snapshots : json_array(), "live", h->live, "rootfs", h->rootfs, "cpuinfo", h->cpuinfo,
+				h->snapshots ? h->snapshots : json_array(), "live", h->live, "stateful", h->stateful, "cpuinfo", h->cpuinfo,
 				"post_copy", h->post_copy);
 	if (msg == NULL)
 		return error_set(err, 500, EINVAL, "encode the migration header");
@@ -100,7 +100,7 @@ int migrate_recv_header(struct ws *ws, struct migrate_header *h, int timeout_ms,
 	h->description = dup_or_null(json_object_get(msg, "description"));
 	h->ephemeral = json_is_true(json_object_get(msg, "ephemeral"));
 	h->live = json_is_true(json_object_get(msg, "live"));
-	h->rootfs = dup_or_null(json_object_get(msg, "rootfs"));
+	h->stateful = json_is_true(json_object_get(msg, "stateful"));
 	h->cpuinfo = dup_or_null(json_object_get(msg, "cpuinfo"));
 	h->post_copy = json_is_true(json_object_get(msg, "post_copy"));
 	h->config = json_incref(json_object_get(msg, "config"));
@@ -137,26 +137,77 @@ int migrate_recv_result(struct ws *ws, struct migrate_result *r, int timeout_ms,
 	return 0;
 }
 
-int migrate_send_paths(struct ws *ws, json_t *paths, bool rootfs_binds, struct ferry_error **err)
+int migrate_send_paths(struct ws *ws, json_t *dirs, struct ferry_error **err)
 {
-	json_t *msg = json_pack("{s:s, s:O, s:b}", "type", msg_type_names[MIGRATE_MSG_PATHS], "paths", paths,
-				"rootfs_binds", rootfs_binds);
+	json_t *msg = json_pack("{s:s, s:O}", "type", msg_type_names[MIGRATE_MSG_PATHS], "dirs", dirs);
 	return send_json(ws, msg, err);
 }
 
-int migrate_recv_paths(struct ws *ws, json_t **paths, bool *rootfs_binds, int timeout_ms, struct ferry_error **err)
+json_t *migrate_name_to_json(const char *name)
+{
+	json_t *j = json_string(name);
+	if (j != NULL)
+		return j;
+	cleanup_free char *b64 = tls_base64_encode(name, strlen(name));
+	return json_pack("{s:s}", "base64", b64);
+}
+
+char *migrate_name_from_json(json_t *j)
+{
+	if (json_is_string(j))
+		return xstrdup(json_string_value(j));
+	const char *b64 = json_string_value(json_object_get(j, "base64"));
+	unsigned char *raw = NULL;
+	size_t len = 0;
+	if (b64 == NULL || tls_base64_decode(b64, &raw, &len) < 0)
+		return NULL;
+	char *name = xcalloc(1, len + 1);
+	memcpy(name, raw, len);
+	free(raw);
+	if (strlen(name) != len) {
+		free(name);
+		return NULL;
+	}
+	return name;
+}
+
+static bool name_valid(json_t *j)
+{
+	char *name = migrate_name_from_json(j);
+	free(name);
+	return name != NULL;
+}
+
+/* [{"dir": NAME, "names": [NAME, ...]}, ...] */
+static bool dirs_valid(json_t *dirs)
+{
+	if (!json_is_array(dirs))
+		return false;
+	size_t i, k;
+	json_t *d, *n;
+	json_array_foreach(dirs, i, d) {
+		json_t *names = json_object_get(d, "names");
+		if (!name_valid(json_object_get(d, "dir")) || !json_is_array(names))
+			return false;
+		json_array_foreach(names, k, n) {
+			if (!name_valid(n))
+				return false;
+		}
+	}
+	return true;
+}
+
+int migrate_recv_paths(struct ws *ws, json_t **dirs, int timeout_ms, struct ferry_error **err)
 {
 	json_t *msg = NULL;
 	if (recv_json(ws, MIGRATE_MSG_PATHS, timeout_ms, &msg, err) < 0)
 		return -1;
-	json_t *p = json_object_get(msg, "paths");
-	if (!json_is_object(p)) {
+	json_t *d = json_object_get(msg, "dirs");
+	if (!dirs_valid(d)) {
 		json_decref(msg);
-		return error_set(err, 502, EPROTO, "migration control stream: a paths message without paths");
+		return error_set(err, 502, EPROTO, "migration control stream: a paths message without its directories");
 	}
-	json_t *b = json_object_get(msg, "rootfs_binds");
-	*rootfs_binds = !json_is_false(b);
-	*paths = json_incref(p);
+	*dirs = json_incref(d);
 	json_decref(msg);
 	return 0;
 }

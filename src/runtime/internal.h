@@ -35,8 +35,6 @@
 #define RUNTIME_RESTORE_PAUSED_ENV "FERRY_MONITOR_RESTORE_PAUSED"
 /* Set (to "1"): runtime_restore_opts.discard_pages. */
 #define RUNTIME_RESTORE_DISCARD_ENV "FERRY_MONITOR_RESTORE_DISCARD"
-/* runtime_restore_opts.rootfs_alias. */
-#define RUNTIME_RESTORE_ALIAS_ENV "FERRY_MONITOR_RESTORE_ALIAS"
 /* Post-copy: the fd of the socket to the source's page server. */
 #define RUNTIME_RESTORE_LAZY_FD_ENV "FERRY_MONITOR_RESTORE_LAZY_FD"
 /* A spare monitor's end of its socket to the ferryd that keeps it. */

@@ -119,8 +119,6 @@ static int monitor_launch(const struct runtime_spec *spec, const char *what, con
 	cleanup_free char *images_env =
 		restore_images != NULL ? xasprintf(RUNTIME_RESTORE_IMAGES_ENV "=%s", restore_images) : NULL;
 	cleanup_free char *log_env = restore_log != NULL ? xasprintf(RUNTIME_RESTORE_LOG_ENV "=%s", restore_log) : NULL;
-	cleanup_free char *alias_env =
-		o != NULL && o->rootfs_alias != NULL ? xasprintf(RUNTIME_RESTORE_ALIAS_ENV "=%s", o->rootfs_alias) : NULL;
 	char *extra[10];
 	size_t n_extra = 0;
 	if (images_env != NULL)
@@ -131,8 +129,6 @@ static int monitor_launch(const struct runtime_spec *spec, const char *what, con
 		extra[n_extra++] = RUNTIME_RESTORE_PAUSED_ENV "=1";
 	if (o != NULL && o->discard_pages)
 		extra[n_extra++] = RUNTIME_RESTORE_DISCARD_ENV "=1";
-	if (alias_env != NULL)
-		extra[n_extra++] = alias_env;
 	extra[n_extra] = NULL;
 	int lazy_fd = o != NULL && o->lazy_pages ? o->lazy_socket : -1;
 
@@ -280,7 +276,6 @@ struct monitor {
 	char *restore_images; /* runtime_restore: restore from here instead of booting */
 	char *restore_log;
 	struct runtime_restore_opts restore_opts;
-	char *restore_alias;
 	pid_t lazy_pid; /* post-copy: `criu lazy-pages`, until every page is in */
 	/* Post-copy: the daemon pulls the pages no task asked for once this is
 	 * closed (restore_lazy_start): when init runs, or at lazy_drain_by. */
@@ -824,8 +819,6 @@ static _Noreturn void monitor_run(const char *dir, int status_fd, int lazy_fd, s
 	char *discard = env_take(RUNTIME_RESTORE_DISCARD_ENV);
 	m.restore_opts.discard_pages = discard != NULL && strcmp(discard, "1") == 0;
 	free(discard);
-	m.restore_alias = env_take(RUNTIME_RESTORE_ALIAS_ENV);
-	m.restore_opts.rootfs_alias = m.restore_alias;
 
 	/* Post-copy: the lazy-pages daemon before anything else. CRIU's
 	 * restore waits at its start for the daemon's socket, and the daemon
@@ -910,14 +903,7 @@ _Noreturn void runtime_monitor_main(const char *dir)
  * for the instance's directory and the environment monitor_launch gives a
  * new monitor, with the status pipe (and post-copy's page socket) as
  * SCM_RIGHTS, then goes on as that monitor. It ends when its socket does
- * (its ferryd gone), and its lazy-pages daemon with it.
- *
- * Its swrk is in the host's mount namespace, as the spare is: a restore
- * whose rootfs must show at the dumping host's path (alias_rootfs: a
- * move between ferryds with different roots) binds it in a namespace of
- * the monitor's own, made then, which that swrk can't see: such a restore
- * has libcriu start one there. (A spare in a namespace of its own made
- * ahead would miss the host's later mounts: / is private here.) */
+ * (its ferryd gone), and its lazy-pages daemon with it. */
 
 #define SPARE_MESSAGE_MAX 16384
 

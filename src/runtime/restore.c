@@ -9,13 +9,10 @@
  * come back from the images. */
 #include <errno.h>
 #include <fcntl.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "checkpoint/checkpoint.h"
@@ -23,31 +20,6 @@
 #include "common/util.h"
 #include "runtime/internal.h"
 #include "runtime/network.h"
-
-/* CRIU's external mounts bound from inside the rootfs carry the host path
- * of the rootfs they were dumped from: on another host that path must show
- * this rootfs. Done in a mount namespace of the monitor's own (a slave of
- * the host's, so nothing here leaks out), only when the path exists. */
-static int alias_rootfs(const struct runtime_spec *spec, const char *alias, bool *unshared, struct ferry_error **err)
-{
-	if (alias == NULL || strcmp(alias, spec->rootfs) == 0)
-		return 0;
-	struct stat st;
-	if (stat(alias, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		log_warn("container %s: restore: the source's rootfs path %s does not exist here: mounts bound from "
-			 "inside it can't be restored",
-			 spec->name, alias);
-		return 0;
-	}
-	if (unshare(CLONE_NEWNS) < 0)
-		return error_sys(err, errno, "restore: unshare the mount namespace");
-	*unshared = true;
-	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
-		return error_sys(err, errno, "restore: make / a slave");
-	if (mount(spec->rootfs, alias, NULL, MS_BIND, NULL) < 0)
-		return error_sys(err, errno, "restore: bind %s on %s", spec->rootfs, alias);
-	return 0;
-}
 
 char *restore_lazy_log_path(const char *restore_log)
 {
@@ -223,13 +195,6 @@ int restore_init(struct runtime_spec *spec, const char *images_dir, const char *
 		.network_unlock_arg = spec,
 		.swrk = swrk,
 	};
-	bool unshared = false;
-	if (ro != NULL && alias_rootfs(spec, ro->rootfs_alias, &unshared, err) < 0)
-		return -1;
-	/* A swrk started earlier is in the mount namespace we just left: it
-	 * would not see the alias. Closed (it ends), libcriu starts one here. */
-	if (unshared && swrk != NULL && swrk->fd >= 0)
-		close(steal_fd(&swrk->fd));
 	int r = checkpoint_restore(&o, init_pid, console, err);
 	if (o.lazy_pages) {
 		/* The daemon has every task's userfaultfd now (or never will). */

@@ -87,12 +87,6 @@ int runtime_start(const struct runtime_spec *spec, struct ferry_error **err);
  * source has let its copy go. */
 struct runtime_restore_opts {
 	bool paused;
-	/* Where the images' container lived on the host that dumped it, if
-	 * elsewhere (a migration between ferryds with different roots): CRIU
-	 * records mounts bound from inside the rootfs by their host path, so
-	 * the restore sees this rootfs at that path too (in the monitor's own
-	 * mount namespace), when that path exists here. */
-	const char *rootfs_alias;
 	/* Post-copy: the memory comes later, from the source's CRIU through
 	 * this connected socket (the monitor keeps a copy). The monitor runs
 	 * `criu lazy-pages` on it for the restore and watches it: should the
@@ -181,13 +175,6 @@ int runtime_cgroup_remove_tree(const char *dir);
 /* Freeze and thaw every process through the freezer cgroup. */
 int runtime_freeze(const char *dir, struct ferry_error **err);
 int runtime_unfreeze(const char *dir, struct ferry_error **err);
-
-/* Whether a mount in any of the running container's mount namespaces
- * (but its "/") is bound from inside its rootfs: a restore on a host whose
- * rootfs is elsewhere must then show its rootfs at this host's path too
- * (runtime_restore_opts.rootfs_alias). Meant for a frozen container; on
- * failure *binds is true. */
-int runtime_rootfs_binds(const char *dir, bool *binds, struct ferry_error **err);
 
 struct runtime_exec {
 	char **argv;     /* argv[0] resolved with PATH inside the container */

@@ -10,9 +10,7 @@
 source "$(dirname "$0")/../lib.sh"
 TEST_DIR_PREFIX=ferry-ckdeb
 source "$(dirname "$0")/../runtime/container.sh"
-
-IMGCTL=$BUILD/tests/image/imgctl
-CACHE=${FERRY_DEBIAN_CACHE:-/var/cache/ferry/debian}
+source "$(dirname "$0")/../debian_lib.sh"
 
 test_cleanup() { [ -z "${HTTP_PID:-}" ] || kill "$HTTP_PID" 2>/dev/null; }
 
@@ -31,29 +29,8 @@ write_spec d1 ", \"init\": \"/sbin/init\", \"nics\": [{\"name\": \"eth0\", \"bri
 	\"hwaddr\": \"00:16:3e:c6:00:02\", \"ipv4_cidr\": \"$IP/24\", \"ipv4_gateway\": \"$SUBNET.1\"}]"
 sed -i 's/"limits_memory": [0-9]*/"limits_memory": 1073741824/; s/"limits_cpu": "[^"]*"/"limits_cpu": "0-1"/' "$D1/spec.json"
 
-# running, or degraded: sys-kernel-debug/tracing.mount can't mount in a user namespace
 system_state() { rexec d1 -- systemctl is-system-running 2>/dev/null; }
-wait_booted() {
-	local i st
-	for i in $(seq 120); do
-		st=$(system_state)
-		case $st in running | degraded) echo "$st"; return 0 ;; esac
-		sleep 0.5
-	done
-	echo "${st:-unknown}"
-	return 1
-}
 http_code() { curl -s -m 5 -o /dev/null -w '%{http_code}' "http://$IP/"; }
-# One request on the keep-alive connection opened before the checkpoint.
-keepalive_get() {
-	local line
-	printf 'GET / HTTP/1.1\r\nHost: d1\r\n\r\n' >&"${HTTP[1]}" || return 1
-	read -r -t 5 line <&"${HTTP[0]}" || return 1
-	[[ "$line" == "HTTP/1.1 200"* ]] || return 1
-	# Drain the rest of the response (headers and body).
-	while read -r -t 0.3 line <&"${HTTP[0]}"; do :; done
-	return 0
-}
 services_answer() { # WHEN
 	expect_match "systemd runs ($1)" "$(system_state)" '^(running|degraded)$'
 	expect_eq "nginx and redis are active ($1)" "$(rexec d1 -- systemctl is-active nginx redis-server | tr '\n' ' ')" "active active "

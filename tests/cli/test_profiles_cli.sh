@@ -3,7 +3,9 @@
 # with YAML on stdin, shown, set and unset, assigned to a container (whose
 # expanded config then shows it), renamed, refused deletion while in use,
 # copied to a second ferryd over HTTPS (`ferry profile copy p r:`), and
-# deleted; invalid YAML and invalid values refused with the line and key at
+# deleted; an instance's own disk device added (`ferry config device add`,
+# a host directory the container sees), listed, shown and removed;
+# invalid YAML and invalid values refused with the line and key at
 # fault and nothing changed; `ferry config edit c1` from stdin and
 # `ferry config show c1 --expanded`.
 . "$(dirname "$0")/../lib.sh"
@@ -94,6 +96,21 @@ expect_eq "profile device list" "$(ferry profile device list www)" extra
 expect_match "profile device show" "$(ferry profile device show www)" 'path: /dev/zero'
 check "profile device remove" ferry profile device remove www extra
 expect_eq "... gone" "$(ferry profile device list www)" ""
+# An instance's own devices (lxc config device): a host directory bound in.
+share=$TEST_DIR/share
+mkdir -m 755 "$share" && echo from-the-host >"$share/data" && chmod 644 "$share/data"
+check "stop c1" ferry stop c1 --force
+check "config device add c1 share disk" ferry config device add c1 share disk source="$share" path=/mnt/share readonly=true
+expect_eq "config device list c1 (its own: the others are its profile's)" "$(ferry config device list c1)" share
+expect_match "config device show c1" "$(ferry config device show c1)" "source: $share"
+check_fails "adding it again fails" ferry config device add c1 share disk source="$share" path=/mnt/share
+check "start c1" ferry start c1
+expect_eq "c1 sees the host's file" "$(ferry exec c1 -- cat /mnt/share/data)" from-the-host
+check "stop c1" ferry stop c1 --force
+check "config device remove c1 share" ferry config device remove c1 share
+expect_eq "... gone" "$(ferry config device list c1)" ""
+check_fails "removing it again fails" ferry config device remove c1 share
+check "start c1 again" ferry start c1
 
 # --- copy to another server
 check "profile copy www r:" ferry profile copy www r:

@@ -169,7 +169,7 @@ wait "$EXEC"
 INIT=$(api GET /1.0/instances/c1/state | jq -r .metadata.pid)
 host_pty_sleeper "$INIT"
 HOLDER_PID=$!
-for i in $(seq 30); do [ -s "$ROOTFS/tmp/hostpty.pid" ] && break; sleep 0.1; done
+host_pty_wait "$ROOTFS/tmp/hostpty.pid"
 INIT=$(api GET /1.0/instances/c1/state | jq -r .metadata.pid)
 before=$(counter)
 out=$(ferry stop c1 --stateful 2>&1)

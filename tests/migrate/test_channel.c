@@ -24,6 +24,7 @@
 #include "common/util.h"
 #include "common/ws.h"
 #include "migrate/channel.h"
+#include "migrate/migrate.h"
 
 #define STREAMS 3
 #define BULK_MESSAGE (256 * 1024)
@@ -476,6 +477,35 @@ static void test_any_address_and_limits(void)
 	migrate_stream_free(s);
 }
 
+/* File names in the paths message (migrate_name_to_json): any bytes but
+ * '/' and NUL, UTF-8 or not, come back as they went. */
+static void test_names(void)
+{
+	const char *names[] = { "passwd", "caf\xc3\xa9", "\xff-not-utf8", "a\x80\x81" "b", "" };
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		json_t *j = migrate_name_to_json(names[i]);
+		char *text = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+		json_t *back_json = text ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
+		char *back = migrate_name_from_json(back_json);
+		ok(back != NULL && strcmp(back, names[i]) == 0, "name %zu round-trips through JSON (%s)", i,
+		   text ? text : "no JSON");
+		free(back);
+		free(text);
+		json_decref(back_json);
+		json_decref(j);
+	}
+	json_t *nul = json_pack("{s:s}", "base64", "YQBi"); /* "a\0b" */
+	char *bad = migrate_name_from_json(nul);
+	ok(bad == NULL, "a name with a NUL inside is refused");
+	free(bad);
+	json_decref(nul);
+	json_t *num = json_integer(3);
+	bad = migrate_name_from_json(num);
+	ok(bad == NULL, "a number is no name");
+	free(bad);
+	json_decref(num);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -490,6 +520,7 @@ int main(void)
 	for (size_t i = 0; i < 2 * BULK_MESSAGE; i++)
 		pool[i] = (unsigned char)(rand() >> 7);
 
+	test_names();
 	test_streams();
 	test_any_address_and_limits();
 

@@ -5,8 +5,10 @@
 # address, and its name is gone from the source; a copy keeps both; a
 # running container moves --stateless and runs on the target with its
 # address; snapshots travel with it; a target that refuses (name taken) leaves the source as it was;
-# a running container is not copied without --stateless; and a local move
-# renames.
+# a running container is not copied without --stateless; a local move
+# renames; and a container stopped with its state (stop --stateful) moves
+# with it, so that its start on the target resumes the same processes
+# (--stateless leaves the state behind).
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/bed_lib.sh"
 bed_up 2 || { echo "Bail out! testbed up failed"; exit 1; }
@@ -86,3 +88,27 @@ expect_eq "h2 has no c4" "$(names h2)" ""
 expect_eq "... and no partial copy on its disk" "$(ls "$BED_DIR/h2/containers")" ""
 expect_eq "c3 is still on h1" "$(names h1)" "c3"
 expect_eq "no transfer files are left on either host" "$(ls "$BED_DIR"/h1/cache "$BED_DIR"/h2/cache 2>/dev/null | grep -c migrate)" 0
+
+# --- a container stopped with its state moves with that state
+check "launch c1 on h1 again" fy h1 launch busybox c1
+check "start a counter in c1" start_counter h1
+sleep 0.5
+pid=$(counter_pid h1)
+before=$(counter h1)
+check "stop c1 --stateful" fy h1 stop c1 --stateful
+check "move c1 h2: (stopped with its state)" fy h1 move c1 h2:
+expect_eq "c1 is on h2, stopped" "$(fy h2 list --format csv -c ns)" "c1,STOPPED"
+expect_match "... its state saved there" "$(fy h2 info c1)" 'Stateful: *true'
+check "start c1 on h2" fy h2 start c1
+expect_eq "... the same counter process ($pid)" "$(counter_pid h2)" "$pid"
+after=$(counter h2)
+expect_eq "... which counts on from where it stopped ($before, then $after)" "$((after >= before && after <= before + 30))" 1
+# --stateless: the state stays behind, the container boots afresh there
+check "stop c1 --stateful on h2" fy h2 stop c1 --stateful
+check "move c1 h1: --stateless" fy h2 move c1 h1: --stateless
+expect_match "... h2's log says the state stayed behind" "$(grep 'moves without the state' "$BED_DIR/h2/logs/ferryd.log")" "instance c1:"
+expect_eq "... no state saved on h1" "$(fy h1 info c1 | grep -c '^Stateful:')" 0
+check "start c1 on h1" fy h1 start c1
+sleep 0.5
+expect_eq "... booted: no counter runs" "$(fy h1 exec c1 -- sh -c 'ps -o args | grep -c "[s]leep 0.1"')" 0
+check "delete c1" fy h1 delete --force c1

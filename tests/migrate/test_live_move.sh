@@ -6,7 +6,8 @@
 # (same pid: CRIU keeps it) and went on counting, the connection still echoes, the address, MAC and
 # snapshots came along, and the source has no copy left. Then ten moves back
 # and forth, each checked the same way; a target that refuses (a profile it
-# lacks) leaves the container running where it was, untouched; and a target
+# lacks, a host directory a disk device binds) leaves the container running
+# where it was, untouched; and a target
 # whose ferryd is killed while the state streams in leaves exactly one
 # running copy: the source's, restored, with its connection still there;
 # so does a cut LAN link, a source whose ferryd is killed mid-move
@@ -26,11 +27,20 @@ check "start a counter in c1" start_counter h1
 check "start a TCP echo server in c1" fy h1 exec c1 -- sh -c 'nc -ll -p 7000 -e /bin/cat </dev/null >/dev/null 2>&1 &'
 # A file in the rootfs that grows all through the moves (a line every
 # 20 ms, by a process that moves too): the rootfs's passes before and
-# during the freeze must carry every line, none twice.
+# during the freeze must carry every line, none twice. The same process
+# makes a directory /root/churn/N each time and removes N-2: what was
+# removed after the first pass must be gone on the target too.
+check "a file whose name is no UTF-8 in /root/churn" fy h1 exec c1 -- sh -c 'mkdir -p /root/churn && touch "$(printf "/root/churn/\377-not-utf8")"'
 check "start appending to /root/seq in c1" fy h1 exec c1 -- sh -c \
-	'sh -c '\''i=0; while :; do i=$((i+1)); echo $i >>/root/seq; usleep 20000; done'\'' </dev/null >/dev/null 2>&1 &'
+	'sh -c '\''i=0; while :; do i=$((i+1)); echo $i >>/root/seq; mkdir -p /root/churn/$i; echo $i >/root/churn/$i/f; rm -rf /root/churn/$((i-2)); usleep 20000; done'\'' </dev/null >/dev/null 2>&1 &'
 # "LINES BAD": how many lines, and how many are not their own number.
 seq_state() { fy "$1" exec c1 -- awk '$1 != NR { bad++ } END { print NR, bad + 0 }' /root/seq; }
+# "DIRS STALE": how many of /root/churn's directories, and how many of them
+# are older than the newest three (removed, yet there).
+churn_state() { fy "$1" exec c1 -- sh -c 'ls /root/churn | grep -E "^[0-9]+$" | sort -n | awk "{ n[NR] = \$1 } END { for (i = 1; i <= NR; i++) if (n[i] < n[NR] - 2) s++; print NR, s + 0 }"'; }
+# A file in /root/churn whose name is no UTF-8 (byte 0xff): the directory
+# changes all the time, so its names go in the frozen pass's listing.
+weird_file_there() { fy "$1" exec c1 -- sh -c 'test -e "$(printf "/root/churn/\377-not-utf8")"'; }
 check "snapshot c1 s1" fy h1 snapshot c1 s1
 ip_c1=$(ipv4 h1 c1)
 mac_c1=$(hwaddr h1 c1)
@@ -60,9 +70,12 @@ expect_eq "... and its snapshot" "$(fy h2 list c1 --format csv -c S)" 1
 sleep 0.2
 seq_after=$(seq_state h2)
 expect_match "/root/seq went on growing, every line there once and in order ($seq_after)" "$seq_after" '^[0-9]+ 0$'
+churn=$(churn_state h2)
+expect_match "... and /root/churn holds no directory removed on h1 ($churn)" "$churn" '^[1-4] 0$'
+check "... and still the file whose name is no UTF-8" weird_file_there h2
 expect_match "h2 kept CRIU's restore log" "$(ls "$BED_DIR/h2/logs/c1")" "migration_restore_.*\.log"
 expect_match "... and the source's dump log" "$(ls "$BED_DIR/h2/logs/c1")" "migration_dump_.*\.log"
-expect_match "... whose restore took the swrk started ahead (no mount is bound from inside the rootfs)" \
+expect_match "... whose restore took the swrk started ahead" \
 	"$(grep 'CRIU restore of' "$BED_DIR/h2/logs/c1/monitor.log" | tail -1)" 'its swrk started ahead'
 check "c1 reaches h1 over the LAN from h2" fy h2 exec c1 -- ping -c1 -W2 "$(bed_addr h1)"
 check_fails "h1 has no state of c1 left" test -e "$BED_DIR/h1/containers/c1"
@@ -89,6 +102,9 @@ expect_eq "$MOVES live moves back and forth, each keeping the process, its count
 if [ "$(names h1)" = c1 ]; then here=h1 there=h2; else here=h2 there=h1; fi
 seq_end=$(seq_state "$here")
 expect_match "... and /root/seq, after them all, still every line once and in order ($seq_end)" "$seq_end" '^[0-9]+ 0$'
+churn=$(churn_state "$here")
+expect_match "... and /root/churn no directory removed before a move ($churn)" "$churn" '^[1-4] 0$'
+check "... and the file whose name is no UTF-8" weird_file_there "$here"
 check "... longer than after the first move" test "${seq_end% *}" -gt "${seq_after% *}"
 
 # --- a target that refuses before anything is frozen
@@ -102,6 +118,22 @@ expect_eq "... the same process" "$(counter_pid "$here")" "$pid"
 expect_eq "$there has no c1" "$(names "$there")" ""
 expect_echo "the connection still echoes" after-the-refusal
 check "remove the profile again" fy "$here" profile remove c1 only-here
+# ... or one that lacks a host directory the container binds (a disk device)
+share=$BED_DIR/share
+mkdir -m 755 "$share"
+for h in h1 h2; do
+	fy "$h" profile create withshare >/dev/null &&
+		fy "$h" profile device add withshare share disk source="$share" path=/mnt/share >/dev/null
+	expect_eq "a profile with a disk from $share on $h" "$?" 0
+done
+check "launch c2 on h1 with it" fy h1 launch busybox c2 -p default -p withshare
+check "... and the directory goes from the host (c2's mount keeps it)" rm -rf "$share"
+out=$(fy h1 move c2 h2: 2>&1)
+expect_eq "move c2 h2: fails" "$?" 1
+expect_match "... before anything stopped, saying why" "$out" "Device \"share\": its source $share is not on this host"
+expect_eq "c2 still runs on h1" "$(state h1 c2)" RUNNING
+expect_eq "h2 has no c2" "$(names h2 | grep -c c2)" 0
+check "delete c2" fy h1 delete --force c2
 
 # Start moving c1 to $there in the background (move_pid); return once its
 # state directory appears there: c1 is checkpointed on the source by then.
@@ -166,7 +198,7 @@ expect_eq "c1's record has no migration mark left" "$(fy "$here" config get c1 v
 # --- CRIU can't dump c1: the move fails, and c1 runs on where it was
 host_pty_sleeper "$(cat "$BED_DIR/$here/containers/c1/init.pid")"
 HOLDER_PID=$!
-for i in $(seq 30); do [ -s "$BED_DIR/$here/containers/c1/rootfs/tmp/hostpty.pid" ] && break; sleep 0.1; done
+host_pty_wait "$BED_DIR/$here/containers/c1/rootfs/tmp/hostpty.pid"
 out=$(fy "$here" move c1 "$there:" 2>&1)
 expect_eq "a move of c1 with a process CRIU can't dump fails" "$?" 1
 expect_match "... with CRIU's own line" "$out" 'CRIU dump failed: Error \(criu/'

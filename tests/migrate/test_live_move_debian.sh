@@ -5,15 +5,14 @@
 # holds the key set before, nginx answers from the LAN, also on the
 # keep-alive connection opened before the first move, and systemd can
 # restart a service there (its mount namespaces came along whole). Moved
-# with both memory modes (stop-and-copy, then post-copy).
+# with both memory modes (stop-and-copy, then post-copy). Last, stopped with
+# its state, it moves cold and its start on the target resumes the services.
 # The image comes from tests/image/imgctl (debootstrap on first use, then
 # the cached tree in /var/cache/ferry/debian: seconds), imported on h1.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/bed_lib.sh"
+. "$(dirname "$0")/../debian_lib.sh"
 bed_up 2 || { echo "Bail out! testbed up failed"; exit 1; }
-
-IMGCTL=$BUILD/tests/image/imgctl
-CACHE=${FERRY_DEBIAN_CACHE:-/var/cache/ferry/debian}
 
 test_cleanup() { [ -z "${HTTP_PID:-}" ] || kill "$HTTP_PID" 2>/dev/null; }
 trap 'test_cleanup; bed_down' EXIT
@@ -26,26 +25,7 @@ expect_eq "the debian image builds" "$rc" 0
 check "import it on h1" fy h1 image import "$(awk '$1 == "path:" {print $2}' <<<"$out")" --alias debian
 
 system_state() { fy "$1" exec d1 -- systemctl is-system-running 2>/dev/null; }
-wait_booted() {
-	local i st
-	for i in $(seq 120); do
-		st=$(system_state "$1")
-		case $st in running | degraded) echo "$st"; return 0 ;; esac
-		sleep 0.5
-	done
-	echo "${st:-unknown}"
-	return 1
-}
 http_code() { "$TESTBED" lan-exec "$BED_DIR" curl -s -m 5 -o /dev/null -w '%{http_code}' "http://$IP/"; }
-# One request on the keep-alive connection opened before the first move.
-keepalive_get() {
-	local line
-	printf 'GET / HTTP/1.1\r\nHost: d1\r\n\r\n' >&"${HTTP[1]}" || return 1
-	read -r -t 10 line <&"${HTTP[0]}" || return 1
-	[[ "$line" == "HTTP/1.1 200"* ]] || return 1
-	while read -r -t 0.3 line <&"${HTTP[0]}"; do :; done
-	return 0
-}
 services_answer() { # HOST WHEN
 	expect_match "systemd runs ($2)" "$(system_state "$1")" '^(running|degraded)$'
 	expect_eq "nginx and redis are active ($2)" "$(fy "$1" exec d1 -- systemctl is-active nginx redis-server | tr '\n' ' ')" "active active "
@@ -54,6 +34,14 @@ services_answer() { # HOST WHEN
 	else fail "the keep-alive connection still works ($2)"; fi
 	expect_eq "redis still holds its key ($2)" "$(fy "$1" exec d1 -- redis-cli get ferry-key)" "$KEY"
 }
+
+# The device and root (in that filesystem) of the mount on MOUNTPOINT in
+# redis's mount namespace: where it is bound from.
+sandbox_root() { # HOST NAME MOUNTPOINT
+	fy "$1" exec "$2" -- sh -c 'awk -v m="$1" '\''$5 == m {print $3, $4}'\'' /proc/$(systemctl show -p MainPID --value redis-server)/mountinfo' sh "$3"
+}
+# Each bed host's state is a filesystem of its own (testbed.sh).
+host_dev() { mountpoint -d "$BED_DIR/$1"; }
 
 check "launch the debian container on h1" fy h1 launch debian d1 -c limits.memory=1GiB
 st=$(wait_booted h1)
@@ -72,8 +60,11 @@ echo "# $out"
 expect_eq "d1 runs on h2" "$(fy h2 list d1 --format csv -c s)" RUNNING
 # Its memory waited for the restore in memory (ferryd's staging directory on
 # /dev/shm), not on h2's disk, and nothing of it is left there.
-expect_match "systemd's sandboxes bind from inside the rootfs: h2 showed it at h1's path" \
-	"$(grep 'd1: a mount is bound from inside its rootfs' "$BED_DIR/h2/logs/ferryd.log")" "at $BED_DIR/h1/containers/d1/rootfs"
+# systemd's sandbox for redis binds parts of the rootfs in a mount namespace
+# of its own: they must come from h2's copy of the rootfs (CRIU recorded
+# them by their path on h1: patch 0034).
+expect_eq "redis's sandbox binds /usr/lib from h2's copy of the rootfs" "$(sandbox_root h2 d1 /usr/lib)" \
+	"$(host_dev h2) /containers/d1/rootfs/usr/lib"
 expect_match "h2 took d1's pages into memory" "$(grep 'd1: its pages wait in' "$BED_DIR/h2/logs/ferryd.log")" \
 	'its pages wait in /dev/shm/ferry-pages-[0-9a-f]+/d1\.pages$'
 expect_eq "... and kept none of them" "$(compgen -G '/dev/shm/ferry-pages-*/d1.*')" ""
@@ -101,4 +92,13 @@ services_answer h1 "back on h1 after post-copy"
 
 check "systemd restarts nginx there" fy h1 exec d1 -- systemctl restart nginx
 expect_eq "nginx answers after its restart" "$(http_code)" 200
-check "delete d1" fy h1 delete -f d1
+
+# Stopped with its state, moved cold, started there: the same services.
+REDIS_PID=$(fy h1 exec d1 -- systemctl show -p MainPID --value redis-server)
+check "stop d1 --stateful on h1" fy h1 stop d1 --stateful
+check "move d1 h2: (stopped, its state along)" fy h1 move d1 h2:
+check "start d1 on h2" fy h2 start d1
+expect_eq "... the same redis ($REDIS_PID)" "$(fy h2 exec d1 -- systemctl show -p MainPID --value redis-server)" "$REDIS_PID"
+expect_eq "... with its key" "$(fy h2 exec d1 -- redis-cli get ferry-key)" "$KEY"
+expect_match "... systemd runs" "$(system_state h2)" '^(running|degraded)$'
+check "delete d1" fy h2 delete -f d1

@@ -3,8 +3,9 @@
 # answering on its own socket and over HTTPS on the LAN; h1 lists h2's
 # containers as a remote, and h2 trusts h1's daemon (what a migration
 # target presents); a container on h1 pings one on h2 across the LAN; and
-# `down` leaves no namespace, link, ferryd, monitor, cgroup or staging
-# directory behind, also after a ferryd died.
+# `down` leaves no namespace, link, ferryd, monitor, cgroup, staging
+# directory, mount or loop device behind, also after a ferryd died. Each
+# host's state is a filesystem of its own.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/bed_lib.sh"
 bed_up 2 || { echo "Bail out! testbed up failed"; exit 1; }
@@ -18,6 +19,13 @@ check "h1 can list h2: over HTTPS" fy h1 list h2:
 check "h2 can list h1: over HTTPS" fy h2 list h1:
 h1_fp=$(openssl x509 -in "$BED_DIR/h1/server.crt" -outform der | sha256sum | cut -c1-12)
 expect_match "h2 trusts h1's server certificate" "$(fy h2 config trust list --format csv)" ",$h1_fp,"
+
+# Each host's state is a filesystem of its own, as on separate machines.
+check "h1's state is a filesystem of its own" mountpoint -q "$BED_DIR/h1"
+check "h2's state is a filesystem of its own" mountpoint -q "$BED_DIR/h2"
+check_fails "... not the same one" test "$(mountpoint -d "$BED_DIR/h1")" = "$(mountpoint -d "$BED_DIR/h2")"
+loops=$(losetup -n -O NAME -j "$BED_DIR/h1.disk"; losetup -n -O NAME -j "$BED_DIR/h2.disk")
+expect_eq "... each on a loop device" "$(wc -w <<<"$loops")" 2
 
 fy h1 image build busybox --alias busybox >/dev/null
 fy h2 image build busybox --alias busybox >/dev/null
@@ -59,4 +67,8 @@ left=""
 for c in $cg1; do [ -e "$c" ] && left="$left $c"; done
 expect_eq "no cgroup of the bed is left" "$left" ""
 expect_eq "no staging directory of the bed is left" "$(ls -d $stagings 2>/dev/null)" ""
+expect_eq "no mount of the bed is left" "$(awk -v d="$dir/" 'index($2, d) == 1' /proc/mounts)" ""
+left=""
+for l in $loops; do losetup "$l" >/dev/null 2>&1 && left="$left $l"; done
+expect_eq "no loop device of the bed is left" "$left" ""
 check_fails "no bed directory is left" test -e "$dir"
