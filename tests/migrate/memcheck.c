@@ -9,7 +9,11 @@
  * that came back as zeroes, or someone else's). Beside the N MiB, 64 KiB
  * that are unreadable (PROT_NONE) all but the moment of their check: a
  * dump can't read those pages from the task as it reads the others, and
- * must still carry them. Static: it runs in a busybox root filesystem. */
+ * must still carry them. Static: it runs in a busybox root filesystem.
+ *
+ * With a second argument, LIFE_MS: a short life instead, with no report,
+ * ending on its own that many milliseconds after it started: a process
+ * that exits while a post-copy move is still bringing its pages in. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,8 +30,12 @@ static uint64_t value(uint64_t seed, size_t i)
 	return x * 0xBF58476D1CE4E5B9ull | 1; /* never zero */
 }
 
+static long life_ms; /* 0: for ever, reporting */
+
 static void report(uint64_t seed, unsigned long rounds, unsigned long bad)
 {
+	if (life_ms > 0)
+		return;
 	FILE *f = fopen("/tmp/memcheck.new", "w");
 	if (f == NULL)
 		return;
@@ -39,6 +47,9 @@ static void report(uint64_t seed, unsigned long rounds, unsigned long bad)
 int main(int argc, char **argv)
 {
 	size_t mib = argc > 1 ? strtoul(argv[1], NULL, 10) : 16;
+	life_ms = argc > 2 ? strtol(argv[2], NULL, 10) : 0;
+	struct timespec start;
+	clock_gettime(CLOCK_MONOTONIC, &start);
 	size_t words = (mib << 20) / sizeof(uint64_t);
 	uint64_t *mem = malloc(words * sizeof(uint64_t));
 	if (mem == NULL)
@@ -77,6 +88,12 @@ int main(int argc, char **argv)
 			return 1;
 		rounds++;
 		report(seed, rounds, bad);
-		usleep(200 * 1000);
+		if (life_ms > 0) {
+			struct timespec now;
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			if ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 >= life_ms)
+				return bad > 0;
+		}
+		usleep((life_ms > 0 ? 20 : 200) * 1000);
 	}
 }

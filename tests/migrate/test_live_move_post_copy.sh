@@ -5,7 +5,8 @@
 # the way a user would: a counter that goes on (same pid), a TCP connection
 # from the LAN that still echoes, and a process that reads all of its
 # 192 MiB again and again and finds every word as it wrote it (a page that
-# came back as zeroes would show). Then moves back and forth; the
+# came back as zeroes would show), beside processes that exit while their
+# pages are still coming. Then moves back and forth; the
 # instance's migration.memory picking the mode; a stateful snapshot that
 # moves along and restores at the end; a target whose ferryd is
 # killed before it took over (the source's copy runs on, network and TCP
@@ -53,6 +54,11 @@ check "put memcheck in c1" fy h1 file push -p --mode 0755 --uid 0 --gid 0 "$BUIL
 check "start a counter in c1" start_counter h1
 check "start a TCP echo server in c1" fy h1 exec c1 -- sh -c 'nc -ll -p 7000 -e /bin/cat </dev/null >/dev/null 2>&1 &'
 check "start memcheck ($MEM_MIB MiB) in c1" fy h1 exec c1 -- sh -c "memcheck $MEM_MIB </dev/null >/dev/null 2>&1 &"
+# Processes that hold 8 MiB for a moment, one after the other, three at a
+# time: a move catches some that exit while their pages are still coming.
+for life in 200 300 500; do
+	check "start short-lived memory users in c1 ($life ms)" fy h1 exec c1 -- sh -c "sh -c 'while :; do memcheck 8 $life; done' </dev/null >/dev/null 2>&1 &"
+done
 for i in $(seq 300); do [ -n "$(memcheck h1)" ] && break; sleep 0.1; done
 ip_c1=$(ipv4 h1 c1)
 mac_c1=$(hwaddr h1 c1)
