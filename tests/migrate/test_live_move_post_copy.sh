@@ -71,9 +71,21 @@ mem_before=$(memcheck_after h1 "$(memcheck h1)")
 expect_match "memcheck went over its memory" "$mem_before" "^[0-9]+ [0-9a-f]+ [0-9]+ 0$"
 check "a stateful snapshot of c1" fy h1 snapshot c1 s1 --stateful
 
+# The ends of the logs a failed move's error output $1 names: they go
+# with the bed.
+show_logs() {
+	local log
+	for log in $(printf '%s\n' "$1" | grep -o 'log: [^ );]*' | cut -c6- | sort -u); do
+		echo "# --- the end of $log"
+		tail -n 40 "$log" 2>/dev/null | sed 's/^/#   /'
+	done
+}
+
 # --- one post-copy move, checked in detail
 out=$(fy h1 move c1 h2: --memory post-copy 2>&1)
-expect_eq "move c1 h2: --memory post-copy" "$?" 0
+rc=$?
+expect_eq "move c1 h2: --memory post-copy" "$rc" 0
+[ "$rc" = 0 ] || show_logs "$out"
 expect_match "... the memory followed the takeover" "$out" "Its memory followed in [0-9]+ ms"
 echo "# $out" | tr '\n' ' '; echo
 expect_eq "c1 is gone from h1" "$(names h1)" ""
@@ -116,11 +128,7 @@ for i in 1 2 3 4; do
 	mem_before=$(memcheck "$from")
 	if ! out=$(fy "$from" move c1 "$to:" 2>&1) || ! echo "$out" | grep -q "Its memory followed"; then
 		fail "move $i ($from -> $to)" "$out"
-		# The logs the error names go with the bed: their ends, here.
-		for log in $(printf '%s\n' "$out" | grep -o 'log: [^ );]*' | cut -c6- | sort -u); do
-			echo "# --- the end of $log"
-			tail -n 40 "$log" 2>/dev/null | sed 's/^/#   /'
-		done
+		show_logs "$out"
 		break
 	fi
 	after=$(counter "$to")
