@@ -16,7 +16,10 @@
 # they were (pages_bytes). Then: is c1 on h2, and is the udp_echo there the
 # same process (same pid, and the same token, drawn at its start and held
 # only in its memory; the kernel's start time of a process CRIU restored is
-# new, so it can't tell)? And is memhog's memory intact: memhog can't check
+# new, so it can't tell)? Beside the UDP probe, bench/tcp_rr_probe.py asks a TCP echo
+# server in c1 (busybox nc), one request at a time every 5 ms: the longest
+# it waited for an answer ("tcp rr") is what a request/response client
+# feels, TCP's retransmission included. And is memhog's memory intact: memhog can't check
 # itself, so bench/memhog_check reads it through /proc/PID/mem, in the
 # container, before the move and after it (every word, and at the same
 # address: a restarted memhog would refill it elsewhere). A mode the move
@@ -72,6 +75,8 @@ MOVE_TIMEOUT=${MOVE_TIMEOUT:-600}
 THROUGHPUT_MIB=${THROUGHPUT_MIB:-512}
 THROUGHPUT_RUNS=${THROUGHPUT_RUNS:-5}
 ECHO_PORT=7777
+TCP_ECHO_PORT=7001
+TCP_INTERVAL_MS=${TCP_INTERVAL_MS:-5}
 THROUGHPUT_PORT=5201
 PROBE_INTERVAL_US=1000
 # The targets of the live-migration issue.
@@ -83,10 +88,11 @@ UDP_ECHO=${UDP_ECHO:-$BUILD/bench/udp_echo}
 UDP_PROBE=${UDP_PROBE:-$BUILD/bench/udp_probe}
 MEMHOG=${MEMHOG:-$BUILD/tests/checkpoint/memhog}
 MEMHOG_CHECK=${MEMHOG_CHECK:-$BUILD/bench/memhog_check}
+TCP_PROBE=$top/bench/tcp_rr_probe.py
 for f in "$UDP_ECHO" "$UDP_PROBE" "$MEMHOG" "$MEMHOG_CHECK" "$FERRY" "$FERRYD"; do
 	[ -x "$f" ] || { echo "$f not built (ninja -C $BUILD)" >&2; exit 1; }
 done
-for cmd in socat gnuplot ss jq; do
+for cmd in socat gnuplot ss jq python3; do
 	command -v "$cmd" >/dev/null || { echo "$cmd is needed" >&2; exit 1; }
 done
 for s in "${sizes[@]}"; do
@@ -101,14 +107,14 @@ PROBE_SCHED=(chrt -f 1)
 
 # Everything this script starts goes on exit, even on failure or ^C: the
 # probe and the throughput receiver by pid, the containers with the bed.
-PROBE_PID='' RECEIVER_PID='' WORK=''
+PROBE_PID='' TCP_PROBE_PID='' RECEIVER_PID='' WORK=''
 cleanup() {
 	set +e
 	local pid
-	for pid in $PROBE_PID $RECEIVER_PID; do
+	for pid in $PROBE_PID $TCP_PROBE_PID $RECEIVER_PID; do
 		kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
 	done
-	PROBE_PID='' RECEIVER_PID=''
+	PROBE_PID='' TCP_PROBE_PID='' RECEIVER_PID=''
 	bed_down
 	[ -z "$WORK" ] || rm -rf "$WORK"
 }
@@ -177,9 +183,10 @@ echo_identity() {
 	return 1
 }
 
-# container_up MIB: c1 on h1, running udp_echo and memhog MIB, both started
-# by its init: so a stateless move restarts them as a reboot does, and a
-# live move must carry them. Prints c1's address.
+# container_up MIB: c1 on h1, running udp_echo, memhog MIB and a TCP echo
+# server (busybox nc, for tcp_rr_probe), all started by its init: so a
+# stateless move restarts them as a reboot does, and a live move must carry
+# them. Prints c1's address.
 container_up() {
 	local mib=$1 i ip
 	fy h1 init busybox c1 >/dev/null || return 1
@@ -189,6 +196,7 @@ container_up() {
 	{
 		fy h1 file pull c1/etc/inittab - || return 1
 		printf '::once:/usr/local/bin/udp_echo %s\n::once:/usr/local/bin/memhog %s\n' "$ECHO_PORT" "$mib"
+		printf '::once:nc -ll -p %s -e /bin/cat\n' "$TCP_ECHO_PORT"
 	} >"$WORK/inittab"
 	fy h1 file push --mode 0644 --uid 0 --gid 0 "$WORK/inittab" c1/etc/inittab &&
 		fy h1 start c1 || return 1
@@ -267,10 +275,11 @@ criu_errors() {
 
 # measure MIB MODE: one row of the table, and its line of data (R_* globals).
 measure() {
-	local mib=$1 mode=$2 ip args ident_before ident_after pid_before pid_after rc err probe printed seen
+	local mib=$1 mode=$2 ip args ident_before ident_after pid_before pid_after rc err probe tcp_probe printed seen
 	local hog_before hog_after mem_before mem_after gaps
 	R_TOTAL='?' R_DOWN='?' R_LOST='?' R_RATE='?' R_RATIO='?' R_SAME=- R_NOTE='' R_DOWN_SHOWN='?' R_GAP_AT='?'
 	R_STOP='?' R_CKPT='?' R_XFER='?' R_RESTORE='?' R_RESUME='?' R_PAGES_MS='?' R_PAGES_MIB='?' R_MEM=- R_GAPS='?'
+	R_TCP='?' R_TCP_SHOWN='?'
 	args=${move_args_template//\{mode\}/$mode}
 	if ! ip=$(container_up "$mib" 2>"$WORK/err"); then
 		R_NOTE="error: setup: $(first_line "$(cat "$WORK/err")")"
@@ -305,15 +314,27 @@ measure() {
 	"$TESTBED" lan-exec "$BED_DIR" "${PROBE_SCHED[@]}" "$UDP_PROBE" "$ip" "$ECHO_PORT" $(((MOVE_TIMEOUT + 60) * 1000 + PRE_MS + POST_MS)) \
 		"$PROBE_INTERVAL_US" >"$WORK/probe.out" 2>&1 &
 	PROBE_PID=$!
+	# And a TCP client asking c1's echo server, one request at a time.
+	"$TESTBED" lan-exec "$BED_DIR" python3 "$TCP_PROBE" "$ip" "$TCP_ECHO_PORT" "$TCP_INTERVAL_MS" >"$WORK/tcp.out" 2>&1 &
+	TCP_PROBE_PID=$!
 	sleep "$(awk -v ms="$PRE_MS" 'BEGIN {print ms / 1000}')"
 	# shellcheck disable=SC2086 # the arguments are words
 	on_timed h1 timeout "$MOVE_TIMEOUT" "$FERRY" move c1 h2: $args >"$WORK/move.out" 2>"$WORK/move.err"
 	rc=$?
 	R_TOTAL=$(cat "$WORK/timed.ms")
 	sleep "$(awk -v ms="$POST_MS" 'BEGIN {print ms / 1000}')"
-	kill -TERM "$PROBE_PID" 2>/dev/null
+	kill -TERM "$PROBE_PID" "$TCP_PROBE_PID" 2>/dev/null
 	wait "$PROBE_PID"
-	PROBE_PID=
+	wait "$TCP_PROBE_PID"
+	PROBE_PID='' TCP_PROBE_PID=''
+	tcp_probe=$(grep '^requests=' "$WORK/tcp.out")
+	echo "#   tcp probe: ${tcp_probe:-$(cat "$WORK/tcp.out")}" >&2
+	if [ -n "$tcp_probe" ] && [ "$(kv broken "$tcp_probe")" = 0 ] && [ "$(kv requests "$tcp_probe")" -gt 1 ]; then
+		R_TCP=$(kv slowest_ms "$tcp_probe")
+		R_TCP_SHOWN=$(printf '%.0f' "$R_TCP")
+	elif [ -n "$tcp_probe" ] && [ "$(kv broken "$tcp_probe")" = 1 ]; then
+		R_TCP_SHOWN=broken
+	fi
 	printed=$(cat "$WORK/move.out")
 	err=$(cat "$WORK/move.err")
 	probe=$(grep '^sent=' "$WORK/probe.out")
@@ -442,18 +463,18 @@ data=$out/migrate_downtime.dat
 # (gnuplot's index), written at the end.
 declare -A data_lines=()
 rows=()
-row_format='%5s  %-13s %8s %6s %4s %6s %8s %7s %6s %6s %7s %6s %8s %6s %7s %6s  %-9s %-9s %-6s %s'
+row_format='%5s  %-13s %8s %6s %4s %6s %7s %8s %7s %6s %6s %7s %6s %8s %6s %7s %6s  %-9s %-9s %-6s %s'
 for mib in "${sizes[@]}"; do
 	for mode in "${modes[@]}"; do
 		echo "# $mib MiB, $mode: ferry move c1 h2: ${move_args_template//\{mode\}/$mode}" >&2
 		measure "$mib" "$mode"
 		bound=$(awk -v m="$mib" -v t="$tput" 'BEGIN {printf "%.0f", m * 1000 / t}')
 		data_lines[$mode]+="$(printf '%s\n' "$mib $R_TOTAL $R_DOWN $R_LOST $R_RATE $R_RATIO $bound" \
-			"$R_STOP $R_CKPT $R_XFER $R_RESTORE $R_RESUME $R_PAGES_MS $R_PAGES_MIB" | tr '\n' ' ' | sed 's/ $//; s/\(^\| \)-\( \|$\)/\1?\2/g; s/\(^\| \)-\( \|$\)/\1?\2/g')"$'\n'
+			"$R_STOP $R_CKPT $R_XFER $R_RESTORE $R_RESUME $R_PAGES_MS $R_PAGES_MIB $R_TCP" | tr '\n' ' ' | sed 's/ $//; s/\(^\| \)-\( \|$\)/\1?\2/g; s/\(^\| \)-\( \|$\)/\1?\2/g')"$'\n'
 		shown_bound=$bound shown_ratio=$R_RATIO
 		has_bound "$mode" || shown_bound=- shown_ratio=-
 		# shellcheck disable=SC2059 # one format for the header and the rows
-		rows+=("$(printf "$row_format" "$mib" "$mode" "$R_DOWN_SHOWN" "$R_GAP_AT" "$R_GAPS" "$R_LOST" "$R_TOTAL" \
+		rows+=("$(printf "$row_format" "$mib" "$mode" "$R_DOWN_SHOWN" "$R_GAP_AT" "$R_GAPS" "$R_LOST" "$R_TCP_SHOWN" "$R_TOTAL" \
 			"$R_STOP" "$R_CKPT" "$R_XFER" "$R_RESTORE" "$R_RESUME" "$R_PAGES_MS" "$R_PAGES_MIB" \
 			"$shown_bound" "$shown_ratio" "$R_MEM" "$R_SAME" "$(target "$mib" "$mode")" "$R_NOTE" | sed 's/ *$//')")
 		echo "# -> ${rows[-1]}" >&2
@@ -462,7 +483,8 @@ done
 {
 	echo "# TCP throughput h1 -> h2: $tput MiB/s"
 	echo "# one block per mode (in the order: ${modes[*]}); columns: MiB total_ms downtime_ms lost MiB_per_s"
-	echo "# ratio_to_bound bound_ms stopped_ms checkpoint_ms transfer_ms restore_ms resume_ms pages_ms pages_MiB (?: none)"
+	echo "# ratio_to_bound bound_ms stopped_ms checkpoint_ms transfer_ms restore_ms resume_ms pages_ms pages_MiB"
+	echo "# tcp_rr_ms (?: none)"
 	for mode in "${modes[@]}"; do
 		# Blocks apart by two blank lines: gnuplot's "index".
 		[ "$mode" = "${modes[0]}" ] || printf '\n\n'
@@ -479,13 +501,14 @@ mem=$(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
 	echo "live move h1 -> h2 vs dirtied memory: $(nproc) cores, $mem, $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg), commit $commit$dirty, binaries from $BUILD"
 	echo "TCP h1 -> h2: $tput MiB/s (median of $THROUGHPUT_RUNS x $THROUGHPUT_MIB MiB: ${tput_runs[*]}); bound = MiB / throughput, ratio = total / bound (stop-and-copy)"
 	echo "move: ferry move c1 h2: $move_args_template; downtime: largest gap in UDP echo replies, probed every $((PROBE_INTERVAL_US / 1000)) ms from the LAN (${PROBE_SCHED[*]}), gap beginning (at ms) after the move began, gaps: how many of 50 ms or more; total: wall time of ferry move"
+	echo "tcp rr: the longest a TCP client on the LAN waited for an answer from c1 (one request at a time, every $TCP_INTERVAL_MS ms: bench/tcp_rr_probe.py); broken: its connection failed"
 	echo "ferry's account (the source operation's migration_times): stopped = ckpt + xfer + restore + resume; pages: from the resume until every page had arrived (post-copy)"
 	echo "memory: memhog's memory read back in the container after the move (bench/memhog_check: every word, same pid, same address)"
 	echo "targets: post-copy downtime < $POSTCOPY_DOWNTIME_MS ms; stop-and-copy total <= $STOPCOPY_RATIO x bound from $STOPCOPY_FROM_MIB MiB"
 	# shellcheck disable=SC2059
 	{
-		printf "$row_format\n" MiB mode "downtime" "at" gaps lost "total" stopped ckpt xfer restore resume pages pages bound ratio memory "same proc" target ""
-		printf "$row_format\n" "" "" ms ms "" "" ms ms ms ms ms ms ms MiB ms "" "" "" "" ""
+		printf "$row_format\n" MiB mode "downtime" "at" gaps lost "tcp rr" "total" stopped ckpt xfer restore resume pages pages bound ratio memory "same proc" target ""
+		printf "$row_format\n" "" "" ms ms "" "" ms ms ms ms ms ms ms ms MiB ms "" "" "" "" ""
 		printf '%s\n' "${rows[@]}"
 	} | sed 's/ *$//'
 	[ ! -s "$errors" ] || echo "failures: the error output and the CRIU logs' error lines are in $errors"
