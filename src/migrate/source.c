@@ -336,6 +336,9 @@ struct handover {
 	bool watching;
 	struct migrate_result complete; /* the target's last word on the pages */
 	struct ferry_error *complete_err;
+	/* What the LAN sent the instance while it was stopped: the target gives
+	 * it to the instance once it runs (with the dump log). */
+	struct runtime_frame_hold *hold;
 };
 
 /* CRIU's images, on the state stream, as CRIU closes them (the image
@@ -536,6 +539,19 @@ static void send_dump_log(struct handover *h)
 		return;
 	}
 	copy_dump_log(name, dir);
+	size_t len = 0, frames = 0, dropped = 0;
+	const char *held = h->hold != NULL ? runtime_frame_hold_frames(h->hold, &len, &frames, &dropped) : NULL;
+	if (frames > 0) {
+		cleanup_free char *path = xasprintf("%s/" MIGRATE_HELD_FRAMES, dir);
+		if (file_write_volatile(path, held, len, 0600, &e) < 0) {
+			log_warn("instance %s: the frames held while it moved stay here: %s", name, e->msg);
+			error_free(&e);
+		}
+	}
+	if (frames > 0 || dropped > 0)
+		log_info("instance %s: %zu frames (%zu bytes) came for it while it was stopped: sent to the target "
+			 "(%zu more dropped)",
+			 name, frames, len, dropped);
 	if (send_tree(h->op, h->job->state, dir, 0, NULL, NULL, NULL, &sent, &e) < 0)
 		log_warn("instance %s: the dump log stays here only: %s", name, e->msg);
 	error_free(&e);
@@ -570,6 +586,8 @@ static int take_over(struct handover *h, struct ferry_error **err)
 	int sent = migrate_send_commit(job->control, err);
 	int r2 = sent < 0 ? -1 : migrate_recv_result(job->control, &res, MIGRATE_COMMIT_TIMEOUT_MS, err);
 	h->t_running = now_ms();
+	if (r2 == 0 && res.success)
+		runtime_frame_hold_end(h->hold);
 	/* The copy here never runs again: off the LAN (post-copy keeps it,
 	 * frozen, while it serves the pages, and its kernel would answer ARP
 	 * for the address the target has now, were its veths put back on
@@ -676,6 +694,13 @@ static int handover_run(struct handover *h, const char *mark, struct runtime_che
 		r = migrate_pages_source_start(o->lazy, job->pages, job->page_requests, &criu_socket, &h->pages, err);
 	if (r == 0)
 		r = checkpoint_swrk_start(criu_socket, &swrk, err);
+	if (r == 0) {
+		cleanup_free char *dir = instance_dir(job->name);
+		cleanup_error struct ferry_error *e = NULL;
+		if (runtime_frame_hold_prepare(dir, &h->hold, &e) < 0)
+			log_warn("instance %s: its frames are not held while it moves: %s", job->name, e->msg);
+		o->hold = h->hold;
+	}
 	if (r == 0 && await_ready(job, err) < 0)
 		r = error_wrap(err, "nothing was frozen: the instance keeps running here");
 	if (r == 0) {
@@ -710,6 +735,7 @@ static int handover_run(struct handover *h, const char *mark, struct runtime_che
 		pthread_join(h->watcher, NULL);
 	h->page_bytes = migrate_pages_stop(h->pages);
 	pthread_mutex_destroy(&h->lock);
+	runtime_frame_hold_free(steal_pointer(&h->hold));
 	if (!dumped)
 		return r;
 	/* Sent, or of no use: the dump's images go (the state directory, a

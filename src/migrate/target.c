@@ -475,16 +475,36 @@ static void keep_dump_log(const char *name, const char *dir)
 
 /* Once the tasks run here: the source's dump log, on the state stream
  * (migrate.h). Best effort: the move is done. */
+/* What the LAN sent the instance while it was stopped (MIGRATE_HELD_FRAMES
+ * in dir, if any), to it now: it runs here. */
+static void give_held_frames(const char *name, const char *dir)
+{
+	cleanup_free char *path = xasprintf("%s/" MIGRATE_HELD_FRAMES, dir);
+	if (access(path, F_OK) != 0)
+		return;
+	cleanup_free char *data = NULL;
+	size_t len = 0, given = 0;
+	cleanup_free char *inst = instance_dir(name);
+	cleanup_error struct ferry_error *e = NULL;
+	if (file_read(path, &data, &len, &e) < 0 || runtime_frames_give(inst, data, len, &given, &e) < 0)
+		log_warn("instance %s: the frames held while it moved: %s", name, e->msg);
+	else
+		log_info("instance %s: gave it %zu frames the source held while it moved", name, given);
+	unlink(path);
+}
+
 static void recv_dump_log(const char *name, struct ws *state)
 {
 	cleanup_free char *inst = instance_dir(name);
 	cleanup_free char *dir = xasprintf("%s/.dump-log", inst);
 	cleanup_error struct ferry_error *e = NULL;
 	if (rm_rf(dir, &e) < 0 || mkdir_p(dir, 0700, &e) < 0 ||
-	    recv_tree_within(state, dir, 0, false, NULL, MIGRATE_LOG_TIMEOUT_MS, &e) < 0)
+	    recv_tree_within(state, dir, 0, false, NULL, MIGRATE_LOG_TIMEOUT_MS, &e) < 0) {
 		log_warn("instance %s: no dump log from the source: %s", name, e->msg);
-	else
+	} else {
+		give_held_frames(name, dir);
 		keep_dump_log(name, dir);
+	}
 	error_free(&e);
 	if (rm_rf(dir, &e) < 0)
 		log_warn("instance %s: %s", name, e->msg);

@@ -103,10 +103,19 @@ void dump_spares_stop(void)
 	checkpoint_swrk_stop(&s);
 }
 
-/* checkpoint_dump_opts.network_lock. */
+struct dump_lock {
+	const struct runtime_spec *spec;
+	struct runtime_frame_hold *hold;
+};
+
+/* checkpoint_dump_opts.network_lock. A live move's held frames (taken
+ * before the freeze) are dropped at an unlock: the dump failed. */
 static int dump_network_lock(void *arg, bool lock)
 {
-	return nics_lock(arg, lock);
+	struct dump_lock *l = arg;
+	if (!lock)
+		runtime_frame_hold_end(l->hold);
+	return nics_lock(l->spec, lock);
 }
 
 static int checkpoint_container(const struct runtime_spec *spec, const struct runtime_checkpoint_opts *o,
@@ -130,6 +139,14 @@ static int checkpoint_container(const struct runtime_spec *spec, const struct ru
 			return -1;
 		swrk = &own;
 	}
+	/* A live move's frames are held from before the freeze: a datagram
+	 * that reached a frozen task's socket would be lost with the dump (CRIU
+	 * keeps no UDP queue), ~5 ms of them before CRIU's network lock. */
+	if (o->hold != NULL) {
+		cleanup_error struct ferry_error *e = NULL;
+		if (runtime_frame_hold_take(o->hold, &e) < 0)
+			log_warn("container %s: frames are not held while it moves: %s", spec->name, e->msg);
+	}
 	bool was_frozen = cgroup_is_frozen(spec->cgroup);
 	cleanup_free char *freezer = cgroup_freezer_dir(spec->cgroup);
 	if (!o->ptrace_seize && !was_frozen && cgroup_freeze(spec->cgroup, true, err) < 0)
@@ -149,6 +166,7 @@ static int checkpoint_container(const struct runtime_spec *spec, const struct ru
 
 	if (o->frozen != NULL && !o->ptrace_seize)
 		o->frozen(o->post_dump_arg);
+	struct dump_lock lock = { .spec = spec, .hold = o->hold };
 	struct checkpoint_dump_opts d = {
 		.pid = init,
 		.images_dir = o->images_dir,
@@ -163,7 +181,7 @@ static int checkpoint_container(const struct runtime_spec *spec, const struct ru
 		.post_dump = o->post_dump,
 		.post_dump_arg = o->post_dump_arg,
 		.network_lock = dump_network_lock,
-		.network_lock_arg = (void *)spec,
+		.network_lock_arg = &lock,
 		.swrk = swrk,
 	};
 	if (checkpoint_dump(&d, err) < 0) {
@@ -181,6 +199,7 @@ static int checkpoint_container(const struct runtime_spec *spec, const struct ru
 		}
 		/* CRIU unlocks, but not always through a notification that
 		 * reaches us (a lazy dump's pages failing after its reply). */
+		runtime_frame_hold_end(o->hold);
 		nics_lock(spec, false);
 		/* CRIU puts the freezer back as it found it: frozen, by us. */
 		if (!was_frozen && !o->ptrace_seize)

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_packet.h>
+#include <linux/virtio_net.h>
 #include <net/if.h>
 #include <netinet/if_ether.h>
 #include <pthread.h>
@@ -27,6 +28,7 @@
 #include <netlink/route/link.h>
 #include <netlink/route/link/bridge.h>
 #include <netlink/route/link/veth.h>
+#include <netlink/route/neighbour.h>
 #include <netlink/route/route.h>
 #include <nftables/libnftables.h>
 
@@ -65,6 +67,11 @@ static void rtnl_route_putp(struct rtnl_route **p)
 	if (*p != NULL)
 		rtnl_route_put(*p);
 }
+static void rtnl_neigh_putp(struct rtnl_neigh **p)
+{
+	if (*p != NULL)
+		rtnl_neigh_put(*p);
+}
 static void nft_ctx_freep(struct nft_ctx **p)
 {
 	if (*p != NULL)
@@ -77,6 +84,7 @@ static void nft_ctx_freep(struct nft_ctx **p)
 #define cleanup_rtnl_addr __attribute__((cleanup(rtnl_addr_putp)))
 #define cleanup_rtnl_route __attribute__((cleanup(rtnl_route_putp)))
 #define cleanup_nft_ctx __attribute__((cleanup(nft_ctx_freep)))
+#define cleanup_rtnl_neigh __attribute__((cleanup(rtnl_neigh_putp)))
 
 /* Fill *err from a libnl error code (negative NLE_*), with errno and HTTP
  * status where the code has an obvious one. */
@@ -506,10 +514,132 @@ int network_veth_attach(const char *host_name, const char *bridge, struct ferry_
 	rtnl_link_set_master(change, br != NULL ? rtnl_link_get_ifindex(br) : 0);
 	if (br != NULL)
 		rtnl_link_set_flags(change, IFF_UP);
+	/* Back on its bridge: a hold port left by a live move that ended
+	 * (with its ferryd, even) would keep the container's frames. */
+	if (br != NULL)
+		network_hold_port_delete(host_name);
 	int rc = rtnl_link_change(sk, link, change, 0);
 	if (rc < 0)
 		return br != NULL ? nl_error(err, rc, "put %s on %s", host_name, bridge)
 				  : nl_error(err, rc, "take %s off its bridge", host_name);
+	return 0;
+}
+
+/* ---- a live move's held frames ---- */
+
+/* "fh" and the last 13 characters of the veth's name (its peer: "fp"...). */
+static void hold_port_name(const char *host_name, char name[IFNAMSIZ])
+{
+	size_t n = strlen(host_name);
+	snprintf(name, IFNAMSIZ, "fh%s", host_name + (n > IFNAMSIZ - 3 ? n - (IFNAMSIZ - 3) : 0));
+}
+
+int network_hold_port_add(const char *host_name, const char *bridge, int *ifindex, struct ferry_error **err)
+{
+	if (ifname_check(host_name, "veth host end", err) < 0 || ifname_check(bridge, "hold bridge", err) < 0)
+		return -1;
+	char name[IFNAMSIZ];
+	hold_port_name(host_name, name);
+	network_hold_port_delete(host_name);
+	cleanup_nl_sock struct nl_sock *sk = NULL;
+	if (route_socket_open(0, &sk, err) < 0)
+		return -1;
+	cleanup_rtnl_link struct rtnl_link *br = NULL;
+	if (link_get(sk, bridge, &br, err) < 0)
+		return -1;
+	/* A veth (this kernel has no dummy driver) whose other end, up so that
+	 * the bridge forwards to this one, drops what it gets. */
+	cleanup_rtnl_link struct rtnl_link *link = rtnl_link_veth_alloc();
+	if (link == NULL)
+		return error_sys(err, ENOMEM, "%s", name);
+	cleanup_rtnl_link struct rtnl_link *peer = rtnl_link_veth_get_peer(link);
+	char peer_name[IFNAMSIZ];
+	snprintf(peer_name, sizeof(peer_name), "fp%s", name + 2);
+	rtnl_link_set_name(link, name);
+	rtnl_link_set_name(peer, peer_name);
+	/* Not to lower the bridge's MTU, which follows its smallest port's. */
+	rtnl_link_set_mtu(link, 65535);
+	rtnl_link_set_mtu(peer, 65535);
+	rtnl_link_set_master(link, rtnl_link_get_ifindex(br));
+	rtnl_link_set_flags(link, IFF_UP);
+	int rc = rtnl_link_add(sk, link, NLM_F_CREATE | NLM_F_EXCL);
+	if (rc < 0)
+		return nl_error(err, rc, "hold port %s on %s", name, bridge);
+	cleanup_rtnl_link struct rtnl_link *made = NULL;
+	cleanup_rtnl_link struct rtnl_link *made_peer = NULL;
+	if (link_get(sk, name, &made, err) < 0 || link_get(sk, peer_name, &made_peer, err) < 0 ||
+	    link_set_up(sk, made_peer, err) < 0) {
+		network_hold_port_delete(host_name);
+		return -1;
+	}
+	*ifindex = rtnl_link_get_ifindex(made);
+	return 0;
+}
+
+int network_hold_port_take(const char *host_name, const char *hwaddr, struct ferry_error **err)
+{
+	char name[IFNAMSIZ];
+	hold_port_name(host_name, name);
+	cleanup_nl_sock struct nl_sock *sk = NULL;
+	if (route_socket_open(0, &sk, err) < 0)
+		return -1;
+	cleanup_rtnl_link struct rtnl_link *port = NULL;
+	if (link_get(sk, name, &port, err) < 0)
+		return -1;
+	cleanup_nl_addr struct nl_addr *mac = NULL;
+	int rc = nl_addr_parse(hwaddr, AF_LLC, &mac);
+	if (rc < 0)
+		return nl_error(err, rc, "MAC address %s", hwaddr);
+	cleanup_rtnl_neigh struct rtnl_neigh *n = rtnl_neigh_alloc();
+	if (n == NULL)
+		return error_sys(err, ENOMEM, "%s", name);
+	/* `bridge fdb replace MAC dev PORT master static sticky`: sticky, or
+	 * a frame the container's kernel sends before the lock would move the
+	 * entry back to its veth. */
+	rtnl_neigh_set_family(n, AF_BRIDGE);
+	rtnl_neigh_set_ifindex(n, rtnl_link_get_ifindex(port));
+	rtnl_neigh_set_lladdr(n, mac);
+	rtnl_neigh_set_state(n, NUD_NOARP);
+	rtnl_neigh_set_flags(n, NTF_MASTER | NTF_STICKY);
+	rc = rtnl_neigh_add(sk, n, NLM_F_CREATE | NLM_F_REPLACE);
+	if (rc < 0)
+		return nl_error(err, rc, "send %s's frames to %s", hwaddr, name);
+	return 0;
+}
+
+void network_hold_port_delete(const char *host_name)
+{
+	char name[IFNAMSIZ];
+	hold_port_name(host_name, name);
+	cleanup_error struct ferry_error *e = NULL;
+	if (network_link_delete(name, &e) < 0)
+		log_warn("hold port %s: %s", name, e->msg);
+}
+
+int network_frames_send(const char *host_name, const struct network_frame *frames, size_t n, size_t *sent,
+			struct ferry_error **err)
+{
+	*sent = 0;
+	unsigned ifindex = if_nametoindex(host_name);
+	if (ifindex == 0)
+		return error_sys(err, errno, "interface %s", host_name);
+	int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+	int on = 1;
+	if (fd < 0 || setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &on, sizeof(on)) < 0) {
+		int errnum = errno;
+		if (fd >= 0)
+			close(fd);
+		return error_sys(err, errnum, "packet socket");
+	}
+	struct sockaddr_ll to = { .sll_family = AF_PACKET, .sll_ifindex = (int)ifindex, .sll_halen = ETH_ALEN };
+	for (size_t i = 0; i < n; i++) {
+		if (frames[i].len < sizeof(struct virtio_net_hdr) + ETH_HLEN)
+			continue;
+		memcpy(to.sll_addr, frames[i].data + sizeof(struct virtio_net_hdr), ETH_ALEN);
+		if (sendto(fd, frames[i].data, frames[i].len, 0, (struct sockaddr *)&to, sizeof(to)) >= 0)
+			(*sent)++;
+	}
+	close(fd);
 	return 0;
 }
 

@@ -55,6 +55,25 @@ int network_configure_inside(pid_t netns_pid, const char *peer_name, const struc
  * Off, nothing from the LAN reaches the container and nothing it sends
  * leaves, its own carrier unchanged. */
 int network_veth_attach(const char *host_name, const char *bridge, struct ferry_error **err);
+/* A live move's held frames (runtime_frame_hold): while the container is
+ * stopped, what the LAN sends it goes to a hold port on its bridge (a
+ * dummy named after its veth) instead of being lost, to be given to it
+ * where it runs next. */
+/* Make the hold port for the veth host_name on bridge (its ifindex). */
+int network_hold_port_add(const char *host_name, const char *bridge, int *ifindex, struct ferry_error **err);
+/* The bridge sends frames for hwaddr to the hold port from now on (a
+ * static FDB entry on it, in place of the veth's). */
+int network_hold_port_take(const char *host_name, const char *hwaddr, struct ferry_error **err);
+/* Delete the hold port, if there is one, and with it its FDB entries. */
+void network_hold_port_delete(const char *host_name);
+struct network_frame {
+	const unsigned char *data; /* a struct virtio_net_hdr, then an Ethernet frame */
+	size_t len;
+};
+/* Send frames out of the host end host_name of a veth: the container
+ * receives them. *sent: how many went. */
+int network_frames_send(const char *host_name, const struct network_frame *frames, size_t n, size_t *sent,
+			struct ferry_error **err);
 /* Delete a host-side link if it still exists. */
 int network_link_delete(const char *ifname, struct ferry_error **err);
 /* A fresh host-side veth name: "veth" + 8 hex digits (free()). */

@@ -18,7 +18,7 @@ bed_up 2 || { echo "Bail out! testbed up failed"; exit 1; }
 
 MOVES=${LIVE_MOVES:-10}
 
-trap '[ -z "${HOLDER_PID:-}" ] || kill "$HOLDER_PID" 2>/dev/null; tcp_cleanup; bed_down' EXIT
+trap '[ -z "${HOLDER_PID:-}" ] || kill "$HOLDER_PID" 2>/dev/null; [ -z "${UDP_PROBE_PID:-}" ] || kill "$UDP_PROBE_PID" 2>/dev/null; tcp_cleanup; bed_down' EXIT
 
 fy h1 image build busybox --alias busybox >/dev/null
 check "launch c1 on h1" fy h1 launch busybox c1
@@ -55,9 +55,35 @@ before=$(counter h1)
 # private table, a negative one the host's): CRIU's socket dumps walk it.
 tcp_hash() { fy "$1" exec c1 -- cat /proc/sys/net/ipv4/tcp_ehash_entries; }
 expect_eq "c1 has a TCP hash table of its own on h1" "$(tcp_hash h1)" 16384
+# A UDP echo server in c1, asked every millisecond from the LAN all through
+# the move: what the LAN sends c1 while it is stopped is held on h1 and
+# given to it on h2, so every datagram gets its answer (without the hold,
+# one a millisecond of the stop is lost).
+check "put udp_echo in c1" fy h1 file push -p --mode 0755 --uid 0 --gid 0 "$BUILD/bench/udp_echo" c1/usr/local/bin/udp_echo
+check "start it" fy h1 exec c1 -- sh -c 'udp_echo 7777 </dev/null >/dev/null 2>&1 &'
+sleep 0.3
+"$TESTBED" lan-exec "$BED_DIR" "$BUILD/bench/udp_probe" "$ip_c1" 7777 600000 1000 >"$BED_DIR/udp_probe.out" 2>&1 &
+UDP_PROBE_PID=$!
+sleep 0.5
 
 # --- one live move, checked in detail
 check "move c1 h2: (live)" fy h1 move c1 h2:
+sleep 0.5
+kill -TERM "$UDP_PROBE_PID"
+wait "$UDP_PROBE_PID"
+UDP_PROBE_PID=
+probe=$(grep '^sent=' "$BED_DIR/udp_probe.out")
+lost=$(printf '%s\n' "$probe" | tr ' ' '\n' | sed -n 's/^lost=//p')
+# (A datagram or two may be in flight where the LAN's path to c1 changes.)
+if [ -n "$lost" ] && [ "$lost" -le 2 ]; then
+	pass "the UDP datagrams the LAN sent c1 through the move were answered (lost: $lost)"
+else
+	fail "the UDP datagrams the LAN sent c1 through the move were answered" "probe: ${probe:-$(cat "$BED_DIR/udp_probe.out")}"
+fi
+expect_match "... those sent while it was stopped held by h1" "$(cat "$BED_DIR/h1/logs/ferryd.log")" \
+	'instance c1: [1-9][0-9]* frames .* came for it while it was stopped: sent to the target'
+expect_match "... and given to it by h2" "$(cat "$BED_DIR/h2/logs/ferryd.log")" \
+	'instance c1: gave it [1-9][0-9]* frames the source held while it moved'
 expect_eq "c1 is gone from h1" "$(names h1)" ""
 expect_eq "c1 runs on h2" "$(state h2 c1)" RUNNING
 expect_eq "... the same counter process" "$(counter_pid h2)" "$pid"
