@@ -104,9 +104,31 @@ static int parse_expiry(json_t *v, char **out, struct ferry_error **err)
 
 /* ---- copying trees ------------------------------------------------------ */
 
+/* True if every line of cp's errors (C locale) is a file that vanished:
+ * cp found it by reading its directory, so "No such file or directory"
+ * can only mean it went meanwhile. */
+static bool only_vanished(const char *msg, size_t *n)
+{
+	*n = 0;
+	for (const char *line = msg; *line;) {
+		size_t len = strcspn(line, "\n");
+		static const char tail[] = ": No such file or directory";
+		if (len > 0) {
+			if (len < sizeof(tail) - 1 || memcmp(line + len - (sizeof(tail) - 1), tail, sizeof(tail) - 1) != 0)
+				return false;
+			(*n)++;
+		}
+		line += len + (line[len] == '\n');
+	}
+	return *n > 0;
+}
+
 /* cp -a (owners, modes, times, xattrs, hard links within the tree, device
- * nodes) with reflinks where the file system has them. dst must not exist. */
-static int copy_tree(const char *src, const char *dst, struct ferry_error **err)
+ * nodes) with reflinks where the file system has them. dst must not exist.
+ * live: src is a running instance's rootfs, whose files may go while they
+ * are copied (as LXD's rsync, which ignores vanished files): those are not
+ * an error. */
+static int copy_tree(const char *src, const char *dst, bool live, struct ferry_error **err)
 {
 	int pipe_fds[2];
 	if (pipe2(pipe_fds, O_CLOEXEC) < 0)
@@ -117,40 +139,49 @@ static int copy_tree(const char *src, const char *dst, struct ferry_error **err)
 	posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
 	posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], 2);
 	char *argv[] = { "cp", "-a", "--reflink=auto", "--", (char *)src, (char *)dst, NULL };
+	char *c_locale[] = { "LC_ALL=C", NULL };
+	char **envp = environ_without("LC_ALL=", c_locale);
 	pid_t pid;
-	int r = posix_spawnp(&pid, "cp", &actions, NULL, argv, environ);
+	int r = posix_spawnp(&pid, "cp", &actions, NULL, argv, envp);
+	free(envp);
 	posix_spawn_file_actions_destroy(&actions);
 	close(pipe_fds[1]);
 	if (r != 0) {
 		close(pipe_fds[0]);
 		return error_sys(err, r, "run cp");
 	}
-	char msg[1024];
+	/* All of its errors (a live tree's vanished files are each a line). */
+	enum { MSG_MAX = 1 << 20 };
+	char *msg = xcalloc(1, MSG_MAX);
 	size_t n = 0;
 	for (;;) {
-		ssize_t got = read(pipe_fds[0], msg + n, n < sizeof(msg) - 1 ? sizeof(msg) - 1 - n : 0);
+		char sink[512];
+		bool full = n == MSG_MAX - 1;
+		ssize_t got = full ? read(pipe_fds[0], sink, sizeof(sink)) : read(pipe_fds[0], msg + n, MSG_MAX - 1 - n);
 		if (got < 0 && errno == EINTR)
 			continue;
-		if (got == 0 && n >= sizeof(msg) - 1) {
-			char sink[512];
-			if (read(pipe_fds[0], sink, sizeof(sink)) > 0)
-				continue;
-		}
 		if (got <= 0)
 			break;
-		n += (size_t)got;
+		if (!full)
+			n += (size_t)got;
 	}
 	msg[n] = '\0';
 	close(pipe_fds[0]);
 	int status;
 	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
+		if (errno != EINTR) {
+			free(msg);
 			return error_sys(err, errno, "wait for cp");
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		}
+	size_t vanished = 0;
+	if (live && WIFEXITED(status) && WEXITSTATUS(status) == 1 && n < MSG_MAX - 1 && only_vanished(msg, &vanished)) {
+		log_info("copy %s to %s: %zu files went while it was copied", src, dst, vanished);
+	} else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		msg[strcspn(msg, "\n")] = '\0';
-		return error_set(err, 500, EIO, "copy %s to %s: %s", src, dst, msg[0] ? msg : "cp failed");
+		r = error_set(err, 500, EIO, "copy %s to %s: %s", src, dst, msg[0] ? msg : "cp failed");
 	}
-	return 0;
+	free(msg);
+	return r == 0 ? 0 : -1;
 }
 
 static long long tree_bytes;
@@ -331,7 +362,7 @@ int snapshot_create(const char *instance, const char *snap, bool stateful, const
 				goto out;
 			we_froze = true;
 		}
-		if (copy_tree(rootfs, snap_rootfs, err) < 0)
+		if (copy_tree(rootfs, snap_rootfs, true, err) < 0)
 			goto out;
 		cleanup_free char *log_dir = instance_log_dir(instance);
 		if (instance_images_dir_make(instance, snap_state, err) < 0)
@@ -350,7 +381,7 @@ int snapshot_create(const char *instance, const char *snap, bool stateful, const
 				goto out;
 		}
 		log_info("instance %s: stateful snapshot %s in %lld ms", instance, snap, now_ms() - t0);
-	} else if (copy_tree(rootfs, snap_rootfs, err) < 0) {
+	} else if (copy_tree(rootfs, snap_rootfs, true, err) < 0) {
 		goto out;
 	}
 
@@ -527,7 +558,7 @@ int snapshot_restore(const char *instance, const char *snap, bool stateful, stru
 	/* Copy aside first, then swap: a failed copy leaves the rootfs as it was. */
 	rm_rf(rootfs_new, &ignored);
 	rm_rf(rootfs_old, &ignored);
-	if (copy_tree(snap_rootfs, rootfs_new, err) < 0)
+	if (copy_tree(snap_rootfs, rootfs_new, false, err) < 0)
 		goto out;
 	if (rename(rootfs, rootfs_old) < 0) {
 		error_sys(err, errno, "rename %s", rootfs);
@@ -651,7 +682,7 @@ static int copy_snapshots(const char *src, const char *dst, struct ferry_error *
 		cleanup_free char *to = snapshot_dir(dst, name);
 		cleanup_free char *from_rootfs = xasprintf("%s/rootfs", from);
 		cleanup_free char *to_rootfs = xasprintf("%s/rootfs", to);
-		if (mkdir_p(to, 0700, err) < 0 || copy_tree(from_rootfs, to_rootfs, err) < 0) {
+		if (mkdir_p(to, 0700, err) < 0 || copy_tree(from_rootfs, to_rootfs, false, err) < 0) {
 			db_snapshot_clear(&s);
 			ret = -1;
 			break;
@@ -732,7 +763,7 @@ int instance_copy(const struct instance_copy_args *args, struct ferry_error **er
 		error_sys(err, errno, "mkdir %s", logs);
 		goto out;
 	}
-	if (copy_tree(src_rootfs, rootfs, err) < 0)
+	if (copy_tree(src_rootfs, rootfs, src_snap == NULL, err) < 0)
 		goto out;
 	if (src_snap == NULL && !args->instance_only && copy_snapshots(src, args->name, err) < 0)
 		goto out;

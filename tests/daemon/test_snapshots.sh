@@ -72,6 +72,19 @@ expect_eq "with its own MAC" "$(api GET /1.0/instances/c1 | jq -r '.metadata.con
 check "start c1 again" ferry start c1
 for i in $(seq 50); do [ "$(counter)" -gt 2 ] && break; sleep 0.1; done
 
+# --- stateless snapshots of a tree whose files come and go: a file that
+# went while it was copied is not an error (LXD's rsync ignores them too)
+ferry exec c1 -- sh -c 'while :; do mkdir /root/churn; j=0; while [ $j -lt 400 ]; do j=$((j+1)); echo $j >/root/churn/$j; done; rm -rf /root/churn; done </dev/null >/dev/null 2>&1 & echo $! >/tmp/churn.pid'
+for i in $(seq 50); do [ -s "$ROOTFS/tmp/churn.pid" ] && break; sleep 0.1; done
+for n in 1 2 3 4 5 6; do
+	check "snapshot c1 churn$n while /root/churn's files come and go" ferry snapshot c1 "churn$n"
+done
+expect_eq "... each with the rest of the rootfs" \
+	"$(for n in 1 2 3 4 5 6; do cat "$FERRY_DIR/containers/c1/snapshots/churn$n/rootfs/root/file"; done | sort -u)" before
+expect_match "ferryd said that files went while it copied" "$(cat "$FERRY_DIR/logs/ferryd.log")" 'files went while it was copied'
+ferry exec c1 -- sh -c 'kill "$(cat /tmp/churn.pid)"'
+for n in 1 2 3 4 5 6; do ferry delete "c1/churn$n" >/dev/null; done
+
 # --- stateful snapshot -------------------------------------------------------------
 coproc TCP { exec socat - "TCP:$ADDR:7000,connect-timeout=5"; }
 TCP_PID=$TCP_PID
