@@ -3,10 +3,11 @@
  * The network lock of a dump takes the container's veths off their
  * bridges: what the LAN sends it while it is stopped was lost, and a TCP
  * client whose request fell there waited for its own retransmission
- * (~200 ms: Linux's tail loss probe with one segment out). Here, at the
- * lock, each NIC's MAC goes to a hold port on its bridge (a dummy, made
- * before the freeze), where a packet socket keeps every frame addressed to
- * it; the target sends them into the container once it runs. */
+ * (~200 ms: Linux's tail loss probe with one segment out). Here, from
+ * right before the freeze, each NIC's MAC goes to a hold port on its
+ * bridge (network_hold_port_add: made before), where a packet socket keeps
+ * every frame addressed to it; the target sends them into the container
+ * once it runs, or, when the dump fails, they go back to it here. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -32,7 +33,6 @@
 
 struct hold_port {
 	char *host_name;
-	char *hwaddr;
 	unsigned char mac[ETH_ALEN];
 	int sock;
 };
@@ -42,7 +42,7 @@ struct runtime_frame_hold {
 	size_t n_ports;
 	int stop[2];
 	pthread_t thread;
-	bool taken, thread_on, ended;
+	bool taken, thread_on, ended, given_back;
 	pthread_mutex_t lock;
 	char *buf; /* [u32 length, network order][frame]... */
 	size_t len, cap, frames, dropped;
@@ -91,6 +91,23 @@ static bool held_here(const struct runtime_frame_hold *h, size_t i, const unsign
 	       memcmp(buf + sizeof(struct virtio_net_hdr), h->ports[i].mac, ETH_ALEN) == 0;
 }
 
+/* Keep what port i's socket has queued. Its port deleted (the veth back
+ * on its bridge), the socket says ENETDOWN once, then gives the rest. */
+static void hold_read(struct runtime_frame_hold *h, size_t i, unsigned char *frame)
+{
+	for (;;) {
+		struct sockaddr_ll from;
+		socklen_t fl = sizeof(from);
+		ssize_t n = recvfrom(h->ports[i].sock, frame, FRAME_MAX, MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
+		if (n < 0 && (errno == EINTR || errno == ENETDOWN))
+			continue;
+		if (n < 0)
+			return;
+		if (held_here(h, i, frame, n, &from))
+			hold_keep(h, frame, (size_t)n);
+	}
+}
+
 static void *hold_thread(void *arg)
 {
 	struct runtime_frame_hold *h = arg;
@@ -107,15 +124,9 @@ static void *hold_thread(void *arg)
 		}
 		if (fds[h->n_ports].revents)
 			break;
-		for (size_t i = 0; i < h->n_ports; i++) {
-			if (!fds[i].revents)
-				continue;
-			struct sockaddr_ll from;
-			socklen_t fl = sizeof(from);
-			ssize_t n = recvfrom(h->ports[i].sock, frame, FRAME_MAX, MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
-			if (held_here(h, i, frame, n, &from))
-				hold_keep(h, frame, (size_t)n);
-		}
+		for (size_t i = 0; i < h->n_ports; i++)
+			if (fds[i].revents)
+				hold_read(h, i, frame);
 	}
 	free(frame);
 	free(fds);
@@ -163,7 +174,6 @@ int runtime_frame_hold_prepare(const char *dir, struct runtime_frame_hold **out,
 			break;
 		}
 		p->host_name = xstrdup(nic->host_name);
-		p->hwaddr = xstrdup(nic->hwaddr);
 		h->n_ports++;
 		p->sock = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
 		struct sockaddr_ll at = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL), .sll_ifindex = ifindex };
@@ -198,7 +208,7 @@ int runtime_frame_hold_take(struct runtime_frame_hold *h, struct ferry_error **e
 		return error_sys(err, EAGAIN, "hold thread");
 	h->thread_on = true;
 	for (size_t i = 0; i < h->n_ports; i++)
-		if (network_hold_port_take(h->ports[i].host_name, h->ports[i].hwaddr, err) < 0)
+		if (network_hold_port_take(h->ports[i].host_name, h->ports[i].mac, err) < 0)
 			return -1;
 	return 0;
 }
@@ -222,19 +232,12 @@ void runtime_frame_hold_end(struct runtime_frame_hold *h)
 		h->thread_on = false;
 	}
 	/* What was still queued on the sockets. */
-	unsigned char *frame = xcalloc(1, FRAME_MAX);
-	for (size_t i = 0; i < h->n_ports; i++) {
-		for (;;) {
-			struct sockaddr_ll from;
-			socklen_t fl = sizeof(from);
-			ssize_t n = recvfrom(h->ports[i].sock, frame, FRAME_MAX, MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
-			if (n < 0)
-				break;
-			if (h->taken && held_here(h, i, frame, n, &from))
-				hold_keep(h, frame, (size_t)n);
-		}
+	if (h->taken) {
+		unsigned char *frame = xcalloc(1, FRAME_MAX);
+		for (size_t i = 0; i < h->n_ports; i++)
+			hold_read(h, i, frame);
+		free(frame);
 	}
-	free(frame);
 }
 
 const char *runtime_frame_hold_frames(const struct runtime_frame_hold *h, size_t *len, size_t *count, size_t *dropped)
@@ -255,7 +258,6 @@ void runtime_frame_hold_free(struct runtime_frame_hold *h)
 		if (h->ports[i].sock >= 0)
 			close(h->ports[i].sock);
 		free(h->ports[i].host_name);
-		free(h->ports[i].hwaddr);
 	}
 	free(h->ports);
 	if (h->stop[0] >= 0)
@@ -265,6 +267,41 @@ void runtime_frame_hold_free(struct runtime_frame_hold *h)
 	pthread_mutex_destroy(&h->lock);
 	free(h->buf);
 	free(h);
+}
+
+/* Send the frames of data addressed to mac out of the host veth host_name
+ * (into its container), in their order; *given += how many went. */
+static int give_to(const char *host_name, const unsigned char mac[ETH_ALEN], const char *data, size_t len,
+		   size_t *given, struct ferry_error **err)
+{
+	struct network_frame *frames = NULL;
+	size_t n = 0, cap = 0;
+	int r = 0;
+	for (size_t off = 0; off + 4 <= len;) {
+		uint32_t be;
+		memcpy(&be, data + off, 4);
+		size_t flen = ntohl(be);
+		if (flen > len - off - 4) {
+			r = error_bad_request(err, "held frames: a frame of %zu bytes past the end", flen);
+			break;
+		}
+		const unsigned char *f = (const unsigned char *)data + off + 4;
+		if (flen >= sizeof(struct virtio_net_hdr) + ETH_HLEN &&
+		    memcmp(f + sizeof(struct virtio_net_hdr), mac, ETH_ALEN) == 0) {
+			if (n == cap) {
+				cap = cap ? cap * 2 : 64;
+				frames = grow(frames, cap * sizeof(*frames));
+			}
+			frames[n++] = (struct network_frame){ .data = f, .len = flen };
+		}
+		off += 4 + flen;
+	}
+	size_t sent = 0;
+	if (r == 0 && n > 0 && network_frames_send(host_name, frames, n, &sent, err) < 0)
+		r = -1;
+	*given += sent;
+	free(frames);
+	return r;
 }
 
 int runtime_frames_give(const char *dir, const char *data, size_t len, size_t *given, struct ferry_error **err)
@@ -277,36 +314,29 @@ int runtime_frames_give(const char *dir, const char *data, size_t len, size_t *g
 	for (size_t i = 0; i < spec->n_nics && r == 0; i++) {
 		const struct runtime_nic *nic = &spec->nics[i];
 		unsigned char mac[ETH_ALEN];
-		if (nic->host_name == NULL || !mac_parse(nic->hwaddr, mac))
-			continue;
-		/* This NIC's frames, in their order. */
-		struct network_frame *frames = NULL;
-		size_t n = 0, cap = 0;
-		for (size_t off = 0; off + 4 <= len;) {
-			uint32_t be;
-			memcpy(&be, data + off, 4);
-			size_t flen = ntohl(be);
-			if (flen > len - off - 4) {
-				r = error_bad_request(err, "held frames: a frame of %zu bytes past the end", flen);
-				break;
-			}
-			const unsigned char *f = (const unsigned char *)data + off + 4;
-			if (flen >= sizeof(struct virtio_net_hdr) + ETH_HLEN &&
-			    memcmp(f + sizeof(struct virtio_net_hdr), mac, ETH_ALEN) == 0) {
-				if (n == cap) {
-					cap = cap ? cap * 2 : 64;
-					frames = grow(frames, cap * sizeof(*frames));
-				}
-				frames[n++] = (struct network_frame){ .data = f, .len = flen };
-			}
-			off += 4 + flen;
-		}
-		size_t sent = 0;
-		if (r == 0 && n > 0 && network_frames_send(nic->host_name, frames, n, &sent, err) < 0)
-			r = -1;
-		*given += sent;
-		free(frames);
+		if (nic->host_name != NULL && mac_parse(nic->hwaddr, mac))
+			r = give_to(nic->host_name, mac, data, len, given, err);
 	}
 	runtime_spec_free(spec);
 	return r;
+}
+
+void runtime_frame_hold_give_back(struct runtime_frame_hold *h, const char *name)
+{
+	if (h == NULL)
+		return;
+	runtime_frame_hold_end(h);
+	pthread_mutex_lock(&h->lock);
+	bool first = !h->given_back;
+	h->given_back = true;
+	pthread_mutex_unlock(&h->lock);
+	if (!first || h->frames == 0)
+		return;
+	size_t given = 0;
+	for (size_t i = 0; i < h->n_ports; i++) {
+		cleanup_error struct ferry_error *e = NULL;
+		if (give_to(h->ports[i].host_name, h->ports[i].mac, h->buf, h->len, &given, &e) < 0)
+			log_warn("container %s: the frames held for it: %s", name, e->msg);
+	}
+	log_info("container %s: gave it back %zu frames held while it was stopped", name, given);
 }

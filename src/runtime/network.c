@@ -514,14 +514,17 @@ int network_veth_attach(const char *host_name, const char *bridge, struct ferry_
 	rtnl_link_set_master(change, br != NULL ? rtnl_link_get_ifindex(br) : 0);
 	if (br != NULL)
 		rtnl_link_set_flags(change, IFF_UP);
-	/* Back on its bridge: a hold port left by a live move that ended
-	 * (with its ferryd, even) would keep the container's frames. */
-	if (br != NULL)
-		network_hold_port_delete(host_name);
 	int rc = rtnl_link_change(sk, link, change, 0);
 	if (rc < 0)
 		return br != NULL ? nl_error(err, rc, "put %s on %s", host_name, bridge)
 				  : nl_error(err, rc, "take %s off its bridge", host_name);
+	/* Back on its bridge: a hold port left by a live move that ended
+	 * (with its ferryd, even) would keep the container's frames. Deleted
+	 * after the veth is on the bridge: until then it keeps them (its
+	 * packet socket is read to the end after); before, they were lost
+	 * for as long as the deletion takes (~15 ms here). */
+	if (br != NULL)
+		network_hold_port_delete(host_name);
 	return 0;
 }
 
@@ -576,32 +579,31 @@ int network_hold_port_add(const char *host_name, const char *bridge, int *ifinde
 	return 0;
 }
 
-int network_hold_port_take(const char *host_name, const char *hwaddr, struct ferry_error **err)
+int network_hold_port_take(const char *host_name, const unsigned char mac[ETH_ALEN], struct ferry_error **err)
 {
 	char name[IFNAMSIZ];
 	hold_port_name(host_name, name);
+	char hwaddr[18];
+	snprintf(hwaddr, sizeof(hwaddr), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
 	cleanup_nl_sock struct nl_sock *sk = NULL;
 	if (route_socket_open(0, &sk, err) < 0)
 		return -1;
 	cleanup_rtnl_link struct rtnl_link *port = NULL;
 	if (link_get(sk, name, &port, err) < 0)
 		return -1;
-	cleanup_nl_addr struct nl_addr *mac = NULL;
-	int rc = nl_addr_parse(hwaddr, AF_LLC, &mac);
-	if (rc < 0)
-		return nl_error(err, rc, "MAC address %s", hwaddr);
+	cleanup_nl_addr struct nl_addr *lladdr = nl_addr_build(AF_LLC, mac, ETH_ALEN);
 	cleanup_rtnl_neigh struct rtnl_neigh *n = rtnl_neigh_alloc();
-	if (n == NULL)
+	if (lladdr == NULL || n == NULL)
 		return error_sys(err, ENOMEM, "%s", name);
 	/* `bridge fdb replace MAC dev PORT master static sticky`: sticky, or
 	 * a frame the container's kernel sends before the lock would move the
 	 * entry back to its veth. */
 	rtnl_neigh_set_family(n, AF_BRIDGE);
 	rtnl_neigh_set_ifindex(n, rtnl_link_get_ifindex(port));
-	rtnl_neigh_set_lladdr(n, mac);
+	rtnl_neigh_set_lladdr(n, lladdr);
 	rtnl_neigh_set_state(n, NUD_NOARP);
 	rtnl_neigh_set_flags(n, NTF_MASTER | NTF_STICKY);
-	rc = rtnl_neigh_add(sk, n, NLM_F_CREATE | NLM_F_REPLACE);
+	int rc = rtnl_neigh_add(sk, n, NLM_F_CREATE | NLM_F_REPLACE);
 	if (rc < 0)
 		return nl_error(err, rc, "send %s's frames to %s", hwaddr, name);
 	return 0;

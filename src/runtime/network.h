@@ -56,14 +56,14 @@ int network_configure_inside(pid_t netns_pid, const char *peer_name, const struc
  * leaves, its own carrier unchanged. */
 int network_veth_attach(const char *host_name, const char *bridge, struct ferry_error **err);
 /* A live move's held frames (runtime_frame_hold): while the container is
- * stopped, what the LAN sends it goes to a hold port on its bridge (a
- * dummy named after its veth) instead of being lost, to be given to it
- * where it runs next. */
+ * stopped, what the LAN sends it goes to a hold port on its bridge (a veth
+ * pair named after its veth: this kernel has no dummy driver) instead of
+ * being lost, to be given to it where it runs next. */
 /* Make the hold port for the veth host_name on bridge (its ifindex). */
 int network_hold_port_add(const char *host_name, const char *bridge, int *ifindex, struct ferry_error **err);
-/* The bridge sends frames for hwaddr to the hold port from now on (a
- * static FDB entry on it, in place of the veth's). */
-int network_hold_port_take(const char *host_name, const char *hwaddr, struct ferry_error **err);
+/* The bridge sends frames for mac to the hold port from now on (a static
+ * FDB entry on it, in place of the veth's). */
+int network_hold_port_take(const char *host_name, const unsigned char mac[6], struct ferry_error **err);
 /* Delete the hold port, if there is one, and with it its FDB entries. */
 void network_hold_port_delete(const char *host_name);
 struct network_frame {

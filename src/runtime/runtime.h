@@ -134,8 +134,9 @@ struct runtime_checkpoint_opts {
 	 * no-op once taken over). NULL: one starts here, just before the
 	 * freeze. */
 	struct checkpoint_swrk *swrk;
-	/* A live move's: taken at the network lock, ended at its unlock (a
-	 * failed dump: the frames are dropped, as without a hold). NULL: none. */
+	/* A live move's: taken right before the freeze; a failed dump gives
+	 * the frames back to the container once its veths are on their
+	 * bridges again. NULL: none. */
 	struct runtime_frame_hold *hold;
 };
 
@@ -143,11 +144,12 @@ struct runtime_checkpoint_opts {
  * while the dump's network lock keeps it off its bridges is kept instead
  * of lost, for the target to give it once it runs there. prepare (before
  * the freeze: a hold port on each NIC's bridge) for the container whose
- * state is in dir; take (at the lock: runtime_checkpoint_opts.hold does it)
- * sends the NICs' frames there; end (idempotent) stops keeping them;
- * frames: what was kept, as [u32 length, network order][struct
- * virtio_net_hdr, then the Ethernet frame]..., valid until free, which removes the ports and with them the
- * redirection (so does putting a veth back on its bridge). */
+ * state is in dir; take (right before the freeze:
+ * runtime_checkpoint_opts.hold does it) sends the NICs' frames there; end
+ * (idempotent) stops keeping them; frames: what was kept, as [u32 length,
+ * network order][struct virtio_net_hdr, then the Ethernet frame]...,
+ * valid until free, which removes the ports and with them the redirection
+ * (so does putting a veth back on its bridge). */
 struct runtime_frame_hold;
 int runtime_frame_hold_prepare(const char *dir, struct runtime_frame_hold **hold, struct ferry_error **err);
 int runtime_frame_hold_take(struct runtime_frame_hold *hold, struct ferry_error **err);
@@ -155,6 +157,10 @@ void runtime_frame_hold_end(struct runtime_frame_hold *hold);
 const char *runtime_frame_hold_frames(const struct runtime_frame_hold *hold, size_t *len, size_t *count,
 				      size_t *dropped);
 void runtime_frame_hold_free(struct runtime_frame_hold *hold);
+/* The dump failed and the container runs on here, its veths back on their
+ * bridges: end the hold and give the container what was kept, once (name:
+ * for the log). */
+void runtime_frame_hold_give_back(struct runtime_frame_hold *hold, const char *name);
 /* Give the container whose state is in dir the frames (as above) addressed
  * to its NICs' MACs, through their host veths; *given: how many went. */
 int runtime_frames_give(const char *dir, const char *frames, size_t len, size_t *given, struct ferry_error **err);

@@ -225,8 +225,26 @@ expect_eq "c1's record has no migration mark left" "$(fy "$here" config get c1 v
 host_pty_sleeper "$(cat "$BED_DIR/$here/containers/c1/init.pid")"
 HOLDER_PID=$!
 host_pty_wait "$BED_DIR/$here/containers/c1/rootfs/tmp/hostpty.pid"
+# What the LAN sends c1 while it is frozen for the dump that fails goes
+# back to it: the probe again, through the failed move.
+"$TESTBED" lan-exec "$BED_DIR" "$BUILD/bench/udp_probe" "$ip_c1" 7777 600000 1000 >"$BED_DIR/udp_probe.out" 2>&1 &
+UDP_PROBE_PID=$!
+sleep 0.5
 out=$(fy "$here" move c1 "$there:" 2>&1)
 expect_eq "a move of c1 with a process CRIU can't dump fails" "$?" 1
+sleep 0.5
+kill -TERM "$UDP_PROBE_PID"
+wait "$UDP_PROBE_PID"
+UDP_PROBE_PID=
+probe=$(grep '^sent=' "$BED_DIR/udp_probe.out")
+lost=$(printf '%s\n' "$probe" | tr ' ' '\n' | sed -n 's/^lost=//p')
+if [ -n "$lost" ] && [ "$lost" -le 2 ]; then
+	pass "... and the UDP datagrams the LAN sent c1 meanwhile were answered (lost: $lost)"
+else
+	fail "... and the UDP datagrams the LAN sent c1 meanwhile were answered" "probe: ${probe:-$(cat "$BED_DIR/udp_probe.out")}"
+fi
+expect_match "... $here having given c1 back those it held" "$(cat "$BED_DIR/$here/logs/ferryd.log")" \
+	'container c1: gave it back [1-9][0-9]* frames held while it was stopped'
 expect_match "... with CRIU's own line" "$out" 'CRIU dump failed: Error \(criu/'
 expect_match "... saying that c1 runs on $here again" "$out" "runs here again|keeps running"
 expect_eq "c1 still runs on $here" "$(state "$here" c1)" RUNNING
