@@ -63,14 +63,14 @@
  *   T    lets the tasks run and announces the addresses (the downtime ends)
  *   T->S result "running"; stop-and-copy: the notification returns, CRIU ends the
  *        frozen tasks here, the source discards what is left of its state
+ *   S->T state: MIGRATE_HELD_FRAMES (a tree of it, or empty): what the LAN
+ *        sent the instance from just before the freeze until "running" (the
+ *        source's bridges sent it to hold ports, runtime_frame_hold), which
+ *        the target gives it at once: a request sent while it was stopped is
+ *        answered now, not at the client's retransmission
  *   S->T state: the source's CRIU dump log so far (its copy goes with the
  *        instance), a tar stream ended by an empty message; not while the
- *        instance is stopped: ~250 KiB took ~10 ms of the downtime here.
- *        With it, MIGRATE_HELD_FRAMES: what the LAN sent the instance from
- *        the network lock until "running" (the source's bridges sent it to
- *        hold ports, runtime_frame_hold), which the target gives it: a
- *        request sent while it was stopped is answered now, not at the
- *        client's retransmission
+ *        instance is stopped: ~250 KiB took ~10 ms of the downtime here
  *   post-copy only: the source's CRIU serves the pages until the target has them
  *        all, then T->S result "complete" (or why not): the source ends its page
  *        server cleanly (or as a failure), and CRIU ends the tasks; the target
@@ -119,9 +119,10 @@
  * source's own failure, as a rule (its CRIU could not dump), whose reason
  * the source gives then, not this one. */
 #define MIGRATE_STREAM_CLOSED_EARLY "the source closed the stream early"
-/* In the dump log's tree: the frames the LAN sent the instance while it
- * was stopped, held on the source (runtime_frame_hold_frames' format); the
- * target gives them to the instance, which runs there by then. */
+/* The one file of the held frames' tree: the frames the LAN sent the
+ * instance while it was stopped, held on the source
+ * (runtime_frame_hold_frames' format); the target gives them to the
+ * instance, which runs there by then. */
 #define MIGRATE_HELD_FRAMES "held-frames"
 /* Not a secret: the port of the source's stream listener (channel.h), as a
  * string among the secrets so that clients pass it on unchanged. */

@@ -525,8 +525,42 @@ static int send_state(struct handover *h, struct ferry_error **err)
 	return r;
 }
 
-/* Once the target runs it: the dump's log, a tree of one file on the
- * state stream (migrate.h). Best effort: the move is done. */
+/* Once the target runs it: the frames held while it was stopped, a tree
+ * of at most one file on the state stream (migrate.h), first: the LAN's
+ * requests among them wait for their answers. */
+static void send_held_frames(struct handover *h)
+{
+	const char *name = h->job->name;
+	cleanup_free char *inst = instance_dir(name);
+	cleanup_free char *dir = xasprintf("%s/.held-frames", inst);
+	cleanup_error struct ferry_error *e = NULL;
+	unsigned long long sent = 0;
+	if (rm_rf(dir, &e) < 0 || mkdir_p(dir, 0700, &e) < 0) {
+		log_warn("instance %s: the frames held while it moved are lost: %s", name, e->msg);
+		return;
+	}
+	size_t len = 0, frames = 0, dropped = 0;
+	const char *held = h->hold != NULL ? runtime_frame_hold_frames(h->hold, &len, &frames, &dropped) : NULL;
+	if (frames > 0) {
+		cleanup_free char *path = xasprintf("%s/" MIGRATE_HELD_FRAMES, dir);
+		if (file_write_volatile(path, held, len, 0600, &e) < 0) {
+			log_warn("instance %s: the frames held while it moved are lost: %s", name, e->msg);
+			error_free(&e);
+		}
+	}
+	if (send_tree(h->op, h->job->state, dir, 0, NULL, NULL, NULL, &sent, &e) < 0)
+		log_warn("instance %s: the frames held while it moved are lost: %s", name, e->msg);
+	else if (frames > 0 || dropped > 0)
+		log_info("instance %s: %zu frames (%zu bytes) came for it while it was stopped: sent to the target "
+			 "(%zu more dropped)",
+			 name, frames, len, dropped);
+	error_free(&e);
+	if (rm_rf(dir, &e) < 0)
+		log_warn("instance %s: %s", name, e->msg);
+}
+
+/* Then the dump's log, a tree of one file on the state stream (migrate.h).
+ * Best effort: the move is done. */
 static void send_dump_log(struct handover *h)
 {
 	const char *name = h->job->name;
@@ -539,19 +573,6 @@ static void send_dump_log(struct handover *h)
 		return;
 	}
 	copy_dump_log(name, dir);
-	size_t len = 0, frames = 0, dropped = 0;
-	const char *held = h->hold != NULL ? runtime_frame_hold_frames(h->hold, &len, &frames, &dropped) : NULL;
-	if (frames > 0) {
-		cleanup_free char *path = xasprintf("%s/" MIGRATE_HELD_FRAMES, dir);
-		if (file_write_volatile(path, held, len, 0600, &e) < 0) {
-			log_warn("instance %s: the frames held while it moved stay here: %s", name, e->msg);
-			error_free(&e);
-		}
-	}
-	if (frames > 0 || dropped > 0)
-		log_info("instance %s: %zu frames (%zu bytes) came for it while it was stopped: sent to the target "
-			 "(%zu more dropped)",
-			 name, frames, len, dropped);
 	if (send_tree(h->op, h->job->state, dir, 0, NULL, NULL, NULL, &sent, &e) < 0)
 		log_warn("instance %s: the dump log stays here only: %s", name, e->msg);
 	error_free(&e);
@@ -586,8 +607,10 @@ static int take_over(struct handover *h, struct ferry_error **err)
 	int sent = migrate_send_commit(job->control, err);
 	int r2 = sent < 0 ? -1 : migrate_recv_result(job->control, &res, MIGRATE_COMMIT_TIMEOUT_MS, err);
 	h->t_running = now_ms();
-	if (r2 == 0 && res.success)
+	if (r2 == 0 && res.success) {
 		runtime_frame_hold_end(h->hold);
+		send_held_frames(h);
+	}
 	/* The copy here never runs again: off the LAN (post-copy keeps it,
 	 * frozen, while it serves the pages, and its kernel would answer ARP
 	 * for the address the target has now, were its veths put back on

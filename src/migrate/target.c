@@ -493,20 +493,27 @@ static void give_held_frames(const char *name, const char *dir)
 	unlink(path);
 }
 
+/* Once it runs: the frames the source held (given to it at once), then
+ * the source's dump log (kept with ours). */
 static void recv_dump_log(const char *name, struct ws *state)
 {
 	cleanup_free char *inst = instance_dir(name);
+	cleanup_free char *frames = xasprintf("%s/.held-frames", inst);
 	cleanup_free char *dir = xasprintf("%s/.dump-log", inst);
 	cleanup_error struct ferry_error *e = NULL;
-	if (rm_rf(dir, &e) < 0 || mkdir_p(dir, 0700, &e) < 0 ||
-	    recv_tree_within(state, dir, 0, false, NULL, MIGRATE_LOG_TIMEOUT_MS, &e) < 0) {
-		log_warn("instance %s: no dump log from the source: %s", name, e->msg);
+	if (rm_rf(frames, &e) < 0 || mkdir_p(frames, 0700, &e) < 0 ||
+	    recv_tree_within(state, frames, 0, false, NULL, MIGRATE_LOG_TIMEOUT_MS, &e) < 0) {
+		log_warn("instance %s: no held frames from the source: %s", name, e->msg);
 	} else {
-		give_held_frames(name, dir);
-		keep_dump_log(name, dir);
+		give_held_frames(name, frames);
+		if (rm_rf(dir, &e) < 0 || mkdir_p(dir, 0700, &e) < 0 ||
+		    recv_tree_within(state, dir, 0, false, NULL, MIGRATE_LOG_TIMEOUT_MS, &e) < 0)
+			log_warn("instance %s: no dump log from the source: %s", name, e->msg);
+		else
+			keep_dump_log(name, dir);
 	}
 	error_free(&e);
-	if (rm_rf(dir, &e) < 0)
+	if (rm_rf(frames, &e) < 0 || rm_rf(dir, &e) < 0)
 		log_warn("instance %s: %s", name, e->msg);
 }
 

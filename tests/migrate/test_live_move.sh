@@ -74,8 +74,10 @@ wait "$UDP_PROBE_PID"
 UDP_PROBE_PID=
 probe=$(grep '^sent=' "$BED_DIR/udp_probe.out")
 lost=$(printf '%s\n' "$probe" | tr ' ' '\n' | sed -n 's/^lost=//p')
-# (A datagram or two may be in flight where the LAN's path to c1 changes.)
-if [ -n "$lost" ] && [ "$lost" -le 2 ]; then
+# (A few may be lost: in flight where the LAN's path to c1 changes, or in
+# udp_echo's socket at the freeze, as CRIU keeps no UDP queue; without the
+# hold, one a millisecond of the stop, 100 or more.)
+if [ -n "$lost" ] && [ "$lost" -le 5 ]; then
 	pass "the UDP datagrams the LAN sent c1 through the move were answered (lost: $lost)"
 else
 	fail "the UDP datagrams the LAN sent c1 through the move were answered" "probe: ${probe:-$(cat "$BED_DIR/udp_probe.out")}"
@@ -238,7 +240,7 @@ wait "$UDP_PROBE_PID"
 UDP_PROBE_PID=
 probe=$(grep '^sent=' "$BED_DIR/udp_probe.out")
 lost=$(printf '%s\n' "$probe" | tr ' ' '\n' | sed -n 's/^lost=//p')
-if [ -n "$lost" ] && [ "$lost" -le 2 ]; then
+if [ -n "$lost" ] && [ "$lost" -le 5 ]; then
 	pass "... and the UDP datagrams the LAN sent c1 meanwhile were answered (lost: $lost)"
 else
 	fail "... and the UDP datagrams the LAN sent c1 meanwhile were answered" "probe: ${probe:-$(cat "$BED_DIR/udp_probe.out")}"
