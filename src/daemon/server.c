@@ -468,6 +468,16 @@ static enum MHD_Result request_begin(struct MHD_Connection *conn, bool https, co
 	size_t n = strlen(st->path);
 	while (n > 1 && st->path[n - 1] == '/')
 		st->path[--n] = '\0';
+	/* LXD's older name for its instances, which clients of its 1.0 API
+	 * before the "instances" extension use (Debian 12's pylxd 2.2.10
+	 * knows no other): the same routes. */
+	static const char containers[] = "/1.0/containers";
+	size_t nc = sizeof(containers) - 1;
+	if (strncmp(st->path, containers, nc) == 0 && (st->path[nc] == '\0' || st->path[nc] == '/')) {
+		char *instances = xasprintf("/1.0/instances%s", st->path + nc);
+		free(st->path);
+		st->path = instances;
+	}
 	st->req.path = st->path;
 	/* The unix socket is root's only; over HTTPS, the trust store decides. */
 	st->req.trusted = !https || https_client_trusted(conn);

@@ -910,7 +910,7 @@ static int source_run(struct operation *op, void *data, struct ferry_error **err
 		goto out;
 	bool running = instance_is_running(job->name);
 	if (running && !job->live) {
-		error_bad_request(err, "Instance \"%s\" is running: stop it first, or move it --stateless", job->name);
+		error_bad_request(err, "Instance \"%s\" is running: a move that is not live needs it stopped first (ferry move --stateless stops it here and starts it there)", job->name);
 		goto out;
 	}
 	bool live = running && job->live;
@@ -1041,7 +1041,7 @@ struct response *migrate_source_respond(const char *name, json_t *body)
 	}
 	bool live = json_is_true(json_object_get(body, "live"));
 	if (instance_is_running(name) && !live)
-		return response_error(400, "Instance \"%s\" is running: stop it first, or move it --stateless", name);
+		return response_error(400, "Instance \"%s\" is running: a move that is not live needs it stopped first (ferry move --stateless stops it here and starts it there)", name);
 	if (live && instance_exec_sessions_check(name, "move", &err) < 0)
 		return response_from_error(err);
 	struct source_job *job = xcalloc(1, sizeof(*job));

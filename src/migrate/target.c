@@ -473,8 +473,6 @@ static void keep_dump_log(const char *name, const char *dir)
 	closedir(d);
 }
 
-/* Once the tasks run here: the source's dump log, on the state stream
- * (migrate.h). Best effort: the move is done. */
 /* What the LAN sent the instance while it was stopped (MIGRATE_HELD_FRAMES
  * in dir, if any), to it now: it runs here. */
 static void give_held_frames(const char *name, const char *dir)
@@ -957,10 +955,17 @@ struct response *migrate_target_respond(json_t *body)
 	if (s_port == NULL || *port_end != '\0' || port <= 0 || port > 65535)
 		return response_error(400, "Invalid migration source: the secrets carry no stream port "
 					   "(\"" MIGRATE_SECRET_PORT "\"): only a ferry source can be migrated from");
-	bool live = json_is_true(json_object_get(source, "live"));
+	/* Live unless said otherwise when the source offers the state (older
+	 * clients, pylxd 2.2.10's among them, send no "live": LXD's target
+	 * takes it from what the source offers). */
+	json_t *live_json = json_object_get(source, "live");
 	const char *s_state = json_string_value(json_object_get(secrets, MIGRATE_SECRET_STATE));
+	bool live = json_is_boolean(live_json) ? json_is_true(live_json) : s_state != NULL;
 	if (live && s_state == NULL)
 		return response_error(400, "Invalid migration source: a live migration needs the secret \"state\"");
+	if (!live && s_state != NULL)
+		return response_error(400, "Invalid migration source: \"live\" is false, but the source moves the "
+					   "instance live (its secrets have \"state\"; ask it with \"live\": false)");
 	/* Refuse a taken name now, before the source sends anything. */
 	struct db_instance existing = { 0 };
 	if (instance_get(name, &existing, &err) == 0) {

@@ -88,6 +88,11 @@ expect_match "the console websocket operation has fds 0 and control" \
 
 # --- list ---
 expect_eq "GET /1.0/instances lists c1's URL" "$(api GET /1.0/instances | jq -c .metadata)" '["/1.0/instances/c1"]'
+# LXD's older name (pylxd 2.2.10 knows no other): the same routes.
+expect_eq "GET /1.0/containers lists it too" "$(api GET /1.0/containers | jq -c .metadata)" '["/1.0/instances/c1"]'
+expect_eq "... and GET /1.0/containers/c1/state gives its state" "$(api GET /1.0/containers/c1/state | jq -r .metadata.status)" \
+	"$(api GET /1.0/instances/c1/state | jq -r .metadata.status)"
+expect_eq "/1.0/containersx is no alias" "$(api_status GET /1.0/containersx)" 404
 expect_eq "recursion=1 gives objects" "$(api GET '/1.0/instances?recursion=1' | jq -r '.metadata[0].name')" "c1"
 expect_eq "recursion=2 includes state" "$(api GET '/1.0/instances?recursion=2' | jq -r '.metadata[0].state.pid')" "$pid"
 
