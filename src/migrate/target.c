@@ -778,6 +778,9 @@ static int target_run(struct operation *op, void *data, struct ferry_error **err
 	size_t snapshots_created = 0;
 	int ret = -1;
 
+	/* Before the streams: the source freezes nothing until they are in. */
+	if (job->live)
+		runtime_spares_ready();
 	if (dial(job, job->secret_control, &control, err) < 0 || dial(job, job->secret_fs, &fs, err) < 0 ||
 	    (job->secret_state != NULL && dial(job, job->secret_state, &state, err) < 0) ||
 	    (job->secret_pages != NULL && dial(job, job->secret_pages, &pages, err) < 0) ||

@@ -1025,6 +1025,11 @@ static void spare_fill(void)
 		close(fd); /* not wanted any more: it ends */
 }
 
+void runtime_spares_ready(void)
+{
+	spare_fill();
+}
+
 struct spare_later {
 	void (*fill)(void);
 };

@@ -242,3 +242,8 @@ _Noreturn void runtime_monitor_spare_main(void);
  * runtime_spares_stop (which waits for the last to go). */
 void runtime_spares_start(void);
 void runtime_spares_stop(void);
+/* A restore is coming (a live move to here begins): make the spare now if
+ * there is none, rather than a second after the last one was taken (moves
+ * back to back, a host's evacuation, come faster); returns once it is
+ * ready. Not while anything here is stopped: its start takes CPU. */
+void runtime_spares_ready(void);
