@@ -16,6 +16,9 @@
  *   gaps                every gap of GAP_MIN_MS or more (the first MAX_GAPS),
  *                       as START_EPOCH_MS+LENGTH_MS, comma-separated ("-":
  *                       none): a move's stop, and any stall after it
+ *   lost_at             when the unanswered datagrams were sent (the first
+ *                       MAX_GAPS), as EPOCH_MS, comma-separated ("-": none):
+ *                       where in the move they were lost
  *
  * It stops on its own after DURATION_MS, or earlier on SIGTERM or SIGINT;
  * either way it waits up to 100 ms for replies still in flight, then prints
@@ -79,6 +82,7 @@ static bool parse_long(const char *s, long long min, long long *out)
 struct probe_stats {
 	uint64_t sent, received, duplicates, send_errors;
 	uint8_t *seen; /* one bit per sequence number */
+	int64_t *sent_at; /* per sequence number: when it went (monotonic ns) */
 	uint64_t seen_bits;
 	int64_t start_ns, first_reply_ns, last_reply_ns; /* last_reply_ns < 0: none yet */
 	int64_t max_gap_ns, gap_start_ns, gap_end_ns;
@@ -178,7 +182,8 @@ int main(int argc, char **argv)
 	struct probe_stats st = { .first_reply_ns = -1, .last_reply_ns = -1 };
 	st.seen_bits = (uint64_t)(duration_ms * 1000000LL / interval_ns) + 2;
 	st.seen = calloc(st.seen_bits / 8 + 1, 1);
-	if (st.seen == NULL) {
+	st.sent_at = calloc(st.seen_bits, sizeof(*st.sent_at));
+	if (st.seen == NULL || st.sent_at == NULL) {
 		fprintf(stderr, "udp_probe: out of memory\n");
 		return 1;
 	}
@@ -193,6 +198,7 @@ int main(int argc, char **argv)
 			break;
 		if (now >= next_ns) {
 			struct probe_datagram d = { .seq = st.sent, .sent_ns = now };
+			st.sent_at[st.sent] = now;
 			if (send(fd, &d, sizeof(d), 0) < 0)
 				st.send_errors++; /* EHOSTUNREACH while the address is away: sent all the same */
 			st.sent++;
@@ -226,7 +232,12 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < st.gaps; i++)
 		printf("%s%lld+%.1f", i > 0 ? "," : "", (long long)((st.gaps_start_ns[i] + wall_offset) / 1000000),
 		       ms(st.gaps_ns[i]));
-	printf("%s\n", st.gaps > 0 ? "" : "-");
+	printf("%s lost_at=", st.gaps > 0 ? "" : "-");
+	unsigned shown = 0;
+	for (uint64_t i = 0; i < st.sent && shown < MAX_GAPS; i++)
+		if (!(st.seen[i / 8] & (1u << (i % 8))))
+			printf("%s%lld", shown++ > 0 ? "," : "", (long long)((st.sent_at[i] + wall_offset) / 1000000));
+	printf("%s\n", shown > 0 ? "" : "-");
 	fflush(stdout);
 	free(st.seen);
 	close(fd);

@@ -293,9 +293,9 @@ static ssize_t stream_send(void *ctx, const void *buf, size_t len)
 			continue;
 		if (sent > 0)
 			break; /* report it on the next call, which fails the same way */
-		/* The peer gone (a push error: EPIPE) is the caller's to report,
+		/* The peer gone (EPIPE, its close seen) is the caller's to report,
 		 * or no error at all: a close frame to a peer that closed first. */
-		if (r == GNUTLS_E_PUSH_ERROR)
+		if (r == GNUTLS_E_PUSH_ERROR || r == GNUTLS_E_PREMATURE_TERMINATION || r == GNUTLS_E_INVALID_SESSION)
 			log_debug("migration stream %s: TLS send: %s", s->peer, gnutls_strerror((int)r));
 		else
 			log_warn("migration stream %s: TLS send: %s", s->peer, gnutls_strerror((int)r));

@@ -108,17 +108,13 @@ struct dump_lock {
 	struct runtime_frame_hold *hold;
 };
 
-/* checkpoint_dump_opts.network_lock. At an unlock the dump failed: a live
- * move's held frames (taken before the freeze) go back to the container,
- * its veths on their bridges again (the hold keeps what comes until
- * then). */
+/* checkpoint_dump_opts.network_lock. At an unlock the dump failed: the
+ * veths go back on their bridges (a live move's hold keeps what came until
+ * then: checkpoint_container gives it back once the tasks run). */
 static int dump_network_lock(void *arg, bool lock)
 {
 	struct dump_lock *l = arg;
-	int r = nics_lock(l->spec, lock);
-	if (!lock)
-		runtime_frame_hold_give_back(l->hold, l->spec->name);
-	return r;
+	return nics_lock(l->spec, lock);
 }
 
 static int checkpoint_container(const struct runtime_spec *spec, const struct runtime_checkpoint_opts *o,
@@ -203,10 +199,11 @@ static int checkpoint_container(const struct runtime_spec *spec, const struct ru
 		/* CRIU unlocks, but not always through a notification that
 		 * reaches us (a lazy dump's pages failing after its reply). */
 		nics_lock(spec, false);
-		runtime_frame_hold_give_back(o->hold, spec->name);
 		/* CRIU puts the freezer back as it found it: frozen, by us. */
 		if (!was_frozen && !o->ptrace_seize)
 			cgroup_freeze(spec->cgroup, false, NULL);
+		/* Running again: what the LAN sent meanwhile, paced to its reads. */
+		runtime_frame_hold_give_back(o->hold, spec->name);
 		return -1;
 	}
 	if (o->leave_running) {

@@ -17,9 +17,11 @@
 #include <netinet/if_ether.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -38,6 +40,7 @@ struct hold_port {
 };
 
 struct runtime_frame_hold {
+	char *dir; /* the container's state directory */
 	struct hold_port *ports;
 	size_t n_ports;
 	int stop[2];
@@ -154,6 +157,7 @@ int runtime_frame_hold_prepare(const char *dir, struct runtime_frame_hold **out,
 	if (spec_load(dir, &spec, err) < 0)
 		return -1;
 	struct runtime_frame_hold *h = xcalloc(1, sizeof(*h));
+	h->dir = xstrdup(dir);
 	h->stop[0] = h->stop[1] = -1;
 	pthread_mutex_init(&h->lock, NULL);
 	h->ports = xcalloc(spec->n_nics ? spec->n_nics : 1, sizeof(*h->ports));
@@ -266,12 +270,60 @@ void runtime_frame_hold_free(struct runtime_frame_hold *h)
 		close(h->stop[1]);
 	pthread_mutex_destroy(&h->lock);
 	free(h->buf);
+	free(h->dir);
 	free(h);
 }
 
+/* How many frames go at once: a stop's worth at once (hundreds) would
+ * overflow a UDP socket's receive buffer (~350 small datagrams by default)
+ * before its task has read any. */
+#define GIVE_BATCH 32
+/* Between batches, the container's UDP sockets may hold this much... */
+#define GIVE_QUEUED_MAX (32 << 10)
+/* ... waited for at most this long. */
+#define GIVE_WAIT_MS 20
+
+/* Bytes waiting on the UDP sockets of pid's network namespace
+ * (/proc/PID/net/udp and udp6: rx_queue), or -1. */
+static long udp_queued(pid_t pid)
+{
+	long total = -1;
+	for (int v6 = 0; v6 < 2; v6++) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/net/udp%s", (int)pid, v6 ? "6" : "");
+		FILE *f = fopen(path, "re");
+		if (f == NULL)
+			continue;
+		char line[512];
+		if (fgets(line, sizeof(line), f) != NULL) { /* the header */
+			while (fgets(line, sizeof(line), f) != NULL) {
+				unsigned long tx, rx;
+				if (sscanf(line, "%*s %*s %*s %*s %lx:%lx", &tx, &rx) == 2)
+					total = (total < 0 ? 0 : total) + (long)rx;
+			}
+		}
+		fclose(f);
+	}
+	return total;
+}
+
+/* Until the container whose init is pid has read what it was given (its
+ * UDP sockets nearly empty), GIVE_WAIT_MS at most. */
+static void wait_read(pid_t pid)
+{
+	if (pid <= 0)
+		return;
+	long long until = now_ms() + GIVE_WAIT_MS;
+	while (udp_queued(pid) > GIVE_QUEUED_MAX && now_ms() < until) {
+		struct timespec ts = { 0, 200 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
 /* Send the frames of data addressed to mac out of the host veth host_name
- * (into its container), in their order; *given += how many went. */
-static int give_to(const char *host_name, const unsigned char mac[ETH_ALEN], const char *data, size_t len,
+ * into the container whose init is pid (0: unknown), in their order, a
+ * batch at a time; *given += how many went. */
+static int give_to(const char *host_name, const unsigned char mac[ETH_ALEN], const char *data, size_t len, pid_t pid,
 		   size_t *given, struct ferry_error **err)
 {
 	struct network_frame *frames = NULL;
@@ -296,10 +348,14 @@ static int give_to(const char *host_name, const unsigned char mac[ETH_ALEN], con
 		}
 		off += 4 + flen;
 	}
-	size_t sent = 0;
-	if (r == 0 && n > 0 && network_frames_send(host_name, frames, n, &sent, err) < 0)
-		r = -1;
-	*given += sent;
+	for (size_t i = 0; r == 0 && i < n; i += GIVE_BATCH) {
+		if (i > 0)
+			wait_read(pid);
+		size_t sent = 0;
+		if (network_frames_send(host_name, frames + i, n - i < GIVE_BATCH ? n - i : GIVE_BATCH, &sent, err) < 0)
+			r = -1;
+		*given += sent;
+	}
 	free(frames);
 	return r;
 }
@@ -311,11 +367,12 @@ int runtime_frames_give(const char *dir, const char *data, size_t len, size_t *g
 	if (spec_load(dir, &spec, err) < 0)
 		return -1;
 	int r = 0;
+	pid_t init = init_find(dir);
 	for (size_t i = 0; i < spec->n_nics && r == 0; i++) {
 		const struct runtime_nic *nic = &spec->nics[i];
 		unsigned char mac[ETH_ALEN];
 		if (nic->host_name != NULL && mac_parse(nic->hwaddr, mac))
-			r = give_to(nic->host_name, mac, data, len, given, err);
+			r = give_to(nic->host_name, mac, data, len, init, given, err);
 	}
 	runtime_spec_free(spec);
 	return r;
@@ -333,9 +390,10 @@ void runtime_frame_hold_give_back(struct runtime_frame_hold *h, const char *name
 	if (!first || h->frames == 0)
 		return;
 	size_t given = 0;
+	pid_t init = init_find(h->dir);
 	for (size_t i = 0; i < h->n_ports; i++) {
 		cleanup_error struct ferry_error *e = NULL;
-		if (give_to(h->ports[i].host_name, h->ports[i].mac, h->buf, h->len, &given, &e) < 0)
+		if (give_to(h->ports[i].host_name, h->ports[i].mac, h->buf, h->len, init, &given, &e) < 0)
 			log_warn("container %s: the frames held for it: %s", name, e->msg);
 	}
 	log_info("container %s: gave it back %zu frames held while it was stopped", name, given);

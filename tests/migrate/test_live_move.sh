@@ -79,6 +79,8 @@ lost=$(printf '%s\n' "$probe" | tr ' ' '\n' | sed -n 's/^lost=//p')
 # hold, one a millisecond of the stop, 100 or more.)
 if [ -n "$lost" ] && [ "$lost" -le 5 ]; then
 	pass "the UDP datagrams the LAN sent c1 through the move were answered (lost: $lost)"
+	[ "$lost" -eq 0 ] || echo "# sent at: $(printf '%s\n' "$probe" | tr ' ' '\n' | sed -n 's/^lost_at=//p'); h1's log:" \
+		"$(grep -h 'dump goes\|came for it\|moved live' "$BED_DIR/h1/logs/ferryd.log" | cut -c12-24,60-100 | tr '\n' ' ')"
 else
 	fail "the UDP datagrams the LAN sent c1 through the move were answered" "probe: ${probe:-$(cat "$BED_DIR/udp_probe.out")}"
 fi
