@@ -32,6 +32,9 @@
 
 /* What a hold keeps at most: a stop's worth of traffic, not a flood's. */
 #define HOLD_MAX_BYTES (16u << 20)
+/* Each hold socket's receive buffer: room for the frames that come while
+ * its thread is not run (a busy host; the default ~200 KiB holds ~150). */
+#define HOLD_SOCKET_BYTES (4 << 20)
 
 struct hold_port {
 	char *host_name;
@@ -186,8 +189,13 @@ int runtime_frame_hold_prepare(const char *dir, struct runtime_frame_hold **out,
 		 * again without it. */
 		int on = 1;
 		if (p->sock < 0 || setsockopt(p->sock, SOL_PACKET, PACKET_VNET_HDR, &on, sizeof(on)) < 0 ||
-		    bind(p->sock, (struct sockaddr *)&at, sizeof(at)) < 0)
+		    bind(p->sock, (struct sockaddr *)&at, sizeof(at)) < 0) {
 			r = error_sys(err, errno, "packet socket on the hold port of %s", nic->host_name);
+			break;
+		}
+		int room = HOLD_SOCKET_BYTES;
+		if (setsockopt(p->sock, SOL_SOCKET, SO_RCVBUFFORCE, &room, sizeof(room)) < 0)
+			setsockopt(p->sock, SOL_SOCKET, SO_RCVBUF, &room, sizeof(room));
 	}
 	if (r == 0 && pipe2(h->stop, O_CLOEXEC) < 0)
 		r = error_sys(err, errno, "pipe");
@@ -235,11 +243,17 @@ void runtime_frame_hold_end(struct runtime_frame_hold *h)
 		pthread_join(h->thread, NULL);
 		h->thread_on = false;
 	}
-	/* What was still queued on the sockets. */
+	/* What was still queued on the sockets, and what they had no room for
+	 * (counted as dropped, though some were floods, not kept anyway). */
 	if (h->taken) {
 		unsigned char *frame = xcalloc(1, FRAME_MAX);
-		for (size_t i = 0; i < h->n_ports; i++)
+		for (size_t i = 0; i < h->n_ports; i++) {
 			hold_read(h, i, frame);
+			struct tpacket_stats st;
+			socklen_t sl = sizeof(st);
+			if (getsockopt(h->ports[i].sock, SOL_PACKET, PACKET_STATISTICS, &st, &sl) == 0)
+				h->dropped += st.tp_drops;
+		}
 		free(frame);
 	}
 }
