@@ -166,6 +166,9 @@ struct migrate_header {
 	bool stateful;
 	char *cpuinfo;       /* live or stateful: the source's CPU (checkpoint_cpuinfo_dump, base64), checked first */
 	bool post_copy;      /* live: the memory follows after the takeover (see above) */
+	/* Live: the bytes of memory the instance uses (its memory cgroup's), 0
+	 * unknown: the target warms that much before the source freezes it. */
+	unsigned long long memory;
 };
 
 struct db_snapshot;

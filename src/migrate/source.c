@@ -942,6 +942,13 @@ static int source_run(struct operation *op, void *data, struct ferry_error **err
 		.profiles = inst.profiles, .snapshots = snapshots, .live = live, .stateful = stateful, .cpuinfo = cpuinfo,
 		.post_copy = live && job->post_copy,
 	};
+	if (live) {
+		struct runtime_state rs;
+		struct ferry_error *e = NULL;
+		if (instance_runtime_state(job->name, &rs, &e) == 0 && rs.memory_usage > 0)
+			h.memory = (unsigned long long)rs.memory_usage;
+		error_free(&e);
+	}
 	if (migrate_send_header(job->control, &h, err) < 0)
 		goto out;
 	/* A live move's second pass sends what changed after this. */

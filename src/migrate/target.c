@@ -8,10 +8,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <linux/magic.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -643,6 +646,100 @@ static void page_intake_clear(struct page_intake *pi, struct ferry_error **err)
 	free(pi->state);
 }
 
+/* Memory this host has not used lately can be slow to take again: on a VM
+ * whose host takes back what the guest frees (virtio-balloon's free page
+ * reporting; this one: ~8.6 us a page, against ~0.5 for memory used
+ * moments ago), the pages a move brings cost most of a large
+ * stop-and-copy's stop and of post-copy's pages. So there, before the
+ * source freezes the instance, the target takes as much memory as it uses
+ * (a file on a tmpfs, written, then removed): what it gives back is what
+ * the pages take next. From WARM_MIN, and only with twice that much
+ * available. bench, 1 GiB: stop-and-copy stopped 5973 -> 2858 ms,
+ * post-copy's pages 3529 -> 2554 ms (the warming comes before the freeze:
+ * the moves take as long). */
+#define WARM_MIN (64ULL << 20)
+
+/* Does a balloon device take back what the guest frees (its feature
+ * VIRTIO_BALLOON_F_REPORTING, bit 5)? */
+static bool takes_freed_memory;
+
+static void balloon_check(void)
+{
+	DIR *d = opendir("/sys/bus/virtio/drivers/virtio_balloon");
+	struct dirent *de;
+	while (d != NULL && (de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, "virtio", 6) != 0)
+			continue;
+		cleanup_free char *path = xasprintf("/sys/bus/virtio/drivers/virtio_balloon/%s/features", de->d_name);
+		char bits[16] = { 0 };
+		FILE *f = fopen(path, "re");
+		if (f != NULL && fgets(bits, sizeof(bits), f) != NULL && strlen(bits) > 5 && bits[5] == '1')
+			takes_freed_memory = true;
+		if (f != NULL)
+			fclose(f);
+	}
+	if (d != NULL)
+		closedir(d);
+}
+
+static bool host_takes_freed_memory(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, balloon_check);
+	return takes_freed_memory;
+}
+
+static unsigned long long mem_available(void)
+{
+	FILE *f = fopen("/proc/meminfo", "re");
+	unsigned long long kb = 0;
+	char line[128];
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+			break;
+	if (f != NULL)
+		fclose(f);
+	return kb << 10;
+}
+
+static void warm_memory(const char *name, unsigned long long bytes)
+{
+	if (bytes < WARM_MIN || !host_takes_freed_memory() || mem_available() < 2 * bytes)
+		return;
+	char *path = instance_staging_path(name, "warm");
+	if (path == NULL) {
+		cleanup_free char *dir = instance_dir(name);
+		struct statfs st;
+		if (statfs(dir, &st) < 0 || st.f_type != TMPFS_MAGIC)
+			return; /* a disk's page cache would be written back */
+		path = xasprintf("%s/.warm", dir);
+	}
+	long long t0 = now_ms();
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		unlink(path); /* freed at the close, whatever happens */
+		/* Written: tmpfs's fallocate leaves its pages untouched. */
+		enum { CHUNK = 1 << 20 };
+		char *zeros = xcalloc(1, CHUNK);
+		for (unsigned long long done = 0; done < bytes;) {
+			ssize_t w = write(fd, zeros, bytes - done < CHUNK ? (size_t)(bytes - done) : CHUNK);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0) {
+				log_warn("instance %s: warming %llu MiB of memory: %s", name, bytes >> 20,
+					 w < 0 ? strerror(errno) : "no room");
+				break;
+			}
+			done += (unsigned long long)w;
+		}
+		free(zeros);
+		close(fd);
+		log_info("instance %s: warmed %llu MiB of memory for its pages in %lld ms", name, bytes >> 20,
+			 now_ms() - t0);
+	}
+	free(path);
+}
+
 /* A live move, after the first pass: say ready, take the changes, the
  * state (stop-and-copy: the pages first, as the source dumps them) and
  * /dev, restore with the tasks stopped (post-copy: without their memory,
@@ -650,8 +747,9 @@ static void page_intake_clear(struct page_intake *pi, struct ferry_error **err)
  * source has committed. *restored: a copy runs here (stopped) and must be
  * killed if this fails. */
 static int live_takeover(struct progress *progress, struct target_job *job, struct ws *control, struct ws *fs,
-			 struct ws *state, struct ws *pages, struct ws *page_requests, bool post_copy, const char *rootfs,
-			 unsigned shift, bool *restored, struct ferry_error **err)
+			 struct ws *state, struct ws *pages, struct ws *page_requests, bool post_copy,
+			 unsigned long long memory, const char *rootfs, unsigned shift, bool *restored,
+			 struct ferry_error **err)
 {
 	cleanup_free char *dir = instance_dir(job->name);
 	cleanup_free char *state_dir = instance_state_dir(job->name);
@@ -662,6 +760,8 @@ static int live_takeover(struct progress *progress, struct target_job *job, stru
 	cleanup_error struct ferry_error *e = NULL;
 	struct migrate_result res = { .success = true, .message = "ready" };
 	int r = -1;
+	progress_stage(progress, "making room for its memory");
+	warm_memory(job->name, memory);
 	if (page_intake_start(&intake, job, post_copy, pages, page_requests, err) < 0)
 		goto out;
 	if (migrate_send_result(control, &res, err) < 0)
@@ -864,7 +964,8 @@ static int target_run(struct operation *op, void *data, struct ferry_error **err
 		goto out;
 	if (h.live) {
 		if (live_takeover(&progress, job, migrate_stream_ws(control), migrate_stream_ws(fs), migrate_stream_ws(state),
-				  migrate_stream_ws(pages), migrate_stream_ws(page_requests), h.post_copy, rootfs, map.base, &restored, err) < 0)
+				  migrate_stream_ws(pages), migrate_stream_ws(page_requests), h.post_copy, h.memory, rootfs, map.base,
+				  &restored, err) < 0)
 			goto out;
 		answered = true;
 		ret = 0;

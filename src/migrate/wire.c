@@ -78,12 +78,12 @@ static char *dup_or_null(json_t *v)
 
 int migrate_send_header(struct ws *ws, const struct migrate_header *h, struct ferry_error **err)
 {
-	json_t *msg = json_pack("{s:s, s:s, s:s?, s:s?, s:b, s:O, s:O, s:O, s:O, s:b, s:b, s:s?, s:b}", "type",
+	json_t *msg = json_pack("{s:s, s:s, s:s?, s:s?, s:b, s:O, s:O, s:O, s:O, s:b, s:b, s:s?, s:b, s:I}", "type",
 				msg_type_names[MIGRATE_MSG_HEADER], "name", h->name, "architecture", h->architecture,
 				"description", h->description, "ephemeral", h->ephemeral, "config", h->config,
 				"devices", h->devices, "profiles", h->profiles, "snapshots",
 				h->snapshots ? h->snapshots : json_array(), "live", h->live, "stateful", h->stateful, "cpuinfo", h->cpuinfo,
-				"post_copy", h->post_copy);
+				"post_copy", h->post_copy, "memory", (json_int_t)h->memory);
 	if (msg == NULL)
 		return error_set(err, 500, EINVAL, "encode the migration header");
 	return send_json(ws, msg, err);
@@ -103,6 +103,8 @@ int migrate_recv_header(struct ws *ws, struct migrate_header *h, int timeout_ms,
 	h->stateful = json_is_true(json_object_get(msg, "stateful"));
 	h->cpuinfo = dup_or_null(json_object_get(msg, "cpuinfo"));
 	h->post_copy = json_is_true(json_object_get(msg, "post_copy"));
+	json_int_t memory = json_integer_value(json_object_get(msg, "memory"));
+	h->memory = memory > 0 ? (unsigned long long)memory : 0;
 	h->config = json_incref(json_object_get(msg, "config"));
 	h->devices = json_incref(json_object_get(msg, "devices"));
 	h->profiles = json_incref(json_object_get(msg, "profiles"));
