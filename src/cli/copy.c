@@ -63,14 +63,11 @@ int copy_remote(const struct copy_remote_args *a, struct ferry_error **err)
 		return -1;
 	const char *status = json_string_value(json_object_get(inst, "status"));
 	bool was_running = status != NULL && strcmp(status, "Stopped") != 0;
-	/* A running instance moves live unless asked otherwise; copies of one are stateless. */
+	/* A running instance moves live unless asked otherwise (--stateless:
+	 * stopped here, started there); a copy of one is made while it runs,
+	 * without its state, and it runs on. */
 	bool live = was_running && a->move && !a->stateless;
-	if (was_running && !live) {
-		if (!a->stateless) {
-			error_bad_request(err, "Instance \"%s\" is running: only a move takes a running instance along "
-					       "(stop it, or copy it --stateless)", a->src_name);
-			goto out;
-		}
+	if (was_running && a->move && !live) {
 		if (instance_action(src, a->src_name, "stop", false, 30, false, err) < 0)
 			goto out;
 		stopped_here = true;
@@ -195,7 +192,8 @@ int cmd_copy(int argc, char **argv)
 			"      --instance-only   Copy the instance without its snapshots\n"
 			"      --no-profiles     Create the instance with no profiles applied\n"
 			"  -p, --profile         Profile to apply to the new instance\n"
-			"      --stateless       Copy a stateful instance stateless (always so: local copies are)\n",
+			"      --stateless       Copy a stateful instance stateless (copies always are: a running one is copied\n"
+			"                        as it is while it runs, and runs on)\n",
 		.shortopts = "c:p:e",
 		.longopts = copy_options,
 	};

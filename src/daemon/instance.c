@@ -1525,6 +1525,15 @@ int instance_stop(const char *name, int timeout_s, bool force, struct ferry_erro
 	return 0;
 }
 
+int instance_stop_keep(const char *name, int timeout_s, struct ferry_error **err)
+{
+	if (stop_runtime(name, timeout_s, false, err) < 0)
+		return error_wrap(err, "stop instance \"%s\"", name);
+	log_info("instance %s: stopped", name);
+	lifecycle("instance-shutdown", name);
+	return 0;
+}
+
 int instance_restart(const char *name, int timeout_s, bool force, struct ferry_error **err)
 {
 	struct db_instance inst = { 0 };

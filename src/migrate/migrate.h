@@ -15,7 +15,9 @@
  *
  * On "control" (JSON text messages, the types below; the only place they
  * are declared): the source sends a header (the instance's record and its
- * snapshots'); the fs stream follows; the target answers with a result.
+ * snapshots'); the target checks what it can before anything else comes
+ * and answers with its plan (MIGRATE_PLAN_*) or why not; the fs stream
+ * follows; the target answers with a result.
  * On "fs": the rootfs as binary messages of a tar stream (uncompressed, the
  * image tarball's layout: rootfs/...) with unshifted owners (container ids),
  * ended by an empty message: first one such stream per snapshot, in the
@@ -129,6 +131,11 @@
 #define MIGRATE_SECRET_PORT "ferry-port"
 /* How long the source waits for the target to connect its streams. */
 #define MIGRATE_CONNECT_TIMEOUT_MS 30000
+/* How long the source waits for the target's plan (its pre-flight). */
+#define MIGRATE_PLAN_TIMEOUT_MS 60000
+/* A move that is not live of a running instance (MIGRATE_PLAN_STOP): how
+ * long its init gets to shut down before it is killed. */
+#define MIGRATE_STOP_TIMEOUT_S 30
 /* fs stream: tar blocks of this size, one websocket message each. */
 #define MIGRATE_FS_CHUNK (256 * 1024)
 /* After a failed fs stream, how long to wait for the peer's reason on control. */
@@ -159,7 +166,8 @@ struct migrate_header {
 	/* Oldest first: struct db_snapshot rows (instance left out), encoded by
 	 * migrate_snapshot_to_json. */
 	json_t *snapshots;
-	bool live;           /* the instance runs: its state follows (see above) */
+	bool live;           /* the instance runs and was asked live: its state follows when the plan is live */
+	bool running;        /* the instance runs (live or not): the target's plan says how it goes */
 	/* Not live: the instance was stopped with its state (ferry stop
 	 * --stateful); CRIU's images follow its rootfs on the fs stream, and
 	 * the target's start restores them. */
@@ -176,10 +184,24 @@ json_t *migrate_snapshot_to_json(const struct db_snapshot *s);
 /* Fills s (its instance: NULL). 502 when malformed. */
 int migrate_snapshot_from_json(json_t *j, struct db_snapshot *s, struct ferry_error **err);
 
-/* Target -> source, last: did the instance arrive. */
+/* The target's answer to the header (a result whose "plan" says how it
+ * goes on; or why not, before anything was sent). A running instance goes
+ * live when asked and the client's request is a move; a copy of it (the
+ * client's config carries none of the source's volatile.* keys: LXD's
+ * client and ferry's strip them for a copy, keep them for a move) goes
+ * while it runs, without its state; a move that is not live stops it first
+ * (LXD's client then starts it on the target and deletes the source). */
+#define MIGRATE_PLAN_COLD "cold"   /* stopped: as it is (with its saved state when the header says so) */
+#define MIGRATE_PLAN_LIVE "live"   /* running: live, as above */
+#define MIGRATE_PLAN_COPY "copy"   /* running: its rootfs as it is while it runs, no state; it runs on */
+#define MIGRATE_PLAN_STOP "stop"   /* running: the source stops it, then as cold (and starts it again on failure) */
+
+/* Target -> source: the plan (above), "ready" (live), and last: did the
+ * instance arrive. */
 struct migrate_result {
 	bool success;
 	char *message;       /* why not, when !success */
+	char *plan;          /* the answer to the header: MIGRATE_PLAN_* */
 };
 
 void migrate_header_clear(struct migrate_header *h);

@@ -670,6 +670,33 @@ static void report_times(struct handover *h)
 		 h->t_restored - h->t_sent, h->t_running - h->t_restored, h->t_done > 0 ? ", then its pages followed" : "");
 }
 
+/* The target's answer to the header: its plan for the instance (one that
+ * fits what was offered), or why it refuses. *plan: MIGRATE_PLAN_*. */
+static int await_plan(struct source_job *job, bool running, bool live, char **plan, struct ferry_error **err)
+{
+	struct migrate_result res = { 0 };
+	if (migrate_recv_result(job->control, &res, MIGRATE_PLAN_TIMEOUT_MS, err) < 0)
+		return -1;
+	if (!res.success) {
+		error_set(err, 500, 0, "the target refused: %s", res.message ? res.message : "no reason given");
+		migrate_result_clear(&res);
+		return -1;
+	}
+	const char *p = res.plan ? res.plan : "";
+	bool fits = running ? strcmp(p, MIGRATE_PLAN_COPY) == 0 || strcmp(p, MIGRATE_PLAN_STOP) == 0 ||
+				      (live && strcmp(p, MIGRATE_PLAN_LIVE) == 0)
+			    : strcmp(p, MIGRATE_PLAN_COLD) == 0;
+	if (!fits) {
+		error_set(err, 502, EPROTO, "the target's plan \"%s\" does not fit a%s instance%s", p,
+			  running ? " running" : " stopped", running && !live ? " not asked to move live" : "");
+		migrate_result_clear(&res);
+		return -1;
+	}
+	*plan = steal_pointer(&res.plan);
+	migrate_result_clear(&res);
+	return 0;
+}
+
 /* The target's checks and the first pass: nothing is frozen yet. */
 static int await_ready(struct source_job *job, struct ferry_error **err)
 {
@@ -901,6 +928,8 @@ static int source_run(struct operation *op, void *data, struct ferry_error **err
 	cleanup_free char *rootfs = instance_rootfs(job->name);
 	cleanup_free char *state_dir = instance_state_dir(job->name);
 	cleanup_free char *cpuinfo = NULL;
+	cleanup_free char *plan = NULL;
+	bool stopped_here = false;
 	int ret = -1;
 
 	instance_lock(job->name);
@@ -909,10 +938,6 @@ static int source_run(struct operation *op, void *data, struct ferry_error **err
 	if (instance_get(job->name, &inst, err) < 0)
 		goto out;
 	bool running = instance_is_running(job->name);
-	if (running && !job->live) {
-		error_bad_request(err, "Instance \"%s\" is running: a move that is not live needs it stopped first (ferry move --stateless stops it here and starts it there)", job->name);
-		goto out;
-	}
 	bool live = running && job->live;
 	if (live && instance_exec_sessions_check(job->name, "move", err) < 0)
 		goto out;
@@ -940,7 +965,7 @@ static int source_run(struct operation *op, void *data, struct ferry_error **err
 		.name = inst.name, .architecture = inst.architecture, .description = inst.description,
 		.ephemeral = inst.ephemeral, .config = inst.config, .devices = inst.devices,
 		.profiles = inst.profiles, .snapshots = snapshots, .live = live, .stateful = stateful, .cpuinfo = cpuinfo,
-		.post_copy = live && job->post_copy,
+		.post_copy = live && job->post_copy, .running = running,
 	};
 	if (live) {
 		struct runtime_state rs;
@@ -951,6 +976,22 @@ static int source_run(struct operation *op, void *data, struct ferry_error **err
 	}
 	if (migrate_send_header(job->control, &h, err) < 0)
 		goto out;
+	/* The target's plan: how a running instance goes (or why not at all). */
+	if (await_plan(job, running, live, &plan, err) < 0)
+		goto out;
+	if (strcmp(plan, MIGRATE_PLAN_COPY) == 0) {
+		live = false;
+		log_info("instance %s: copied while it runs (a copy of its rootfs as it is meanwhile, without its state)",
+			 job->name);
+	} else if (strcmp(plan, MIGRATE_PLAN_STOP) == 0) {
+		live = false;
+		if (instance_stop_keep(job->name, MIGRATE_STOP_TIMEOUT_S, err) < 0) {
+			error_wrap(err, "stop it before it moves");
+			goto out;
+		}
+		stopped_here = true;
+		log_info("instance %s: stopped for a move that is not live", job->name);
+	}
 	/* A live move's second pass sends what changed after this. */
 	struct timespec first_pass;
 	clock_gettime(CLOCK_REALTIME, &first_pass);
@@ -1014,6 +1055,14 @@ static int source_run(struct operation *op, void *data, struct ferry_error **err
 	log_info("instance %s: sent to a migration target (%llu bytes of rootfs)", job->name, sent);
 	ret = 0;
 out:
+	/* A move that stopped it and failed: it runs here again. */
+	if (ret < 0 && stopped_here) {
+		cleanup_error struct ferry_error *e = NULL;
+		if (instance_start(job->name, &e) < 0)
+			log_error("instance %s: starting it again after the failed move: %s", job->name, e->msg);
+		else
+			log_info("instance %s: started again: the move failed", job->name);
+	}
 	json_decref(snapshots);
 	db_instance_clear(&inst);
 	instance_unlock(job->name);
@@ -1047,8 +1096,6 @@ struct response *migrate_source_respond(const char *name, json_t *body)
 		error_free(&err);
 	}
 	bool live = json_is_true(json_object_get(body, "live"));
-	if (instance_is_running(name) && !live)
-		return response_error(400, "Instance \"%s\" is running: a move that is not live needs it stopped first (ferry move --stateless stops it here and starts it there)", name);
 	if (live && instance_exec_sessions_check(name, "move", &err) < 0)
 		return response_from_error(err);
 	struct source_job *job = xcalloc(1, sizeof(*job));

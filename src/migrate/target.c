@@ -101,6 +101,26 @@ static json_t *config_for_target(json_t *config)
 	return out;
 }
 
+/* A copy, not a move, when the client's config (LXD's and ferry's
+ * clients strip volatile.* for a copy and keep them for a move) has none
+ * of the source's volatile keys; without a config, a move. */
+static bool request_is_copy(json_t *request_config, json_t *source_config)
+{
+	if (!json_is_object(request_config))
+		return false;
+	const char *key;
+	json_t *v;
+	json_object_foreach(request_config, key, v) {
+		if (strncmp(key, "volatile.", 9) == 0 && strcmp(key, "volatile.base_image") != 0)
+			return false;
+	}
+	json_object_foreach(source_config, key, v) {
+		if (strncmp(key, "volatile.", 9) == 0 && strcmp(key, "volatile.base_image") != 0)
+			return true;
+	}
+	return false;
+}
+
 /* The fs stream into a pipe that the unpacker reads, on its own thread.
  * It reads up to the empty end message even when the unpacker has stopped
  * (done, or failed): the source then hears our result, not a broken pipe. */
@@ -896,9 +916,16 @@ static int target_run(struct operation *op, void *data, struct ferry_error **err
 		error_set(err, 502, EPROTO, "the source sends a running instance, but no page streams were offered");
 		goto out;
 	}
+	/* How a running instance comes: a copy of it is not live. */
+	const char *plan = !h.running				 ? MIGRATE_PLAN_COLD
+			   : request_is_copy(job->config, h.config) ? MIGRATE_PLAN_COPY
+			   : h.live				 ? MIGRATE_PLAN_LIVE
+								 : MIGRATE_PLAN_STOP;
+	bool live = strcmp(plan, MIGRATE_PLAN_LIVE) == 0;
+	bool stateful = !h.running && h.stateful;
 	/* Pre-flight, before the source stops anything: can this CPU run it
 	 * (or the saved state of a stopped one)? */
-	if (h.live || h.stateful) {
+	if (live || stateful) {
 		cleanup_free unsigned char *cpuinfo = NULL;
 		size_t cpuinfo_len = 0;
 		if (h.cpuinfo == NULL || tls_base64_decode(h.cpuinfo, &cpuinfo, &cpuinfo_len) < 0) {
@@ -906,7 +933,7 @@ static int target_run(struct operation *op, void *data, struct ferry_error **err
 			goto out;
 		}
 		if (checkpoint_cpuinfo_check(cpuinfo, cpuinfo_len, err) < 0) {
-			if (!h.live)
+			if (!live)
 				error_wrap(err, "its saved state can't run on this host (start it with --stateless, stop it, "
 						"and move it again)");
 			goto out;
@@ -937,7 +964,7 @@ static int target_run(struct operation *op, void *data, struct ferry_error **err
 	};
 	int checked = instance_create_check(&check, err);
 	json_decref(user_config);
-	if (checked == 0 && h.live)
+	if (checked == 0 && live)
 		checked = disks_present(inst.profiles, inst.devices, err);
 	if (checked < 0 || instance_record_create(&inst, err) < 0)
 		goto out;
@@ -956,13 +983,20 @@ static int target_run(struct operation *op, void *data, struct ferry_error **err
 	struct instance_idmap map;
 	if (instance_idmap(job->name, &map, err) < 0)
 		goto out;
+	/* All checked that can be before anything comes: the plan. */
+	struct migrate_result planned = { .success = true, .plan = (char *)plan };
+	if (migrate_send_result(migrate_stream_ws(control), &planned, err) < 0)
+		goto out;
+	if (strcmp(plan, MIGRATE_PLAN_COPY) == 0)
+		log_info("instance %s: a copy of a running instance: its rootfs comes as it is meanwhile, without its state",
+			 job->name);
 	struct progress progress = { .op = op, .stage = "snapshots" };
 	if (recv_snapshots(fs, job->name, h.snapshots, map.base, &progress, &snapshots_created, err) < 0)
 		goto out;
 	progress.stage = "rootfs";
 	if (recv_rootfs(migrate_stream_ws(fs), rootfs, map.base, &progress, err) < 0)
 		goto out;
-	if (h.live) {
+	if (live) {
 		if (live_takeover(&progress, job, migrate_stream_ws(control), migrate_stream_ws(fs), migrate_stream_ws(state),
 				  migrate_stream_ws(pages), migrate_stream_ws(page_requests), h.post_copy, h.memory, rootfs, map.base,
 				  &restored, err) < 0)
@@ -973,7 +1007,7 @@ static int target_run(struct operation *op, void *data, struct ferry_error **err
 		goto out;
 	}
 	/* Stopped with its state: CRIU's images, for its next start. */
-	if (h.stateful) {
+	if (stateful) {
 		cleanup_free char *state_dir = instance_state_dir(job->name);
 		progress.stage = "state";
 		if (recv_images(migrate_stream_ws(fs), job->name, state_dir, &progress, err) < 0) {
@@ -986,7 +1020,7 @@ static int target_run(struct operation *op, void *data, struct ferry_error **err
 	if (db_instance_update(daemon_ctx->db, &inst, err) < 0)
 		goto out;
 	ret = 0;
-	log_info("instance %s: received from %s%s", job->name, job->operation, h.stateful ? " with its saved state" : "");
+	log_info("instance %s: received from %s%s", job->name, job->operation, stateful ? " with its saved state" : "");
 out:
 	if (ret < 0) {
 		cleanup_error struct ferry_error *e = NULL;

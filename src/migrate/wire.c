@@ -31,6 +31,7 @@ void migrate_header_clear(struct migrate_header *h)
 void migrate_result_clear(struct migrate_result *r)
 {
 	free(r->message);
+	free(r->plan);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -78,11 +79,11 @@ static char *dup_or_null(json_t *v)
 
 int migrate_send_header(struct ws *ws, const struct migrate_header *h, struct ferry_error **err)
 {
-	json_t *msg = json_pack("{s:s, s:s, s:s?, s:s?, s:b, s:O, s:O, s:O, s:O, s:b, s:b, s:s?, s:b, s:I}", "type",
+	json_t *msg = json_pack("{s:s, s:s, s:s?, s:s?, s:b, s:O, s:O, s:O, s:O, s:b, s:b, s:b, s:s?, s:b, s:I}", "type",
 				msg_type_names[MIGRATE_MSG_HEADER], "name", h->name, "architecture", h->architecture,
 				"description", h->description, "ephemeral", h->ephemeral, "config", h->config,
 				"devices", h->devices, "profiles", h->profiles, "snapshots",
-				h->snapshots ? h->snapshots : json_array(), "live", h->live, "stateful", h->stateful, "cpuinfo", h->cpuinfo,
+				h->snapshots ? h->snapshots : json_array(), "live", h->live, "running", h->running, "stateful", h->stateful, "cpuinfo", h->cpuinfo,
 				"post_copy", h->post_copy, "memory", (json_int_t)h->memory);
 	if (msg == NULL)
 		return error_set(err, 500, EINVAL, "encode the migration header");
@@ -100,6 +101,7 @@ int migrate_recv_header(struct ws *ws, struct migrate_header *h, int timeout_ms,
 	h->description = dup_or_null(json_object_get(msg, "description"));
 	h->ephemeral = json_is_true(json_object_get(msg, "ephemeral"));
 	h->live = json_is_true(json_object_get(msg, "live"));
+	h->running = h->live || json_is_true(json_object_get(msg, "running"));
 	h->stateful = json_is_true(json_object_get(msg, "stateful"));
 	h->cpuinfo = dup_or_null(json_object_get(msg, "cpuinfo"));
 	h->post_copy = json_is_true(json_object_get(msg, "post_copy"));
@@ -122,8 +124,8 @@ int migrate_recv_header(struct ws *ws, struct migrate_header *h, int timeout_ms,
 
 int migrate_send_result(struct ws *ws, const struct migrate_result *r, struct ferry_error **err)
 {
-	json_t *msg = json_pack("{s:s, s:b, s:s?}", "type", msg_type_names[MIGRATE_MSG_RESULT], "success",
-				r->success, "message", r->message);
+	json_t *msg = json_pack("{s:s, s:b, s:s?, s:s?}", "type", msg_type_names[MIGRATE_MSG_RESULT], "success",
+				r->success, "message", r->message, "plan", r->plan);
 	return send_json(ws, msg, err);
 }
 
@@ -135,6 +137,7 @@ int migrate_recv_result(struct ws *ws, struct migrate_result *r, int timeout_ms,
 	memset(r, 0, sizeof(*r));
 	r->success = json_is_true(json_object_get(msg, "success"));
 	r->message = dup_or_null(json_object_get(msg, "message"));
+	r->plan = dup_or_null(json_object_get(msg, "plan"));
 	json_decref(msg);
 	return 0;
 }

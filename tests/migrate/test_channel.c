@@ -334,6 +334,29 @@ static void test_streams(void)
 		ok(good, "stream %d (%s) carries messages both ways", i, run.secrets[i]);
 	}
 
+	/* The control messages: a running instance's header, the plan back. */
+	struct migrate_header h = { .name = "c1", .config = json_pack("{s:s}", "volatile.eth0.hwaddr", "00:16:3e:00:00:01"),
+				    .devices = json_object(), .profiles = json_array(), .running = true };
+	struct migrate_header got = { 0 };
+	bool sent = migrate_send_header(ws[0], &h, &err) == 0;
+	bool good = sent && migrate_recv_header(migrate_stream_ws(run.streams[0]), &got, 5000, &err) == 0;
+	ok(good && got.running && !got.live && strcmp(got.name, "c1") == 0,
+	   "a header says the instance runs, not live");
+	diag_error(err);
+	error_free(&err);
+	json_decref(h.config);
+	json_decref(h.devices);
+	json_decref(h.profiles);
+	migrate_header_clear(&got);
+	struct migrate_result plan = { .success = true, .plan = MIGRATE_PLAN_COPY }, back = { 0 };
+	good = migrate_send_result(migrate_stream_ws(run.streams[0]), &plan, &err) == 0 &&
+	       migrate_recv_result(ws[0], &back, 5000, &err) == 0;
+	ok(good && back.success && back.plan && strcmp(back.plan, MIGRATE_PLAN_COPY) == 0 && back.message == NULL,
+	   "the target's plan comes back as sent");
+	diag_error(err);
+	error_free(&err);
+	migrate_result_clear(&back);
+
 	struct bulk down = { .ws = migrate_stream_ws(run.streams[1]), .bytes = BULK_BYTES };
 	double mbs = bulk_receive(&down, ws[1]);
 	ok(!down.failed, "512 MiB in 256 KiB messages, source to target, arrive intact");

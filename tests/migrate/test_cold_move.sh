@@ -5,7 +5,7 @@
 # address, and its name is gone from the source; a copy keeps both; a
 # running container moves --stateless and runs on the target with its
 # address; snapshots travel with it; a target that refuses (name taken) leaves the source as it was;
-# a running container is not copied without --stateless; a local move
+# a running container is copied while it runs on (a stopped copy); a local move
 # renames; and a container stopped with its state (stop --stateful) moves
 # with it, so that its start on the target resumes the same processes
 # (--stateless leaves the state behind).
@@ -59,9 +59,18 @@ expect_eq "c1 is still on h2" "$(names h2)" "c1"
 expect_eq "... running again" "$(state h2 c1)" RUNNING
 expect_eq "... with its file" "$(fy h2 exec c1 -- cat /root/note)" moved-with-me
 expect_eq "h1 has nothing new" "$(names h1)" "c1copy"
-check_fails "a running instance isn't copied without --stateless" fy h2 copy c1 h1:c9
-expect_eq "... and keeps running" "$(state h2 c1)" RUNNING
-expect_eq "... with no copy on h1" "$(names h1)" "c1copy"
+# --- a copy of a running container: made while it runs, stopped, its own MAC
+pid1=$(fy h2 exec c1 -- sh -c 'sleep 1000 </dev/null >/dev/null 2>&1 & echo $!')
+check "write a file in the running c1" fy h2 exec c1 -- sh -c 'echo written-while-running > /root/live'
+check "copy c1 h1:c9 (c1 runs)" fy h2 copy c1 h1:c9
+expect_eq "c1 runs on h2" "$(state h2 c1)" RUNNING
+expect_eq "... the same processes (sleep $pid1 is there)" "$(fy h2 exec c1 -- sh -c "kill -0 $pid1 && echo alive")" alive
+expect_eq "c9 is on h1, stopped" "$(state h1 c9)" STOPPED
+check_fails "... with its own MAC" test "$(hwaddr h1 c9)" = "$mac_c1"
+check "start c9" fy h1 start c9
+expect_eq "c9 has the file written while c1 ran" "$(fy h1 exec c9 -- cat /root/live)" written-while-running
+expect_eq "... and the older one" "$(fy h1 exec c9 -- cat /root/note)" moved-with-me
+check "delete c9" fy h1 delete -f c9
 
 # --- a stateless move of a running container
 check "delete the copy (it may hold c1's address on h1)" fy h1 delete c1copy

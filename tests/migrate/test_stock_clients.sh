@@ -2,8 +2,9 @@
 # Moves between two hosts of the test bed with the stock clients of LXD's
 # API that Debian 12 ships, trusting the hosts by password as their users
 # do: lxc (lxd-client 5.0.2) moves a running container live (the same
-# process, still counting), refuses to move it --stateless while it runs,
-# moves it back stopped and copies it;
+# process, still counting), moves it --stateless while it runs (stopped on
+# the source first), copies it while it runs (a stopped copy; it runs on,
+# the same process), moves it stopped;
 # pylxd 2.2.10 (which knows only /1.0/containers and sends no "live" to
 # the target) moves it live again.
 . "$(dirname "$0")/../lib.sh"
@@ -46,22 +47,50 @@ sleep 0.3
 expect_counted "... which went on counting" "$before" "$(counter h2)"
 expect_match "h1 moved it live" "$(cat "$BED_DIR/h1/logs/ferryd.log")" 'instance c1: moved live: stopped for'
 
-# --- lxc move --stateless of a running container is refused (as LXD does:
-# stop it first), lxc stop, move (cold), copy, start
+# --- lxc move --stateless of a running container: h2 stops it (the target
+# asks it to: the request keeps c1's volatile keys, a move), lxc starts it on
+# h1 and deletes it on h2
 out=$(lxc move h2:c1 h1: --stateless 2>&1)
 rc=$?
-expect_eq "lxc move h2:c1 h1: --stateless (c1 runs) fails" "$rc" 1
-expect_match "... saying that it must be stopped first" "$out" 'is running: a move that is not live needs it stopped first'
-expect_eq "... and c1 runs on h2 still" "$(state h2 c1)" RUNNING
-expect_eq "... the same counter process" "$(counter_pid h2)" "$pid"
-check "lxc stop h2:c1" lxc stop h2:c1
-check "lxc move h2:c1 h1: (stopped)" lxc move h2:c1 h1:
-expect_eq "c1 is on h1, stopped" "$(fy h1 list --format csv -c ns)" "c1,STOPPED"
-expect_eq "... and not on h2" "$(names h2)" ""
-check "lxc copy h1:c1 h2:c2" lxc copy h1:c1 h2:c2
+expect_eq "lxc move h2:c1 h1: --stateless (c1 runs) succeeds" "$rc" 0
+[ "$rc" -eq 0 ] || echo "$out" | tail -5 | sed 's/^/#   /'
+expect_eq "c1 is gone from h2" "$(names h2)" ""
+expect_eq "c1 runs on h1" "$(state h1 c1)" RUNNING
+expect_match "h2 stopped it first" "$(cat "$BED_DIR/h2/logs/ferryd.log")" 'instance c1: stopped for a move that is not live'
+v1=$(fy h1 exec c1 -- cat /tmp/counter 2>/dev/null)
+sleep 0.3
+expect_eq "... booted afresh: the counter from before counts no more" "$(fy h1 exec c1 -- cat /tmp/counter 2>/dev/null)" "$v1"
+
+# --- lxc copy of a running container (lxc asks the source for it live, the
+# target sees a copy: no volatile keys): a stopped copy with its own MAC,
+# made while c1 runs on, the same process
+start_counter h1
+for i in $(seq 50); do [ -n "$(counter h1)" ] && break; sleep 0.1; done
+pid=$(counter_pid h1)
+check "write a file in c1" fy h1 exec c1 -- sh -c 'echo copied-while-running > /root/note'
+out=$(lxc copy h1:c1 h2:c2 2>&1)
+rc=$?
+expect_eq "lxc copy h1:c1 h2:c2 (c1 runs) succeeds" "$rc" 0
+[ "$rc" -eq 0 ] || echo "$out" | tail -5 | sed 's/^/#   /'
 expect_eq "c2 is on h2, stopped" "$(fy h2 list --format csv -c ns)" "c2,STOPPED"
-expect_eq "c1 stays on h1" "$(names h1)" "c1"
-check "lxc delete h2:c2" lxc delete h2:c2
+expect_eq "c1 still runs on h1" "$(state h1 c1)" RUNNING
+expect_eq "... the same counter process" "$(counter_pid h1)" "$pid"
+expect_match "h1 copied it while it ran" "$(cat "$BED_DIR/h1/logs/ferryd.log")" 'instance c1: copied while it runs'
+check_fails "c2 has its own MAC" test "$(hwaddr h2 c2)" = "$(hwaddr h1 c1)"
+check "start c2" fy h2 start c2
+expect_eq "c2 has the file" "$(fy h2 exec c2 -- cat /root/note)" copied-while-running
+check "lxc copy h1:c1 h2:c3 --stateless (c1 runs)" lxc copy h1:c1 h2:c3 --stateless
+expect_eq "c3 is on h2, stopped" "$(state h2 c3)" STOPPED
+expect_eq "c1 runs on, the same counter process" "$(counter_pid h1)" "$pid"
+check "lxc delete h2:c2 --force" lxc delete h2:c2 --force
+check "lxc delete h2:c3" lxc delete h2:c3
+
+# --- lxc stop, move (cold) and back, start
+check "lxc stop h1:c1" lxc stop h1:c1
+check "lxc move h1:c1 h2: (stopped)" lxc move h1:c1 h2:
+expect_eq "c1 is on h2, stopped" "$(fy h2 list --format csv -c ns)" "c1,STOPPED"
+expect_eq "... and not on h1" "$(names h1)" ""
+check "lxc move h2:c1 h1: (stopped)" lxc move h2:c1 h1:
 check "lxc start h1:c1" lxc start h1:c1
 start_counter h1
 for i in $(seq 50); do [ -n "$(counter h1)" ] && break; sleep 0.1; done
