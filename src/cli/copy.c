@@ -54,7 +54,6 @@ int copy_remote(const struct copy_remote_args *a, struct ferry_error **err)
 	json_t *inst = NULL, *src_op = NULL, *body = NULL;
 	cleanup_free char *url_base = NULL, *pem = NULL;
 	cleanup_free char *path = xasprintf("/1.0/instances/%s", a->src_name);
-	bool stopped_here = false;
 	int ret = -1;
 
 	if (client_open(a->src_remote, &src, err) < 0 || client_open(a->dst_remote, &dst, err) < 0)
@@ -64,14 +63,11 @@ int copy_remote(const struct copy_remote_args *a, struct ferry_error **err)
 	const char *status = json_string_value(json_object_get(inst, "status"));
 	bool was_running = status != NULL && strcmp(status, "Stopped") != 0;
 	/* A running instance moves live unless asked otherwise (--stateless:
-	 * stopped here, started there); a copy of one is made while it runs,
-	 * without its state, and it runs on. */
+	 * the source stops it once the target is ready for it, and starts it
+	 * again if the move fails; it starts on the target); a copy of one is
+	 * made while it runs, without its state, and it runs on. */
 	bool live = was_running && a->move && !a->stateless;
-	if (was_running && a->move && !live) {
-		if (instance_action(src, a->src_name, "stop", false, 30, false, err) < 0)
-			goto out;
-		stopped_here = true;
-	}
+	bool source_stops = was_running && a->move && !live;
 	if (source_identity(src, &url_base, &pem, err) < 0)
 		goto out;
 
@@ -112,10 +108,17 @@ int copy_remote(const struct copy_remote_args *a, struct ferry_error **err)
 		json_object_set(body, "architecture", json_object_get(inst, "architecture"));
 	if (client_run_operation(dst, "POST", "/1.0/instances", body, "Transferring instance", NULL, err) < 0) {
 		cleanup_error struct ferry_error *e = NULL;
-		if (live) {
+		if (live || source_stops) {
+			/* A target that refused before it connected leaves the
+			 * source waiting: a move that it stops hears now. */
+			cleanup_free char *op_path = xasprintf("/1.0/operations/%s", op_id);
+			if (source_stops)
+				client_query(src, "DELETE", op_path, NULL, NULL, &e);
+			error_free(&e);
 			/* The source decides what became of the instance (it runs
 			 * there again, or why not): its answer is the one to show. */
-			if (client_operation_wait(src, src_op, NULL, NULL, &e) < 0) {
+			if (client_operation_wait(src, src_op, NULL, NULL, &e) < 0 &&
+			    strstr(e->msg, "cancelled") == NULL) {
 				struct ferry_error *both = NULL;
 				error_set(&both, e->status, e->errnum, "on %s: %s; on %s: %s", a->dst_remote,
 					  (*err)->msg, a->src_remote, e->msg);
@@ -160,7 +163,6 @@ int copy_remote(const struct copy_remote_args *a, struct ferry_error **err)
 		}
 		json_decref(del);
 		/* Gone from the source: it runs again on the target. */
-		stopped_here = false;
 		if (was_running && !live && instance_action(dst, a->dst_name, "start", false, -1, false, err) < 0) {
 			error_wrap(err, "the instance is on %s now, stopped: starting it failed", a->dst_remote);
 			goto out;
@@ -168,13 +170,6 @@ int copy_remote(const struct copy_remote_args *a, struct ferry_error **err)
 	}
 	ret = 0;
 out:
-	/* A copy leaves the source as it found it, and so does a failed move. */
-	if (stopped_here) {
-		cleanup_error struct ferry_error *e = NULL;
-		if (instance_action(src, a->src_name, "start", false, -1, false, &e) < 0)
-			fprintf(stderr, "Warning: restarting \"%s\" on %s failed: %s\n", a->src_name, a->src_remote,
-				e->msg);
-	}
 	json_decref(body);
 	json_decref(src_op);
 	json_decref(inst);

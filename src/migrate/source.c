@@ -1058,10 +1058,13 @@ out:
 	/* A move that stopped it and failed: it runs here again. */
 	if (ret < 0 && stopped_here) {
 		cleanup_error struct ferry_error *e = NULL;
-		if (instance_start(job->name, &e) < 0)
+		if (instance_start(job->name, &e) < 0) {
 			log_error("instance %s: starting it again after the failed move: %s", job->name, e->msg);
-		else
+			error_wrap(err, "it was stopped for the move, and starting it here again failed (%s)", e->msg);
+		} else {
 			log_info("instance %s: started again: the move failed", job->name);
+			error_wrap(err, "it was stopped for the move and runs here again");
+		}
 	}
 	json_decref(snapshots);
 	db_instance_clear(&inst);

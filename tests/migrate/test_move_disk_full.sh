@@ -4,8 +4,9 @@
 # anything stops and the container never noticed; when the rootfs fits but
 # the state (100 MiB of dirtied memory) doesn't, the container was already
 # checkpointed, and runs on the source again, the same processes with their
-# memory. Either way the target keeps nothing, and once it has room the move
-# goes through.
+# memory; a move that is not live (--stateless) stopped it first, and starts
+# it again. Every time the target keeps nothing, and once it has room the
+# move goes through.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/bed_lib.sh"
 bed_up 2 || { echo "Bail out! testbed up failed"; exit 1; }
@@ -33,6 +34,21 @@ expect_eq "... the same process" "$(counter_pid h1)" "$pid"
 expect_counted "... still counting" "$before" "$(counter h1)"
 expect_eq "h2 has no c1" "$(names h2)" ""
 expect_eq "... and nothing left on its disk" "$(ls -A "$SMALL")" ""
+
+# --- a move that is not live, and the rootfs does not fit: h1 stopped c1
+# for it (the target's plan) and starts it again
+out=$(fy h1 move c1 h2: --stateless 2>&1)
+expect_eq "move c1 h2: --stateless fails (the rootfs doesn't fit)" "$?" 1
+expect_match "... saying that c1 was stopped and runs on h1 again" "$out" "stopped for the move and runs here again"
+expect_match "... and why" "$out" "No space left on device"
+expect_eq "c1 runs on h1" "$(state h1 c1)" RUNNING
+expect_eq "... booted afresh: the counter is gone" "$(fy h1 exec c1 -- sh -c "kill -0 $pid 2>/dev/null && echo alive")" ""
+expect_eq "... its rootfs as it was" "$(fy h1 exec c1 -- stat -c %s /root/big)" 62914560
+expect_eq "h2 has no c1" "$(names h2)" ""
+expect_eq "... and nothing left on its disk" "$(ls -A "$SMALL")" ""
+check "start a counter in c1 again" start_counter h1
+for i in $(seq 50); do [ -n "$(counter h1)" ] && break; sleep 0.1; done
+pid=$(counter_pid h1)
 
 # --- the rootfs fits, the state does not: c1 was checkpointed, and comes back
 check "remove the big file" fy h1 exec c1 -- rm /root/big
