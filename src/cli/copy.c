@@ -53,12 +53,16 @@ int copy_remote(const struct copy_remote_args *a, struct ferry_error **err)
 	struct client *src cleanup_client = NULL, *dst cleanup_client = NULL;
 	json_t *inst = NULL, *src_op = NULL, *body = NULL;
 	cleanup_free char *url_base = NULL, *pem = NULL;
-	cleanup_free char *path = xasprintf("/1.0/instances/%s", a->src_name);
+	/* c1/s1: a snapshot, copied as a new instance (never live). */
+	const char *slash = strchr(a->src_name, '/');
+	cleanup_free char *instance = slash ? strndup(a->src_name, (size_t)(slash - a->src_name)) : NULL;
+	cleanup_free char *path = slash ? snapshot_api_path(instance, slash + 1)
+					: xasprintf("/1.0/instances/%s", a->src_name);
 	int ret = -1;
 
 	if (client_open(a->src_remote, &src, err) < 0 || client_open(a->dst_remote, &dst, err) < 0)
 		return -1;
-	if (instance_get(src, a->src_name, &inst, err) < 0)
+	if (slash ? snapshot_get(src, instance, slash + 1, &inst, err) < 0 : instance_get(src, a->src_name, &inst, err) < 0)
 		return -1;
 	const char *status = json_string_value(json_object_get(inst, "status"));
 	bool was_running = status != NULL && strcmp(status, "Stopped") != 0;
@@ -245,17 +249,15 @@ int cmd_copy(int argc, char **argv)
 	if (target_parse(argv[optind], &src, &err) < 0 || target_parse(argv[optind + 1], &dst, &err) < 0)
 		goto out;
 	if (strcmp(src.remote, dst.remote) != 0) {
-		if (strchr(src.name, '/') != NULL) {
-			error_set(&err, 400, 0, "Copies of snapshots between servers aren't supported yet");
-			goto out;
-		}
+		/* From a snapshot: a new instance, named as its instance by default (lxc's way). */
+		cleanup_free char *default_name = strndup(src.name, strcspn(src.name, "/"));
 		if (no_profiles) {
 			json_decref(profiles);
 			profiles = json_array();
 		}
 		struct copy_remote_args args = {
 			.src_remote = src.remote, .src_name = src.name,
-			.dst_remote = dst.remote, .dst_name = dst.name[0] ? dst.name : src.name,
+			.dst_remote = dst.remote, .dst_name = dst.name[0] ? dst.name : default_name,
 			.stateless = stateless, .instance_only = instance_only, .config = config,
 			.profiles = json_array_size(profiles) > 0 || no_profiles ? profiles : NULL,
 		};

@@ -11,6 +11,7 @@
 #include "daemon/operations.h"
 #include "daemon/request.h"
 #include "daemon/snapshots.h"
+#include "migrate/migrate.h"
 
 static struct response *snapshots_get(struct request *req)
 {
@@ -170,11 +171,11 @@ static struct response *snapshot_post_handler(struct request *req)
 	cleanup_error struct ferry_error *err = NULL;
 	if (!json_is_object(req->body))
 		return response_error(400, "Invalid request: expected a JSON object");
-	if (json_is_true(json_object_get(req->body, "migration")))
-		return response_error(400, "Migration of snapshots isn't implemented yet");
 	struct response *bad = snapshot_check(req->params[0], req->params[1]);
 	if (bad != NULL)
 		return bad;
+	if (json_is_true(json_object_get(req->body, "migration")))
+		return migrate_source_snapshot_respond(req->params[0], req->params[1]);
 	const char *new_name = json_string_value(json_object_get(req->body, "name"));
 	if (new_name == NULL)
 		return response_error(400, "Invalid request: missing the new \"name\"");

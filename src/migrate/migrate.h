@@ -29,6 +29,10 @@
  * source writes the tar straight into the websocket, the target unpacks as
  * it arrives, shifting owners into its own idmap.
  *
+ * A snapshot goes the same way (POST /1.0/instances/NAME/snapshots/SNAP
+ * {"migration": true}), as a new instance: its record is the header's, its
+ * rootfs the one tree, no snapshots, no state.
+ *
  * Neither side deletes the source: a move is a copy followed by the
  * client's DELETE of the source once the target's operation succeeded, so
  * a failure at any point leaves the source as it was. The target removes a
@@ -235,5 +239,9 @@ int migrate_recv_commit(struct ws *ws, int timeout_ms, struct ferry_error **err)
 struct response;
 /* POST /1.0/instances/NAME with "migration": true: the source's operation. */
 struct response *migrate_source_respond(const char *name, json_t *body);
+/* POST /1.0/instances/NAME/snapshots/SNAP {"migration": true}: the same
+ * for a copy of the snapshot as a new instance (never live). The caller
+ * checked that it exists. */
+struct response *migrate_source_snapshot_respond(const char *name, const char *snapshot);
 /* POST /1.0/instances with source.type "migration": the target's operation. */
 struct response *migrate_target_respond(json_t *body);

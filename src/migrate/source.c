@@ -40,6 +40,7 @@
 
 struct source_job {
 	char *name;
+	char *snapshot;     /* a snapshot of it, copied as a new instance (not live) */
 	char *secret_control, *secret_fs, *secret_state, *secret_pages, *secret_page_requests;
 	bool instance_only; /* no snapshots */
 	bool stateful;      /* a stopped instance's saved state goes along */
@@ -54,6 +55,7 @@ static void source_job_free(void *data)
 {
 	struct source_job *job = data;
 	free(job->name);
+	free(job->snapshot);
 	free(job->secret_control);
 	free(job->secret_fs);
 	free(job->secret_state);
@@ -919,9 +921,83 @@ static int live_handover_post_copy(struct operation *op, struct source_job *job,
 	return r < 0 ? -1 : 0;
 }
 
+/* A stream broke: the target may have stopped reading because it
+ * refused, and its reason is better. */
+static void refused_reason(struct source_job *job, struct ferry_error **err)
+{
+	struct migrate_result res = { 0 };
+	cleanup_error struct ferry_error *e = NULL;
+	if (migrate_recv_result(job->control, &res, MIGRATE_REASON_TIMEOUT_MS, &e) == 0 && !res.success) {
+		error_free(err);
+		error_set(err, 500, 0, "the target refused: %s", res.message ? res.message : "no reason given");
+	}
+	migrate_result_clear(&res);
+}
+
+/* Not live: the target answers once the last file is on its disk. */
+static int await_arrival(struct source_job *job, struct ferry_error **err)
+{
+	struct migrate_result res = { 0 };
+	if (migrate_recv_result(job->control, &res, 3600 * 1000, err) < 0)
+		return -1;
+	int r = res.success ? 0
+			    : error_set(err, 500, 0, "the target refused: %s",
+					res.message ? res.message : "no reason given");
+	migrate_result_clear(&res);
+	return r;
+}
+
+/* A snapshot to another server, as a new instance there (LXD's POST
+ * /1.0/instances/NAME/snapshots/SNAP {"migration": true}): the header is
+ * the snapshot's record, without snapshots; then its rootfs; no state (a
+ * stateful snapshot's copy starts afresh, as a local copy does). */
+static int snapshot_source_run(struct operation *op, struct source_job *job, struct ferry_error **err)
+{
+	struct db_snapshot snap = { 0 };
+	json_t *none = json_array();
+	cleanup_free char *sdir = snapshot_dir(job->name, job->snapshot);
+	cleanup_free char *srootfs = xasprintf("%s/rootfs", sdir);
+	cleanup_free char *plan = NULL;
+	int ret = -1;
+
+	instance_lock(job->name);
+	if (wait_streams(op, job, err) < 0 || db_snapshot_get(daemon_ctx->db, job->name, job->snapshot, &snap, err) < 0)
+		goto out;
+	struct instance_idmap map;
+	if (instance_idmap(job->name, &map, err) < 0)
+		goto out;
+	struct migrate_header h = {
+		.name = job->name, .architecture = snap.architecture, .description = snap.description,
+		.config = snap.config, .devices = snap.devices, .profiles = snap.profiles, .snapshots = none,
+	};
+	if (migrate_send_header(job->control, &h, err) < 0 || await_plan(job, false, false, &plan, err) < 0)
+		goto out;
+	unsigned long long sent = 0;
+	if (send_rootfs(op, job->fs, srootfs, map.base, &sent, err) < 0) {
+		refused_reason(job, err);
+		goto out;
+	}
+	operation_set_metadata_key(op, "fs_progress", json_sprintf("%llu bytes sent", sent));
+	if (await_arrival(job, err) < 0)
+		goto out;
+	log_info("instance %s: snapshot %s sent to a migration target (%llu bytes of rootfs)", job->name, job->snapshot,
+		 sent);
+	ret = 0;
+out:
+	json_decref(none);
+	db_snapshot_clear(&snap);
+	instance_unlock(job->name);
+	close_streams(job);
+	if (ret < 0)
+		error_wrap(err, "migrate \"%s/%s\"", job->name, job->snapshot);
+	return ret;
+}
+
 static int source_run(struct operation *op, void *data, struct ferry_error **err)
 {
 	struct source_job *job = data;
+	if (job->snapshot != NULL)
+		return snapshot_source_run(op, job, err);
 	struct db_instance inst = { 0 };
 	json_t *snapshots = NULL;
 	/* Declared before the first goto: cleanup must never see them uninitialised. */
@@ -996,7 +1072,6 @@ static int source_run(struct operation *op, void *data, struct ferry_error **err
 	struct timespec first_pass;
 	clock_gettime(CLOCK_REALTIME, &first_pass);
 	unsigned long long sent = 0;
-	struct migrate_result res = { 0 };
 	/* Each snapshot's rootfs, oldest first, then the instance's. */
 	int sent_ok = 0;
 	size_t i;
@@ -1028,13 +1103,7 @@ static int source_run(struct operation *op, void *data, struct ferry_error **err
 		sent += n;
 	}
 	if (sent_ok < 0) {
-		/* The target may have stopped reading because it refused: its reason is better. */
-		cleanup_error struct ferry_error *e = NULL;
-		if (migrate_recv_result(job->control, &res, MIGRATE_REASON_TIMEOUT_MS, &e) == 0 && !res.success) {
-			error_free(err);
-			error_set(err, 500, 0, "the target refused: %s", res.message ? res.message : "no reason given");
-		}
-		migrate_result_clear(&res);
+		refused_reason(job, err);
 		goto out;
 	}
 	operation_set_metadata_key(op, "fs_progress", json_sprintf("%llu bytes sent", sent));
@@ -1043,15 +1112,8 @@ static int source_run(struct operation *op, void *data, struct ferry_error **err
 				     : live_handover(op, job, rootfs, map.base, &first_pass, err);
 		goto out;
 	}
-	/* The target answers once the last file is on its disk. */
-	if (migrate_recv_result(job->control, &res, 3600 * 1000, err) < 0)
+	if (await_arrival(job, err) < 0)
 		goto out;
-	if (!res.success) {
-		error_set(err, 500, 0, "the target refused: %s", res.message ? res.message : "no reason given");
-		migrate_result_clear(&res);
-		goto out;
-	}
-	migrate_result_clear(&res);
 	log_info("instance %s: sent to a migration target (%llu bytes of rootfs)", job->name, sent);
 	ret = 0;
 out:
@@ -1073,6 +1135,27 @@ out:
 	if (ret < 0)
 		error_wrap(err, "migrate \"%s\"", job->name);
 	return ret;
+}
+
+struct response *migrate_source_snapshot_respond(const char *name, const char *snapshot)
+{
+	cleanup_error struct ferry_error *err = NULL;
+	struct source_job *job = xcalloc(1, sizeof(*job));
+	job->name = xstrdup(name);
+	job->snapshot = xstrdup(snapshot);
+	job->secret_control = instance_new_secret();
+	job->secret_fs = instance_new_secret();
+	cleanup_free char *cert = xasprintf("%s/server.crt", daemon_ctx->root);
+	cleanup_free char *key = xasprintf("%s/server.key", daemon_ctx->root);
+	if (migrate_listener_open(NULL, cert, key, &job->listener, &err) < 0) {
+		source_job_free(job);
+		return response_from_error(err);
+	}
+	json_t *metadata = json_pack("{s:s, s:s}", MIGRATE_SECRET_CONTROL, job->secret_control, MIGRATE_SECRET_FS,
+				     job->secret_fs);
+	json_object_set_new(metadata, MIGRATE_SECRET_PORT, json_sprintf("%d", migrate_listener_port(job->listener)));
+	return instance_operation_respond(true, "Migrating snapshot", name, metadata, source_run, source_connect, job,
+					  source_job_free);
 }
 
 struct response *migrate_source_respond(const char *name, json_t *body)

@@ -1099,8 +1099,9 @@ struct response *migrate_target_respond(json_t *body)
 	json_t *live_json = json_object_get(source, "live");
 	const char *s_state = json_string_value(json_object_get(secrets, MIGRATE_SECRET_STATE));
 	bool live = json_is_boolean(live_json) ? json_is_true(live_json) : s_state != NULL;
-	if (live && s_state == NULL)
-		return response_error(400, "Invalid migration source: a live migration needs the secret \"state\"");
+	/* Asked live of what isn't (a snapshot: lxc copy asks every copy
+	 * live unless --stateless): the source offers no state, so not live. */
+	live = live && s_state != NULL;
 	if (!live && s_state != NULL)
 		return response_error(400, "Invalid migration source: \"live\" is false, but the source moves the "
 					   "instance live (its secrets have \"state\"; ask it with \"live\": false)");

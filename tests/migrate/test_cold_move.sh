@@ -4,11 +4,12 @@
 # goes over the wire) with a file written inside it, keeping its MAC and
 # address, and its name is gone from the source; a copy keeps both; a
 # running container moves --stateless and runs on the target with its
-# address; snapshots travel with it; a target that refuses (name taken) leaves the source as it was;
-# a running container is copied while it runs on (a stopped copy); a local move
-# renames; and a container stopped with its state (stop --stateful) moves
-# with it, so that its start on the target resumes the same processes
-# (--stateless leaves the state behind).
+# address; snapshots travel with it; a target that refuses (name taken)
+# leaves the source as it was; a running container is copied while it runs
+# on (a stopped copy); a local move renames; a snapshot copies to another
+# host as a new instance; and a container stopped with its state (stop
+# --stateful) moves with it, so that its start on the target resumes the
+# same processes (--stateless leaves the state behind).
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/bed_lib.sh"
 bed_up 2 || { echo "Bail out! testbed up failed"; exit 1; }
@@ -89,6 +90,19 @@ check "restore c3's snapshot s1 (taken on h1, moved twice)" fy h1 restore c3 s1
 check "start c3" fy h1 start c3
 expect_eq "the snapshot's file is back" "$(fy h1 exec c3 -- cat /root/old)" from-the-snapshot
 check "stop c3" fy h1 stop c3
+
+# --- a snapshot copied to another host: a new instance from it
+check "copy c3/s1 h2:c5" fy h1 copy c3/s1 h2:c5
+expect_eq "c5 is on h2, stopped" "$(fy h2 list --format csv -c ns)" "c5,STOPPED"
+expect_eq "... without snapshots" "$(fy h2 list c5 --format csv -c S)" 0
+check "start c5" fy h2 start c5
+expect_eq "c5 has the snapshot's file" "$(fy h2 exec c5 -- cat /root/old)" from-the-snapshot
+check "delete c5" fy h2 delete -f c5
+check "copy c3/s1 h2: (named as its instance)" fy h1 copy c3/s1 h2:
+expect_eq "h2 has c3, stopped" "$(fy h2 list --format csv -c ns)" "c3,STOPPED"
+check "delete it" fy h2 delete c3
+check_fails "copy c3/nope h2:c5 fails (no such snapshot)" fy h1 copy c3/nope h2:c5
+expect_eq "... and h2 has nothing" "$(names h2)" ""
 
 # --- a target that refuses mid-transfer (a profile it lacks) keeps nothing
 check_fails "copy c3 h2:c4 --profile missing fails" fy h1 copy c3 h2:c4 --profile missing

@@ -91,6 +91,11 @@ check "lxc move h1:c1 h2: (stopped)" lxc move h1:c1 h2:
 expect_eq "c1 is on h2, stopped" "$(fy h2 list --format csv -c ns)" "c1,STOPPED"
 expect_eq "... and not on h1" "$(names h1)" ""
 check "lxc move h2:c1 h1: (stopped)" lxc move h2:c1 h1:
+check "lxc snapshot h1:c1 snap0" lxc snapshot h1:c1 snap0
+check "lxc copy h1:c1/snap0 h2:c6 (a snapshot to another host)" lxc copy h1:c1/snap0 h2:c6
+expect_eq "c6 is on h2, stopped" "$(fy h2 list --format csv -c ns)" "c6,STOPPED"
+check "lxc delete h2:c6" lxc delete h2:c6
+check "lxc delete h1:c1/snap0" lxc delete h1:c1/snap0
 check "lxc start h1:c1" lxc start h1:c1
 start_counter h1
 for i in $(seq 50); do [ -n "$(counter h1)" ] && break; sleep 0.1; done
