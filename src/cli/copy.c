@@ -112,29 +112,24 @@ int copy_remote(const struct copy_remote_args *a, struct ferry_error **err)
 		json_object_set(body, "architecture", json_object_get(inst, "architecture"));
 	if (client_run_operation(dst, "POST", "/1.0/instances", body, "Transferring instance", NULL, err) < 0) {
 		cleanup_error struct ferry_error *e = NULL;
-		if (live || source_stops) {
-			/* A target that refused before it connected leaves the
-			 * source waiting: a move that it stops hears now. */
-			cleanup_free char *op_path = xasprintf("/1.0/operations/%s", op_id);
-			if (source_stops)
-				client_query(src, "DELETE", op_path, NULL, NULL, &e);
-			error_free(&e);
-			/* The source decides what became of the instance (it runs
-			 * there again, or why not): its answer is the one to show. */
-			if (client_operation_wait(src, src_op, NULL, NULL, &e) < 0 &&
-			    strstr(e->msg, "cancelled") == NULL) {
-				struct ferry_error *both = NULL;
-				error_set(&both, e->status, e->errnum, "on %s: %s; on %s: %s", a->dst_remote,
-					  (*err)->msg, a->src_remote, e->msg);
-				error_free(err);
-				error_move(err, &both);
-			}
-			goto out;
-		}
-		/* The source's operation ends on its own when nobody connects;
-		 * cancel it now so the instance is free at once. */
+		/* The source's operation ends on its own when nobody connects
+		 * (a target that refused before it did); unless live, cancel it
+		 * now so the instance is free at once. */
 		cleanup_free char *op_path = xasprintf("/1.0/operations/%s", op_id);
-		client_query(src, "DELETE", op_path, NULL, NULL, &e);
+		if (!live)
+			client_query(src, "DELETE", op_path, NULL, NULL, &e);
+		error_free(&e);
+		/* The source decides what became of an instance it stopped or
+		 * froze (it runs there again, or why not): its answer is the one
+		 * to show. */
+		if ((live || source_stops) && client_operation_wait(src, src_op, NULL, NULL, &e) < 0 &&
+		    strstr(e->msg, "cancelled") == NULL) {
+			struct ferry_error *both = NULL;
+			error_set(&both, e->status, e->errnum, "on %s: %s; on %s: %s", a->dst_remote, (*err)->msg,
+				  a->src_remote, e->msg);
+			error_free(err);
+			error_move(err, &both);
+		}
 		goto out;
 	}
 	json_t *src_final = NULL;

@@ -1516,21 +1516,19 @@ int instance_stop(const char *name, int timeout_s, bool force, struct ferry_erro
 		return -1;
 	bool ephemeral = inst.ephemeral;
 	db_instance_clear(&inst);
-	if (stop_runtime(name, timeout_s, force, err) < 0)
-		return error_wrap(err, "stop instance \"%s\"", name);
-	log_info("instance %s: stopped", name);
-	lifecycle(force ? "instance-stopped" : "instance-shutdown", name);
+	if (instance_stop_keep(name, timeout_s, force, err) < 0)
+		return -1;
 	if (ephemeral && instance_delete(name, err) < 0)
 		return error_wrap(err, "delete ephemeral instance \"%s\"", name);
 	return 0;
 }
 
-int instance_stop_keep(const char *name, int timeout_s, struct ferry_error **err)
+int instance_stop_keep(const char *name, int timeout_s, bool force, struct ferry_error **err)
 {
-	if (stop_runtime(name, timeout_s, false, err) < 0)
+	if (stop_runtime(name, timeout_s, force, err) < 0)
 		return error_wrap(err, "stop instance \"%s\"", name);
 	log_info("instance %s: stopped", name);
-	lifecycle("instance-shutdown", name);
+	lifecycle(force ? "instance-stopped" : "instance-shutdown", name);
 	return 0;
 }
 

@@ -153,9 +153,9 @@ void instance_criu_check_start(void);
 json_t *instance_criu_environment(void);
 /* timeout_s < 0: wait forever for a clean shutdown; force: kill at once. */
 int instance_stop(const char *name, int timeout_s, bool force, struct ferry_error **err);
-/* instance_stop (clean, timeout_s), keeping an ephemeral instance: a move
- * that is not live stops it on its way out. */
-int instance_stop_keep(const char *name, int timeout_s, struct ferry_error **err);
+/* instance_stop without deleting an ephemeral instance: a move that is not
+ * live stops it on its way out. */
+int instance_stop_keep(const char *name, int timeout_s, bool force, struct ferry_error **err);
 int instance_restart(const char *name, int timeout_s, bool force, struct ferry_error **err);
 int instance_freeze(const char *name, struct ferry_error **err);
 int instance_unfreeze(const char *name, struct ferry_error **err);

@@ -527,59 +527,73 @@ static int send_state(struct handover *h, struct ferry_error **err)
 	return r;
 }
 
+/* A tree of its own on the state stream (migrate.h), from a scratch
+ * directory of the instance (sub) that fill fills. Best effort: lost says
+ * what is lost when it fails. True when it went. */
+static bool send_scratch_tree(struct handover *h, const char *sub, void (*fill)(const char *name, const char *dir, void *arg),
+			      void *arg, const char *lost)
+{
+	const char *name = h->job->name;
+	cleanup_free char *inst = instance_dir(name);
+	cleanup_free char *dir = xasprintf("%s/%s", inst, sub);
+	cleanup_error struct ferry_error *e = NULL;
+	unsigned long long sent = 0;
+	if (rm_rf(dir, &e) < 0 || mkdir_p(dir, 0700, &e) < 0) {
+		log_warn("instance %s: %s: %s", name, lost, e->msg);
+		return false;
+	}
+	fill(name, dir, arg);
+	bool went = send_tree(h->op, h->job->state, dir, 0, NULL, NULL, NULL, &sent, &e) == 0;
+	if (!went)
+		log_warn("instance %s: %s: %s", name, lost, e->msg);
+	error_free(&e);
+	if (rm_rf(dir, &e) < 0)
+		log_warn("instance %s: %s", name, e->msg);
+	return went;
+}
+
+struct held_frames {
+	const char *data;
+	size_t len, frames, dropped;
+};
+
+static void write_held_frames(const char *name, const char *dir, void *arg)
+{
+	struct held_frames *f = arg;
+	if (f->frames == 0)
+		return;
+	cleanup_free char *path = xasprintf("%s/" MIGRATE_HELD_FRAMES, dir);
+	cleanup_error struct ferry_error *e = NULL;
+	if (file_write_volatile(path, f->data, f->len, 0600, &e) < 0)
+		log_warn("instance %s: the frames held while it moved are lost: %s", name, e->msg);
+}
+
 /* Once the target runs it: the frames held while it was stopped, a tree
  * of at most one file on the state stream (migrate.h), first: the LAN's
  * requests among them wait for their answers. */
 static void send_held_frames(struct handover *h)
 {
-	const char *name = h->job->name;
-	cleanup_free char *inst = instance_dir(name);
-	cleanup_free char *dir = xasprintf("%s/.held-frames", inst);
-	cleanup_error struct ferry_error *e = NULL;
-	unsigned long long sent = 0;
-	if (rm_rf(dir, &e) < 0 || mkdir_p(dir, 0700, &e) < 0) {
-		log_warn("instance %s: the frames held while it moved are lost: %s", name, e->msg);
-		return;
-	}
-	size_t len = 0, frames = 0, dropped = 0;
-	const char *held = h->hold != NULL ? runtime_frame_hold_frames(h->hold, &len, &frames, &dropped) : NULL;
-	if (frames > 0) {
-		cleanup_free char *path = xasprintf("%s/" MIGRATE_HELD_FRAMES, dir);
-		if (file_write_volatile(path, held, len, 0600, &e) < 0) {
-			log_warn("instance %s: the frames held while it moved are lost: %s", name, e->msg);
-			error_free(&e);
-		}
-	}
-	if (send_tree(h->op, h->job->state, dir, 0, NULL, NULL, NULL, &sent, &e) < 0)
-		log_warn("instance %s: the frames held while it moved are lost: %s", name, e->msg);
-	else if (frames > 0 || dropped > 0)
+	struct held_frames f = { 0 };
+	if (h->hold != NULL)
+		f.data = runtime_frame_hold_frames(h->hold, &f.len, &f.frames, &f.dropped);
+	if (send_scratch_tree(h, ".held-frames", write_held_frames, &f, "the frames held while it moved are lost") &&
+	    (f.frames > 0 || f.dropped > 0))
 		log_info("instance %s: %zu frames (%zu bytes) came for it while it was stopped: sent to the target "
 			 "(%zu more dropped)",
-			 name, frames, len, dropped);
-	error_free(&e);
-	if (rm_rf(dir, &e) < 0)
-		log_warn("instance %s: %s", name, e->msg);
+			 h->job->name, f.frames, f.len, f.dropped);
+}
+
+static void fill_dump_log(const char *name, const char *dir, void *arg)
+{
+	(void)arg;
+	copy_dump_log(name, dir);
 }
 
 /* Then the dump's log, a tree of one file on the state stream (migrate.h).
  * Best effort: the move is done. */
 static void send_dump_log(struct handover *h)
 {
-	const char *name = h->job->name;
-	cleanup_free char *inst = instance_dir(name);
-	cleanup_free char *dir = xasprintf("%s/.dump-log", inst);
-	cleanup_error struct ferry_error *e = NULL;
-	unsigned long long sent = 0;
-	if (rm_rf(dir, &e) < 0 || mkdir_p(dir, 0700, &e) < 0) {
-		log_warn("instance %s: the dump log stays here only: %s", name, e->msg);
-		return;
-	}
-	copy_dump_log(name, dir);
-	if (send_tree(h->op, h->job->state, dir, 0, NULL, NULL, NULL, &sent, &e) < 0)
-		log_warn("instance %s: the dump log stays here only: %s", name, e->msg);
-	error_free(&e);
-	if (rm_rf(dir, &e) < 0)
-		log_warn("instance %s: %s", name, e->msg);
+	send_scratch_tree(h, ".dump-log", fill_dump_log, NULL, "the dump log stays here only");
 }
 
 /* The target restores it; commit; hear that it runs. A failure before the
@@ -1061,7 +1075,7 @@ static int source_run(struct operation *op, void *data, struct ferry_error **err
 			 job->name);
 	} else if (strcmp(plan, MIGRATE_PLAN_STOP) == 0) {
 		live = false;
-		if (instance_stop_keep(job->name, MIGRATE_STOP_TIMEOUT_S, err) < 0) {
+		if (instance_stop_keep(job->name, MIGRATE_STOP_TIMEOUT_S, false, err) < 0) {
 			error_wrap(err, "stop it before it moves");
 			goto out;
 		}
@@ -1137,14 +1151,21 @@ out:
 	return ret;
 }
 
-struct response *migrate_source_snapshot_respond(const char *name, const char *snapshot)
+/* A job for name, with the secrets of its control and fs streams. */
+static struct source_job *source_job_new(const char *name)
 {
-	cleanup_error struct ferry_error *err = NULL;
 	struct source_job *job = xcalloc(1, sizeof(*job));
 	job->name = xstrdup(name);
-	job->snapshot = xstrdup(snapshot);
 	job->secret_control = instance_new_secret();
 	job->secret_fs = instance_new_secret();
+	return job;
+}
+
+/* The job's listener, and its operation with the secrets (a live job's
+ * state and page streams' too) as metadata. */
+static struct response *source_job_respond(struct source_job *job, const char *description)
+{
+	cleanup_error struct ferry_error *err = NULL;
 	cleanup_free char *cert = xasprintf("%s/server.crt", daemon_ctx->root);
 	cleanup_free char *key = xasprintf("%s/server.key", daemon_ctx->root);
 	if (migrate_listener_open(NULL, cert, key, &job->listener, &err) < 0) {
@@ -1153,9 +1174,22 @@ struct response *migrate_source_snapshot_respond(const char *name, const char *s
 	}
 	json_t *metadata = json_pack("{s:s, s:s}", MIGRATE_SECRET_CONTROL, job->secret_control, MIGRATE_SECRET_FS,
 				     job->secret_fs);
+	if (job->live) {
+		json_object_set_new(metadata, MIGRATE_SECRET_STATE, json_string(job->secret_state));
+		json_object_set_new(metadata, MIGRATE_SECRET_PAGES, json_string(job->secret_pages));
+		json_object_set_new(metadata, MIGRATE_SECRET_PAGE_REQUESTS, json_string(job->secret_page_requests));
+		json_object_set_new(metadata, "memory", json_string(job->post_copy ? "post-copy" : "stop-and-copy"));
+	}
 	json_object_set_new(metadata, MIGRATE_SECRET_PORT, json_sprintf("%d", migrate_listener_port(job->listener)));
-	return instance_operation_respond(true, "Migrating snapshot", name, metadata, source_run, source_connect, job,
+	return instance_operation_respond(true, description, job->name, metadata, source_run, source_connect, job,
 					  source_job_free);
+}
+
+struct response *migrate_source_snapshot_respond(const char *name, const char *snapshot)
+{
+	struct source_job *job = source_job_new(name);
+	job->snapshot = xstrdup(snapshot);
+	return source_job_respond(job, "Migrating snapshot");
 }
 
 struct response *migrate_source_respond(const char *name, json_t *body)
@@ -1184,10 +1218,7 @@ struct response *migrate_source_respond(const char *name, json_t *body)
 	bool live = json_is_true(json_object_get(body, "live"));
 	if (live && instance_exec_sessions_check(name, "move", &err) < 0)
 		return response_from_error(err);
-	struct source_job *job = xcalloc(1, sizeof(*job));
-	job->name = xstrdup(name);
-	job->secret_control = instance_new_secret();
-	job->secret_fs = instance_new_secret();
+	struct source_job *job = source_job_new(name);
 	job->instance_only = json_is_true(json_object_get(body, "instance_only"));
 	job->stateful = json_is_true(json_object_get(body, "stateful"));
 	job->live = live;
@@ -1195,21 +1226,5 @@ struct response *migrate_source_respond(const char *name, json_t *body)
 	job->post_copy = live && post_copy;
 	job->secret_pages = instance_new_secret();
 	job->secret_page_requests = instance_new_secret();
-	cleanup_free char *cert = xasprintf("%s/server.crt", daemon_ctx->root);
-	cleanup_free char *key = xasprintf("%s/server.key", daemon_ctx->root);
-	if (migrate_listener_open(NULL, cert, key, &job->listener, &err) < 0) {
-		source_job_free(job);
-		return response_from_error(err);
-	}
-	json_t *metadata = json_pack("{s:s, s:s}", MIGRATE_SECRET_CONTROL, job->secret_control, MIGRATE_SECRET_FS,
-				     job->secret_fs);
-	if (live) {
-		json_object_set_new(metadata, MIGRATE_SECRET_STATE, json_string(job->secret_state));
-		json_object_set_new(metadata, MIGRATE_SECRET_PAGES, json_string(job->secret_pages));
-		json_object_set_new(metadata, MIGRATE_SECRET_PAGE_REQUESTS, json_string(job->secret_page_requests));
-		json_object_set_new(metadata, "memory", json_string(job->post_copy ? "post-copy" : "stop-and-copy"));
-	}
-	json_object_set_new(metadata, MIGRATE_SECRET_PORT, json_sprintf("%d", migrate_listener_port(job->listener)));
-	return instance_operation_respond(true, "Migrating instance", name, metadata, source_run, source_connect, job,
-					  source_job_free);
+	return source_job_respond(job, "Migrating instance");
 }

@@ -101,24 +101,25 @@ static json_t *config_for_target(json_t *config)
 	return out;
 }
 
+/* Keys of volatile.* but volatile.base_image (which LXD's client keeps in
+ * a copy). */
+static bool has_volatile_keys(json_t *config)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach(config, key, v) {
+		if (strncmp(key, "volatile.", 9) == 0 && strcmp(key, "volatile.base_image") != 0)
+			return true;
+	}
+	return false;
+}
+
 /* A copy, not a move, when the client's config (LXD's and ferry's
  * clients strip volatile.* for a copy and keep them for a move) has none
  * of the source's volatile keys; without a config, a move. */
 static bool request_is_copy(json_t *request_config, json_t *source_config)
 {
-	if (!json_is_object(request_config))
-		return false;
-	const char *key;
-	json_t *v;
-	json_object_foreach(request_config, key, v) {
-		if (strncmp(key, "volatile.", 9) == 0 && strcmp(key, "volatile.base_image") != 0)
-			return false;
-	}
-	json_object_foreach(source_config, key, v) {
-		if (strncmp(key, "volatile.", 9) == 0 && strcmp(key, "volatile.base_image") != 0)
-			return true;
-	}
-	return false;
+	return json_is_object(request_config) && !has_volatile_keys(request_config) && has_volatile_keys(source_config);
 }
 
 /* The fs stream into a pipe that the unpacker reads, on its own thread.
