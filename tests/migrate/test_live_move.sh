@@ -62,28 +62,38 @@ expect_eq "c1 has a TCP hash table of its own on h1" "$(tcp_hash h1)" 16384
 check "put udp_echo in c1" fy h1 file push -p --mode 0755 --uid 0 --gid 0 "$BUILD/bench/udp_echo" c1/usr/local/bin/udp_echo
 check "start it" fy h1 exec c1 -- sh -c 'udp_echo 7777 </dev/null >/dev/null 2>&1 &'
 sleep 0.3
-"$TESTBED" lan-exec "$BED_DIR" "$BUILD/bench/udp_probe" "$ip_c1" 7777 600000 1000 >"$BED_DIR/udp_probe.out" 2>&1 &
-UDP_PROBE_PID=$!
-sleep 0.5
+# The probe, from the LAN: a request to c1's udp_echo every millisecond.
+udp_probe_start() {
+	"$TESTBED" lan-exec "$BED_DIR" "$BUILD/bench/udp_probe" "$ip_c1" 7777 600000 1000 >"$BED_DIR/udp_probe.out" 2>&1 &
+	UDP_PROBE_PID=$!
+	sleep 0.5
+}
+# udp_probe_check DESCRIPTION HOST: half a second on, the probe stops; at
+# most 5 datagrams went unanswered (a few may be lost: in flight where the
+# LAN's path to c1 changes, or in udp_echo's socket at the freeze, as CRIU
+# keeps no UDP queue; without the hold, one a millisecond of the stop, 100
+# or more). When any was lost: when they were sent, and HOST's log.
+udp_probe_check() {
+	local probe lost
+	sleep 0.5
+	kill -TERM "$UDP_PROBE_PID"
+	wait "$UDP_PROBE_PID"
+	UDP_PROBE_PID=
+	probe=$(grep '^sent=' "$BED_DIR/udp_probe.out")
+	lost=$(printf '%s\n' "$probe" | tr ' ' '\n' | sed -n 's/^lost=//p')
+	if [ -n "$lost" ] && [ "$lost" -le 5 ]; then
+		pass "$1 (lost: $lost)"
+		[ "$lost" -eq 0 ] || echo "# sent at: $(printf '%s\n' "$probe" | tr ' ' '\n' | sed -n 's/^lost_at=//p'); $2's log:" \
+			"$(grep -h 'dump goes\|came for it\|moved live\|gave' "$BED_DIR/$2/logs/ferryd.log" | cut -c12-24,60-100 | tr '\n' ' ')"
+	else
+		fail "$1" "probe: ${probe:-$(cat "$BED_DIR/udp_probe.out")}"
+	fi
+}
+udp_probe_start
 
 # --- one live move, checked in detail
 check "move c1 h2: (live)" fy h1 move c1 h2:
-sleep 0.5
-kill -TERM "$UDP_PROBE_PID"
-wait "$UDP_PROBE_PID"
-UDP_PROBE_PID=
-probe=$(grep '^sent=' "$BED_DIR/udp_probe.out")
-lost=$(printf '%s\n' "$probe" | tr ' ' '\n' | sed -n 's/^lost=//p')
-# (A few may be lost: in flight where the LAN's path to c1 changes, or in
-# udp_echo's socket at the freeze, as CRIU keeps no UDP queue; without the
-# hold, one a millisecond of the stop, 100 or more.)
-if [ -n "$lost" ] && [ "$lost" -le 5 ]; then
-	pass "the UDP datagrams the LAN sent c1 through the move were answered (lost: $lost)"
-	[ "$lost" -eq 0 ] || echo "# sent at: $(printf '%s\n' "$probe" | tr ' ' '\n' | sed -n 's/^lost_at=//p'); h1's log:" \
-		"$(grep -h 'dump goes\|came for it\|moved live' "$BED_DIR/h1/logs/ferryd.log" | cut -c12-24,60-100 | tr '\n' ' ')"
-else
-	fail "the UDP datagrams the LAN sent c1 through the move were answered" "probe: ${probe:-$(cat "$BED_DIR/udp_probe.out")}"
-fi
+udp_probe_check "the UDP datagrams the LAN sent c1 through the move were answered" h1
 expect_match "... those sent while it was stopped held by h1" "$(cat "$BED_DIR/h1/logs/ferryd.log")" \
 	'instance c1: [1-9][0-9]* frames .* came for it while it was stopped: sent to the target'
 expect_match "... and given to it by h2" "$(cat "$BED_DIR/h2/logs/ferryd.log")" \
@@ -231,22 +241,10 @@ HOLDER_PID=$!
 host_pty_wait "$BED_DIR/$here/containers/c1/rootfs/tmp/hostpty.pid"
 # What the LAN sends c1 while it is frozen for the dump that fails goes
 # back to it: the probe again, through the failed move.
-"$TESTBED" lan-exec "$BED_DIR" "$BUILD/bench/udp_probe" "$ip_c1" 7777 600000 1000 >"$BED_DIR/udp_probe.out" 2>&1 &
-UDP_PROBE_PID=$!
-sleep 0.5
+udp_probe_start
 out=$(fy "$here" move c1 "$there:" 2>&1)
 expect_eq "a move of c1 with a process CRIU can't dump fails" "$?" 1
-sleep 0.5
-kill -TERM "$UDP_PROBE_PID"
-wait "$UDP_PROBE_PID"
-UDP_PROBE_PID=
-probe=$(grep '^sent=' "$BED_DIR/udp_probe.out")
-lost=$(printf '%s\n' "$probe" | tr ' ' '\n' | sed -n 's/^lost=//p')
-if [ -n "$lost" ] && [ "$lost" -le 5 ]; then
-	pass "... and the UDP datagrams the LAN sent c1 meanwhile were answered (lost: $lost)"
-else
-	fail "... and the UDP datagrams the LAN sent c1 meanwhile were answered" "probe: ${probe:-$(cat "$BED_DIR/udp_probe.out")}"
-fi
+udp_probe_check "... and the UDP datagrams the LAN sent c1 meanwhile were answered" "$here"
 expect_match "... $here having given c1 back those it held" "$(cat "$BED_DIR/$here/logs/ferryd.log")" \
 	'container c1: gave it back [1-9][0-9]* frames held while it was stopped'
 expect_match "... with CRIU's own line" "$out" 'CRIU dump failed: Error \(criu/'
