@@ -15,6 +15,7 @@
 #include "cli/snapshot.h"
 #include "cli/target.h"
 #include "common/util.h"
+#include "migrate/migrate.h"
 
 enum { OPT_INSTANCE_ONLY = 0x200, OPT_STATELESS, OPT_NO_PROFILES };
 
@@ -125,8 +126,14 @@ int copy_remote(const struct copy_remote_args *a, struct ferry_error **err)
 		if ((live || source_stops) && client_operation_wait(src, src_op, NULL, NULL, &e) < 0 &&
 		    strstr(e->msg, "cancelled") == NULL) {
 			struct ferry_error *both = NULL;
-			error_set(&both, e->status, e->errnum, "on %s: %s; on %s: %s", a->dst_remote, (*err)->msg,
-				  a->src_remote, e->msg);
+			/* Whichever side failed first comes first: the source's
+			 * refusal ends the target's streams early. */
+			if (strstr((*err)->msg, MIGRATE_STREAM_CLOSED_EARLY) != NULL)
+				error_set(&both, e->status, e->errnum, "on %s: %s; on %s: %s", a->src_remote, e->msg,
+					  a->dst_remote, (*err)->msg);
+			else
+				error_set(&both, e->status, e->errnum, "on %s: %s; on %s: %s", a->dst_remote,
+					  (*err)->msg, a->src_remote, e->msg);
 			error_free(err);
 			error_move(err, &both);
 		}

@@ -1029,8 +1029,6 @@ static int source_run(struct operation *op, void *data, struct ferry_error **err
 		goto out;
 	bool running = instance_is_running(job->name);
 	bool live = running && job->live;
-	if (live && instance_exec_sessions_check(job->name, "move", err) < 0)
-		goto out;
 	/* Stopped with its state: the state goes along (its start restores it). */
 	bool stateful = !running && job->stateful && inst.stateful && access(state_dir, F_OK) == 0;
 	if (!running && inst.stateful && !stateful)
@@ -1068,6 +1066,9 @@ static int source_run(struct operation *op, void *data, struct ferry_error **err
 		goto out;
 	/* The target's plan: how a running instance goes (or why not at all). */
 	if (await_plan(job, running, live, &plan, err) < 0)
+		goto out;
+	/* Only a live move dumps the tasks (a copy reads the rootfs alone). */
+	if (strcmp(plan, MIGRATE_PLAN_LIVE) == 0 && instance_exec_sessions_check(job->name, "move", err) < 0)
 		goto out;
 	if (strcmp(plan, MIGRATE_PLAN_COPY) == 0) {
 		live = false;
@@ -1215,9 +1216,9 @@ struct response *migrate_source_respond(const char *name, json_t *body)
 		post_copy = instance_runtime_state(name, &st, &err) == 0 && st.memory_usage >= MIGRATE_POST_COPY_FROM;
 		error_free(&err);
 	}
+	/* An exec session refuses a live move, not a copy: checked once the
+	 * target's plan tells one from the other. */
 	bool live = json_is_true(json_object_get(body, "live"));
-	if (live && instance_exec_sessions_check(name, "move", &err) < 0)
-		return response_from_error(err);
 	struct source_job *job = source_job_new(name);
 	job->instance_only = json_is_true(json_object_get(body, "instance_only"));
 	job->stateful = json_is_true(json_object_get(body, "stateful"));

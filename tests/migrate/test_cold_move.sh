@@ -6,7 +6,8 @@
 # running container moves --stateless and runs on the target with its
 # address; snapshots travel with it; a target that refuses (name taken)
 # leaves the source as it was; a running container is copied while it runs
-# on (a stopped copy); a local move renames; a snapshot copies to another
+# on (a stopped copy), even with an exec session open, which refuses a live
+# move; a local move renames; a snapshot copies to another
 # host as a new instance; and a container stopped with its state (stop
 # --stateful) moves with it, so that its start on the target resumes the
 # same processes (--stateless leaves the state behind).
@@ -63,7 +64,23 @@ expect_eq "h1 has nothing new" "$(names h1)" "c1copy"
 # --- a copy of a running container: made while it runs, stopped, its own MAC
 pid1=$(fy h2 exec c1 -- sh -c 'sleep 1000 </dev/null >/dev/null 2>&1 & echo $!')
 check "write a file in the running c1" fy h2 exec c1 -- sh -c 'echo written-while-running > /root/live'
-check "copy c1 h1:c9 (c1 runs)" fy h2 copy c1 h1:c9
+# An exec session open in c1: its processes hang outside init's tree, which
+# is all CRIU saves, so a live move is refused; a copy takes no state.
+fy h2 exec c1 -- sh -c 'echo $$ > /root/exec.pid; exec sleep 60' >/dev/null 2>&1 &
+exec_client=$!
+for _ in $(seq 50); do fy h2 exec c1 -- test -s /root/exec.pid && break; sleep 0.1; done
+check "an exec session runs in c1" fy h2 exec c1 -- sh -c 'kill -0 "$(cat /root/exec.pid)"'
+out=$(fy h2 move c1 h1: 2>&1)
+expect_eq "a live move of c1 during the session fails" "$?" 1
+expect_match "... saying why, the source's reason first" "$out" '^Error: on local: migrate "c1": Can.t move instance "c1" while an exec session runs'
+expect_eq "... c1 runs on h2" "$(state h2 c1)" RUNNING
+expect_eq "... the same processes (sleep $pid1 is there)" "$(fy h2 exec c1 -- sh -c "kill -0 $pid1 && echo alive")" alive
+expect_eq "... h1 has nothing new" "$(names h1)" "c1copy"
+expect_eq "... and no partial copy on its disk" "$(ls "$BED_DIR/h1/containers")" "c1copy"
+check "copy c1 h1:c9 (c1 runs, the exec session too)" fy h2 copy c1 h1:c9
+expect_eq "the session's process lives on" "$(fy h2 exec c1 -- sh -c 'kill -0 "$(cat /root/exec.pid)" && echo alive')" alive
+check "end the exec session" fy h2 exec c1 -- sh -c 'kill "$(cat /root/exec.pid)"'
+wait "$exec_client"
 expect_eq "c1 runs on h2" "$(state h2 c1)" RUNNING
 expect_eq "... the same processes (sleep $pid1 is there)" "$(fy h2 exec c1 -- sh -c "kill -0 $pid1 && echo alive")" alive
 expect_eq "c9 is on h1, stopped" "$(state h1 c9)" STOPPED
