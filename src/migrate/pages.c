@@ -54,7 +54,12 @@ static void source_decide(struct migrate_pages *p, bool ok)
 static void *to_ws_run(void *arg)
 {
 	struct migrate_pages *p = arg;
-	char *buf = xcalloc(1, RELAY_CHUNK);
+	/* Not zeroed: only the pages a read fills are ever touched. Zeroing
+	 * its 4 MiB cost each side ~1000 page faults (~10 ms of CPU here) at
+	 * the start of the stop, the target's just as its restore began. */
+	char *buf = malloc(RELAY_CHUNK);
+	if (buf == NULL)
+		abort();
 	cleanup_error struct ferry_error *err = NULL;
 	for (;;) {
 		ssize_t n = read(p->sock, buf, RELAY_CHUNK);
