@@ -131,7 +131,10 @@ struct checkpoint_restore_opts {
 	size_t n_ext_mounts;
 	/* Leave every restored task stopped (SIGSTOP) instead of running: a live
 	 * migration's target holds the container so until the source lets it go
-	 * (checkpoint_resume). The network is already unlocked then. */
+	 * (checkpoint_resume). The network is already unlocked then. Such a
+	 * restore runs on one CPU, and so do its tasks until checkpoint_resume
+	 * (CRIU's restore of a tree is faster so, here: fewer cross-CPU wake-ups
+	 * and TLB shoot-downs). */
 	bool leave_stopped;
 	/* Post-copy: the anonymous memory is not in the images but comes from
 	 * the `criu lazy-pages` daemon (checkpoint_lazy_pages_start) listening
@@ -166,7 +169,9 @@ int checkpoint_restore(const struct checkpoint_restore_opts *o, pid_t *pid, int 
 		       struct ferry_error **err);
 
 /* Continue the tasks of a tree restored with leave_stopped: SIGCONT to each
- * process listed in cgroup_procs (a cgroup.procs file that holds them all). */
+ * process listed in cgroup_procs (a cgroup.procs file that holds them all),
+ * each of its threads first allowed the caller's CPUs (CRIU restores no
+ * affinity: its tasks get the restore's). */
 int checkpoint_resume(const char *cgroup_procs, struct ferry_error **err);
 
 /* Stop-and-copy's receiving end: start `criu page-server` as a child of

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <spawn.h>
 #include <signal.h>
 #include <stdio.h>
@@ -426,6 +427,41 @@ static int restore_notify(char *action, criu_notify_arg_t na)
 	return 0;
 }
 
+/* The caller's CPUs, and the one a restore left stopped runs on: the last
+ * of them (the first takes more of the host's interrupts). None with fewer
+ * than two. */
+static int restore_cpu(cpu_set_t *caller, cpu_set_t *one)
+{
+	if (sched_getaffinity(0, sizeof(*caller), caller) < 0 || CPU_COUNT(caller) < 2)
+		return -1;
+	int last = -1;
+	for (int c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, caller))
+			last = c;
+	CPU_ZERO(one);
+	CPU_SET(last, one);
+	return 0;
+}
+
+/* Every thread of process pid allowed the CPUs in set. */
+static void allow_cpus(pid_t pid, const cpu_set_t *set)
+{
+	cleanup_free char *path = xasprintf("/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	if (d == NULL)
+		return; /* gone: nothing to allow */
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		char *end;
+		long tid = strtol(e->d_name, &end, 10);
+		if (end == e->d_name || *end != '\0')
+			continue;
+		if (sched_setaffinity((pid_t)tid, sizeof(*set), set) < 0 && errno != ESRCH)
+			log_warn("restored task %ld: allow it every CPU: %s (it runs on one)", tid, strerror(errno));
+	}
+	closedir(d);
+}
+
 int checkpoint_restore(const struct checkpoint_restore_opts *o, pid_t *pid, int *console_master,
 		       struct ferry_error **err)
 {
@@ -471,6 +507,13 @@ int checkpoint_restore(const struct checkpoint_restore_opts *o, pid_t *pid, int 
 	sigterm_guard_enter(&guard);
 	int r;
 	bool ahead = o->swrk != NULL && o->swrk->fd >= 0;
+	/* One CPU for a restore whose tasks wait for checkpoint_resume: a swrk
+	 * started ahead is pinned, else this thread, whose affinity the swrk
+	 * libcriu forks inherits, until the restore ends. */
+	cpu_set_t caller_cpus, one;
+	bool pinned = false;
+	if (o->leave_stopped && restore_cpu(&caller_cpus, &one) == 0)
+		pinned = sched_setaffinity(ahead ? o->swrk->pid : 0, sizeof(one), &one) == 0;
 	if (ahead) {
 		/* What criu_local_restore_child asks of its own swrk: the
 		 * restored init becomes the caller's child (CLONE_PARENT). libcriu
@@ -485,6 +528,8 @@ int checkpoint_restore(const struct checkpoint_restore_opts *o, pid_t *pid, int 
 		o->swrk->pid = -1;
 	} else {
 		r = criu_local_restore_child(opts);
+		if (pinned)
+			sched_setaffinity(0, sizeof(caller_cpus), &caller_cpus);
 	}
 	sigterm_guard_leave(&guard);
 	restore_opts = NULL;
@@ -510,11 +555,15 @@ int checkpoint_resume(const char *cgroup_procs, struct ferry_error **err)
 	cleanup_free char *procs = NULL;
 	if (file_read(cgroup_procs, &procs, NULL, err) < 0)
 		return error_wrap(err, "resume the restored tasks");
+	cpu_set_t cpus;
+	bool allow = sched_getaffinity(0, sizeof(cpus), &cpus) == 0;
 	int resumed = 0;
 	for (char *p = procs, *end; *p; p = end) {
 		long pid = strtol(p, &end, 10);
 		if (end == p)
 			break;
+		if (allow)
+			allow_cpus((pid_t)pid, &cpus);
 		if (kill((pid_t)pid, SIGCONT) < 0 && errno != ESRCH)
 			return error_sys(err, errno, "resume the restored tasks: SIGCONT to %ld", pid);
 		resumed++;

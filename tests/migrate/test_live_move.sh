@@ -102,6 +102,10 @@ expect_eq "c1 is gone from h1" "$(names h1)" ""
 expect_eq "c1 runs on h2" "$(state h2 c1)" RUNNING
 expect_eq "... the same counter process" "$(counter_pid h2)" "$pid"
 expect_counted "... which went on counting" "$before" "$(counter h2)"
+# h2's restore ran on one CPU, and its tasks with it until they resumed.
+expect_eq "... and its processes may run on every CPU again" \
+	"$(fy h2 exec c1 -- sh -c 'grep -h Cpus_allowed_list /proc/[0-9]*/status | sort -u')" \
+	"$(grep Cpus_allowed_list /proc/self/status)"
 expect_echo "the TCP connection still echoes" after-the-move
 expect_eq "c1 kept its address" "$(ipv4 h2 c1)" "$ip_c1"
 expect_eq "... and its MAC" "$(hwaddr h2 c1)" "$mac_c1"

@@ -85,6 +85,11 @@ services_answer h2 "on h2 after post-copy"
 # Its limit is the target's doing (CRIU's images leave the properties of
 # the container's own cgroup out: patch 0025).
 expect_eq "d1's memory limit came along" "$(cat /sys/fs/cgroup/memory/ferry-*/d1/memory.limit_in_bytes 2>/dev/null)" 1073741824
+# The restore ran on one CPU; every thread of every process is allowed all
+# of them again (threads: /proc/PID/task).
+expect_eq "every thread in d1 may run on every CPU again" \
+	"$(fy h2 exec d1 -- sh -c 'cat /proc/[0-9]*/task/[0-9]*/status' | grep -h Cpus_allowed_list | sort -u)" \
+	"$(grep Cpus_allowed_list /proc/self/status)"
 out=$(fy h2 move d1 h1: --memory post-copy 2>&1)
 expect_eq "move d1 back to h1 --memory post-copy" "$?" 0
 echo "# $out" | tr '\n' ' '; echo
