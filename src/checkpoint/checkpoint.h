@@ -171,8 +171,18 @@ int checkpoint_restore(const struct checkpoint_restore_opts *o, pid_t *pid, int 
 /* Continue the tasks of a tree restored with leave_stopped: SIGCONT to each
  * process listed in cgroup_procs (a cgroup.procs file that holds them all),
  * each of its threads first allowed the caller's CPUs (CRIU restores no
- * affinity: its tasks get the restore's). */
-int checkpoint_resume(const char *cgroup_procs, struct ferry_error **err);
+ * affinity: its tasks get the restore's). The processes whose pid in their
+ * own pid namespace is one of keep_stopped (checkpoint_images_stopped's)
+ * stay stopped, as they were dumped. */
+int checkpoint_resume(const char *cgroup_procs, const pid_t *keep_stopped, size_t n_keep, struct ferry_error **err);
+
+/* The processes that were stopped (SIGSTOP, ^Z) when CRIU dumped the
+ * images in images_dir: their pids in the dumped pid namespace, in a new
+ * array (*n of them, maybe none). */
+int checkpoint_images_stopped(const char *images_dir, pid_t **vpids, size_t *n, struct ferry_error **err);
+/* The task state in the bytes of one core image (core-PID.img): 1 alive,
+ * 3 stopped; -1 without one (a thread's image) or for another image. */
+int checkpoint_core_task_state(const void *img, size_t len);
 
 /* Stop-and-copy's receiving end: start `criu page-server` as a child of
  * the caller, writing the pages that come on page_socket (the caller

@@ -550,7 +550,29 @@ int checkpoint_restore(const struct checkpoint_restore_opts *o, pid_t *pid, int 
 	return 0;
 }
 
-int checkpoint_resume(const char *cgroup_procs, struct ferry_error **err)
+/* pid's number in its own (innermost) pid namespace: NSpid's last; 0 if
+ * unknown. */
+static pid_t inner_pid(pid_t pid)
+{
+	cleanup_free char *path = xasprintf("/proc/%d/status", (int)pid);
+	cleanup_free char *status = NULL;
+	if (file_read(path, &status, NULL, NULL) < 0)
+		return 0;
+	const char *line = strstr(status, "\nNSpid:");
+	if (line == NULL)
+		return 0;
+	line += strlen("\nNSpid:");
+	long last = 0;
+	for (char *end; *line != '\n' && *line != '\0'; line = end) {
+		long v = strtol(line, &end, 10);
+		if (end == line)
+			break;
+		last = v;
+	}
+	return (pid_t)last;
+}
+
+int checkpoint_resume(const char *cgroup_procs, const pid_t *keep_stopped, size_t n_keep, struct ferry_error **err)
 {
 	cleanup_free char *procs = NULL;
 	if (file_read(cgroup_procs, &procs, NULL, err) < 0)
@@ -564,6 +586,15 @@ int checkpoint_resume(const char *cgroup_procs, struct ferry_error **err)
 			break;
 		if (allow)
 			allow_cpus((pid_t)pid, &cpus);
+		bool keep = false;
+		pid_t inner = n_keep > 0 ? inner_pid((pid_t)pid) : 0;
+		for (size_t i = 0; i < n_keep && inner > 0 && !keep; i++)
+			keep = keep_stopped[i] == inner;
+		if (keep) {
+			log_info("restored task %ld (%d in its namespace) stays stopped, as it was dumped", pid, (int)inner);
+			resumed++;
+			continue;
+		}
 		if (kill((pid_t)pid, SIGCONT) < 0 && errno != ESRCH)
 			return error_sys(err, errno, "resume the restored tasks: SIGCONT to %ld", pid);
 		resumed++;

@@ -251,7 +251,28 @@ int runtime_resume(const char *name, const char *dir, struct ferry_error **err)
 		return error_wrap(err, "resume %s", name);
 	cleanup_free char *procs = xasprintf("/sys/fs/cgroup/freezer/%s/cgroup.procs", spec->cgroup);
 	runtime_spec_free(spec);
-	if (checkpoint_resume(procs, err) < 0)
+	/* Those stopped when dumped stay so (note_stopped wrote them down). */
+	cleanup_free char *stopped_path = state_path(dir, RUNTIME_RESTORED_STOPPED);
+	cleanup_free char *stopped = NULL;
+	size_t n = 0, cap = 0;
+	cleanup_free pid_t *keep = NULL;
+	if (file_read(stopped_path, &stopped, NULL, NULL) == 0) {
+		for (char *p = stopped, *end; *p; p = end) {
+			long v = strtol(p, &end, 10);
+			if (end == p)
+				break;
+			if (n == cap) {
+				cap = cap ? cap * 2 : 8;
+				keep = realloc(keep, cap * sizeof(pid_t));
+				if (keep == NULL)
+					abort();
+			}
+			keep[n++] = (pid_t)v;
+		}
+	}
+	int r = checkpoint_resume(procs, keep, n, err);
+	unlink(stopped_path);
+	if (r < 0)
 		return error_wrap(err, "resume %s", name);
 	return 0;
 }

@@ -15,6 +15,10 @@
 #define RUNTIME_CONSOLE_LOG "console.log"
 #define RUNTIME_EXIT_STATUS "exit.status"
 #define RUNTIME_CHECKPOINT_STOP "checkpoint.stop"
+/* A restore left paused: the pids (in the container's namespace, one a
+ * line) of the processes that were stopped when dumped, which its resume
+ * leaves stopped (checkpoint_images_stopped). */
+#define RUNTIME_RESTORED_STOPPED "restored.stopped"
 /* The container's /dev: a directory of the state dir, bound in (not a
  * tmpfs: CRIU would archive a tmpfs's files with tar on every dump and
  * restore; a bind from the host is external to it and costs nothing). */

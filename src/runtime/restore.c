@@ -145,6 +145,29 @@ int restore_lazy_start(const char *dir, const char *images_dir, const char *log_
 
 /* checkpoint_restore_opts.network_unlock: the host ends, made off their
  * bridges, go on, before the tasks run. */
+/* A paused restore: which processes runtime_resume must leave stopped. On
+ * failure they are continued with the others (logged). */
+static void note_stopped(const char *images_dir, const char *path, const char *name)
+{
+	pid_t *vpids = NULL;
+	size_t n = 0;
+	cleanup_error struct ferry_error *e = NULL;
+	if (checkpoint_images_stopped(images_dir, &vpids, &n, &e) < 0) {
+		log_warn("container %s: which of its processes were stopped is unknown (%s): its resume continues them all",
+			 name, e->msg);
+		return;
+	}
+	if (n > 0) {
+		size_t cap = n * 12 + 1, len = 0;
+		cleanup_free char *text = xcalloc(1, cap);
+		for (size_t i = 0; i < n; i++)
+			len += (size_t)snprintf(text + len, cap - len, "%d\n", (int)vpids[i]);
+		if (file_write_volatile(path, text, len, 0600, &e) < 0)
+			log_warn("container %s: %s: its resume continues every process", name, e->msg);
+	}
+	free(vpids);
+}
+
 static int restore_network_unlock(void *arg)
 {
 	return nics_lock(arg, false);
@@ -195,7 +218,11 @@ int restore_init(struct runtime_spec *spec, const char *images_dir, const char *
 		.network_unlock_arg = spec,
 		.swrk = swrk,
 	};
+	cleanup_free char *stopped_path = state_path(spec->dir, RUNTIME_RESTORED_STOPPED);
+	unlink(stopped_path);
 	int r = checkpoint_restore(&o, init_pid, console, err);
+	if (r == 0 && o.leave_stopped)
+		note_stopped(images_dir, stopped_path, spec->name);
 	if (o.lazy_pages) {
 		/* The daemon has every task's userfaultfd now (or never will). */
 		cleanup_free char *sock = xstrdup(log_path);

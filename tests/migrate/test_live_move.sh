@@ -4,7 +4,8 @@
 # TCP echo server, with a connection to it from a third place on the LAN,
 # moves while running; on the target the counter process is the same one
 # (same pid: CRIU keeps it) and went on counting, the connection still echoes, the address, MAC and
-# snapshots came along, and the source has no copy left. Then ten moves back
+# snapshots came along, a process its user stopped (kill -STOP) is still
+# stopped, and the source has no copy left. Then ten moves back
 # and forth, each checked the same way; a target that refuses (a profile it
 # lacks, a host directory a disk device binds) leaves the container running
 # where it was, untouched; and a target
@@ -25,6 +26,12 @@ check "launch c1 on h1" fy h1 launch busybox c1
 # Started from exec sessions that end at once: the processes live on below init.
 check "start a counter in c1" start_counter h1
 check "start a TCP echo server in c1" fy h1 exec c1 -- sh -c 'nc -ll -p 7000 -e /bin/cat </dev/null >/dev/null 2>&1 &'
+# A process stopped by its user (SIGSTOP, as a shell's ^Z): a move must not
+# continue it (the target restores every task stopped, then continues only
+# those that ran when dumped).
+stopped_pid=$(fy h1 exec c1 -- sh -c 'sleep 100000 </dev/null >/dev/null 2>&1 & echo $!')
+check "stop one of c1's processes (kill -STOP $stopped_pid)" fy h1 exec c1 -- kill -STOP "$stopped_pid"
+proc_state() { fy "$1" exec c1 -- sh -c "cut -d' ' -f3 /proc/$stopped_pid/stat"; }
 # A file in the rootfs that grows all through the moves (a line every
 # 20 ms, by a process that moves too): the rootfs's passes before and
 # during the freeze must carry every line, none twice. The same process
@@ -103,6 +110,7 @@ expect_eq "c1 runs on h2" "$(state h2 c1)" RUNNING
 expect_eq "... the same counter process" "$(counter_pid h2)" "$pid"
 expect_counted "... which went on counting" "$before" "$(counter h2)"
 # h2's restore ran on one CPU, and its tasks with it until they resumed.
+expect_eq "the stopped process is still stopped on h2" "$(proc_state h2)" T
 expect_eq "... and its processes may run on every CPU again" \
 	"$(fy h2 exec c1 -- sh -c 'grep -h Cpus_allowed_list /proc/[0-9]*/status | sort -u')" \
 	"$(grep Cpus_allowed_list /proc/self/status)"
@@ -150,6 +158,9 @@ churn=$(churn_state "$here")
 expect_match "... and /root/churn no directory removed before a move ($churn)" "$churn" '^[1-4] 0$'
 check "... and the file whose name is no UTF-8" weird_file_there "$here"
 check "... longer than after the first move" test "${seq_end% *}" -gt "${seq_after% *}"
+expect_eq "the process stopped before the first move is stopped after them all" "$(proc_state "$here")" T
+check "... and kill -CONT continues it" fy "$here" exec c1 -- kill -CONT "$stopped_pid"
+expect_match "... the same process, running (or asleep) now" "$(proc_state "$here")" '^[RS]$'
 
 # --- a target that refuses before anything is frozen
 check "make a profile only $here has" fy "$here" profile create only-here
