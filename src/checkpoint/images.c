@@ -10,11 +10,11 @@
  * are read; everything else is skipped by its wire type. */
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "checkpoint/checkpoint.h"
 #include "common/util.h"
@@ -123,13 +123,13 @@ int checkpoint_images_stopped(const char *images_dir, pid_t **vpids, size_t *n, 
 		cleanup_free char *path = xasprintf("%s/%s", images_dir, e->d_name);
 		cleanup_free char *data = NULL;
 		size_t len = 0;
-		cleanup_error struct ferry_error *e2 = NULL;
-		if (file_read(path, &data, &len, &e2) < 0 || len > CORE_IMAGE_MAX) {
+		cleanup_error struct ferry_error *read_err = NULL;
+		if (file_read(path, &data, &len, &read_err) < 0 || len > CORE_IMAGE_MAX) {
 			closedir(d);
 			free(*vpids);
 			*vpids = NULL;
 			*n = 0;
-			return error_set(err, 500, EIO, "read %s: %s", path, e2 ? e2->msg : "too large");
+			return error_set(err, 500, EIO, "read %s: %s", path, read_err ? read_err->msg : "too large");
 		}
 		if (checkpoint_core_task_state(data, len) != TASK_STATE_STOPPED)
 			continue;
