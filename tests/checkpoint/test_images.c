@@ -6,28 +6,13 @@
  * malformed bytes. The integration tests read CRIU's own images
  * (test_live_move.sh: a stopped process stays stopped across a move).
  * TAP output. */
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "checkpoint/checkpoint.h"
-
-static int failures, count;
-
-static void ok(bool cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void ok(bool cond, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	printf("%s %d - ", cond ? "ok" : "not ok", ++count);
-	vprintf(fmt, ap);
-	printf("\n");
-	va_end(ap);
-	if (!cond)
-		failures++;
-}
+#include "../tap.h"
 
 struct img {
 	uint8_t b[512];
@@ -101,6 +86,5 @@ int main(void)
 	core_image(&m, 0x55053847u, endless, sizeof(endless));
 	ok(checkpoint_core_task_state(m.b, m.len) == -1, "a varint that never ends: -1");
 
-	printf("1..%d\n", count);
-	return failures ? 1 : 0;
+	return tap_done();
 }

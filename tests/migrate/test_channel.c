@@ -25,27 +25,12 @@
 #include "common/ws.h"
 #include "migrate/channel.h"
 #include "migrate/migrate.h"
+#include "../tap.h"
 
 #define STREAMS 3
 #define BULK_MESSAGE (256 * 1024)
 #define BULK_BYTES (512ull << 20)
 #define BULK_BACK_BYTES (128ull << 20)
-
-static int failures, count;
-
-static void ok(bool cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void ok(bool cond, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	printf("%s %d - ", cond ? "ok" : "not ok", ++count);
-	vprintf(fmt, ap);
-	printf("\n");
-	fflush(stdout);
-	va_end(ap);
-	if (!cond)
-		failures++;
-}
 
 static void diag_error(const struct ferry_error *err)
 {
@@ -548,6 +533,5 @@ int main(void)
 	test_any_address_and_limits();
 
 	rm_rf(dir, NULL);
-	printf("1..%d\n", count);
-	return failures > 0 ? 1 : 0;
+	return tap_done();
 }
