@@ -579,27 +579,24 @@ int checkpoint_resume(const char *cgroup_procs, const pid_t *keep_stopped, size_
 		return error_wrap(err, "resume the restored tasks");
 	cpu_set_t cpus;
 	bool allow = sched_getaffinity(0, sizeof(cpus), &cpus) == 0;
-	int resumed = 0;
-	for (char *p = procs, *end; *p; p = end) {
-		long pid = strtol(p, &end, 10);
-		if (end == p)
-			break;
+	size_t n = 0;
+	cleanup_free pid_t *pids = pids_parse(procs, &n);
+	for (size_t i = 0; i < n; i++) {
+		pid_t pid = pids[i];
 		if (allow)
-			allow_cpus((pid_t)pid, &cpus);
+			allow_cpus(pid, &cpus);
 		bool keep = false;
-		pid_t inner = n_keep > 0 ? inner_pid((pid_t)pid) : 0;
-		for (size_t i = 0; i < n_keep && inner > 0 && !keep; i++)
-			keep = keep_stopped[i] == inner;
+		pid_t inner = n_keep > 0 ? inner_pid(pid) : 0;
+		for (size_t k = 0; k < n_keep && inner > 0 && !keep; k++)
+			keep = keep_stopped[k] == inner;
 		if (keep) {
-			log_info("restored task %ld (%d in its namespace) stays stopped, as it was dumped", pid, (int)inner);
-			resumed++;
+			log_info("restored task %d (%d in its namespace) stays stopped, as it was dumped", (int)pid, (int)inner);
 			continue;
 		}
-		if (kill((pid_t)pid, SIGCONT) < 0 && errno != ESRCH)
-			return error_sys(err, errno, "resume the restored tasks: SIGCONT to %ld", pid);
-		resumed++;
+		if (kill(pid, SIGCONT) < 0 && errno != ESRCH)
+			return error_sys(err, errno, "resume the restored tasks: SIGCONT to %d", (int)pid);
 	}
-	if (resumed == 0)
+	if (n == 0)
 		return error_set(err, 500, ESRCH, "resume the restored tasks: none in %s", cgroup_procs);
 	return 0;
 }

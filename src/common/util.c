@@ -71,6 +71,28 @@ size_t strv_len(char *const *v)
 	return n;
 }
 
+pid_t *pids_parse(const char *text, size_t *n)
+{
+	size_t cap = 16;
+	pid_t *pids = xcalloc(cap, sizeof(pid_t));
+	*n = 0;
+	for (const char *p = text; p != NULL && *p;) {
+		char *end;
+		long v = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		if (*n == cap) {
+			cap *= 2;
+			pids = realloc(pids, cap * sizeof(pid_t));
+			if (pids == NULL)
+				abort();
+		}
+		pids[(*n)++] = (pid_t)v;
+		p = end;
+	}
+	return pids;
+}
+
 char **environ_without(const char *drop, char *const *extra)
 {
 	extern char **environ;

@@ -28,6 +28,9 @@ char *xstrdup(const char *s);
 void *xcalloc(size_t n, size_t size);
 
 size_t strv_len(char *const *v);
+/* The numbers of text (whitespace between them: a cgroup.procs file), up
+ * to the first that is none, as pids in a new array of *n. */
+pid_t *pids_parse(const char *text, size_t *n);
 void strv_free(char **v);
 /* For a child's exec: this process's environment without the variables
  * whose names begin with drop, then extra (NULL-terminated, or NULL). Free

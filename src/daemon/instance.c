@@ -1273,20 +1273,8 @@ int instance_exec_sessions_check(const char *name, const char *action, struct fe
 	if (file_read(procs_path, &procs, NULL, &e) < 0)
 		return 0; /* gone meanwhile: nothing to protect */
 	/* The pids, then each one's parent. */
-	size_t n = 0, cap = 64;
-	pid_t *pids = xcalloc(cap, sizeof(pid_t));
-	for (char *p = procs, *end; *p; p = end) {
-		long v = strtol(p, &end, 10);
-		if (end == p)
-			break;
-		if (n == cap) {
-			cap *= 2;
-			pids = realloc(pids, cap * sizeof(pid_t));
-			if (pids == NULL)
-				abort();
-		}
-		pids[n++] = (pid_t)v;
-	}
+	size_t n = 0;
+	pid_t *pids = pids_parse(procs, &n);
 	pid_t outsider = 0;
 	for (size_t i = 0; i < n && outsider == 0; i++) {
 		if (pids[i] == st.init_pid)

@@ -254,22 +254,9 @@ int runtime_resume(const char *name, const char *dir, struct ferry_error **err)
 	/* Those stopped when dumped stay so (note_stopped wrote them down). */
 	cleanup_free char *stopped_path = state_path(dir, RUNTIME_RESTORED_STOPPED);
 	cleanup_free char *stopped = NULL;
-	size_t n = 0, cap = 0;
-	cleanup_free pid_t *keep = NULL;
-	if (file_read(stopped_path, &stopped, NULL, NULL) == 0) {
-		for (char *p = stopped, *end; *p; p = end) {
-			long v = strtol(p, &end, 10);
-			if (end == p)
-				break;
-			if (n == cap) {
-				cap = cap ? cap * 2 : 8;
-				keep = realloc(keep, cap * sizeof(pid_t));
-				if (keep == NULL)
-					abort();
-			}
-			keep[n++] = (pid_t)v;
-		}
-	}
+	size_t n = 0;
+	file_read(stopped_path, &stopped, NULL, NULL); /* none: every process runs */
+	cleanup_free pid_t *keep = pids_parse(stopped, &n);
 	int r = checkpoint_resume(procs, keep, n, err);
 	unlink(stopped_path);
 	if (r < 0)

@@ -143,8 +143,6 @@ int restore_lazy_start(const char *dir, const char *images_dir, const char *log_
 	return r;
 }
 
-/* checkpoint_restore_opts.network_unlock: the host ends, made off their
- * bridges, go on, before the tasks run. */
 /* A paused restore: which processes runtime_resume must leave stopped. On
  * failure they are continued with the others (logged). */
 static void note_stopped(const char *images_dir, const char *path, const char *name)
@@ -168,6 +166,8 @@ static void note_stopped(const char *images_dir, const char *path, const char *n
 	free(vpids);
 }
 
+/* checkpoint_restore_opts.network_unlock: the host ends, made off their
+ * bridges, go on, before the tasks run. */
 static int restore_network_unlock(void *arg)
 {
 	return nics_lock(arg, false);
