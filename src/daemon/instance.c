@@ -7,6 +7,7 @@
 #include <linux/magic.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -1256,9 +1257,80 @@ int instance_start(const char *name, struct ferry_error **err)
 	return instance_start_mode(name, INSTANCE_START_DEFAULT, NULL, NULL, err);
 }
 
-/* Processes of a running instance whose parent is outside it (not init,
- * whose parent is the monitor): the processes of an open exec session.
- * CRIU dumps the tree below init only, so a stateful stop would lose them. */
+/* A process of the instance whose parent is outside it (not init, whose
+ * parent is the monitor), as one reading of procs_path shows it, and the
+ * command it runs: its child's, when it has one (an exec session's first
+ * child is a copy of ferryd; the user's command is its child). */
+struct outsider {
+	pid_t pid;
+	char command[32];
+};
+
+struct proc_stat {
+	pid_t pid, ppid;
+	char comm[32];
+};
+
+static bool proc_stat_read(pid_t pid, struct proc_stat *ps)
+{
+	cleanup_free char *path = xasprintf("/proc/%d/stat", (int)pid);
+	cleanup_free char *stat = NULL;
+	if (file_read(path, &stat, NULL, NULL) < 0)
+		return false;
+	/* "pid (comm) state ppid ...": comm may hold spaces and parens. */
+	const char *lp = strchr(stat, '(');
+	const char *rp = strrchr(stat, ')');
+	int ppid = 0;
+	if (lp == NULL || rp == NULL || rp < lp || sscanf(rp + 1, " %*c %d", &ppid) != 1)
+		return false;
+	ps->pid = pid;
+	ps->ppid = ppid;
+	snprintf(ps->comm, sizeof(ps->comm), "%.*s", (int)(rp - lp - 1), lp + 1);
+	return true;
+}
+
+static bool outsider_find(const char *procs_path, pid_t init_pid, struct outsider *o)
+{
+	cleanup_free char *procs = NULL;
+	if (file_read(procs_path, &procs, NULL, NULL) < 0)
+		return false; /* gone meanwhile: nothing to protect */
+	size_t n = 0;
+	pid_t *pids = pids_parse(procs, &n);
+	struct proc_stat *ps = xcalloc(n ? n : 1, sizeof(*ps));
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++)
+		if (proc_stat_read(pids[i], &ps[m]))
+			m++;
+	bool found = false;
+	for (size_t i = 0; i < m && !found; i++) {
+		if (ps[i].pid == init_pid)
+			continue;
+		bool inside = false;
+		for (size_t j = 0; j < n && !inside; j++)
+			inside = pids[j] == ps[i].ppid;
+		if (inside)
+			continue;
+		found = true;
+		o->pid = ps[i].pid;
+		snprintf(o->command, sizeof(o->command), "%s", ps[i].comm);
+		for (size_t j = 0; j < m; j++)
+			if (ps[j].ppid == ps[i].pid) {
+				snprintf(o->command, sizeof(o->command), "%s", ps[j].comm);
+				break;
+			}
+	}
+	free(ps);
+	free(pids);
+	return found;
+}
+
+/* Processes of a running instance whose parent is outside it: the processes
+ * of an open exec session (its first child joins the cgroups and stays
+ * ferryd's child). CRIU dumps the tree below init only, so a stateful stop
+ * would lose them. One reading of cgroup.procs can also show a process
+ * whose parent is exiting (the kernel takes a task out of its cgroup before
+ * it hands the children to init), so only an outsider seen in three
+ * readings 20 ms apart counts. */
 int instance_exec_sessions_check(const char *name, const char *action, struct ferry_error **err)
 {
 	struct runtime_state st;
@@ -1268,40 +1340,18 @@ int instance_exec_sessions_check(const char *name, const char *action, struct fe
 		return 0;
 	cleanup_free char *cgroup = instance_cgroup(name);
 	cleanup_free char *procs_path = xasprintf("/sys/fs/cgroup/freezer/%s/cgroup.procs", cgroup);
-	cleanup_free char *procs = NULL;
-	cleanup_error struct ferry_error *e = NULL;
-	if (file_read(procs_path, &procs, NULL, &e) < 0)
-		return 0; /* gone meanwhile: nothing to protect */
-	/* The pids, then each one's parent. */
-	size_t n = 0;
-	pid_t *pids = pids_parse(procs, &n);
-	pid_t outsider = 0;
-	for (size_t i = 0; i < n && outsider == 0; i++) {
-		if (pids[i] == st.init_pid)
-			continue;
-		cleanup_free char *stat_path = xasprintf("/proc/%d/stat", (int)pids[i]);
-		cleanup_free char *stat = NULL;
-		if (file_read(stat_path, &stat, NULL, NULL) < 0)
-			continue;
-		/* "pid (comm) state ppid ...": comm may hold spaces and parens. */
-		const char *rp = strrchr(stat, ')');
-		int ppid = 0;
-		if (rp == NULL || sscanf(rp + 1, " %*c %d", &ppid) != 1)
-			continue;
-		bool inside = false;
-		for (size_t j = 0; j < n && !inside; j++)
-			inside = pids[j] == (pid_t)ppid;
-		if (!inside)
-			outsider = pids[i];
+	struct outsider o;
+	for (int reading = 0; reading < 3; reading++) {
+		if (reading > 0)
+			usleep(20 * 1000);
+		if (!outsider_find(procs_path, st.init_pid, &o))
+			return 0;
 	}
-	free(pids);
-	if (outsider != 0)
-		return error_conflict(err,
-				      "Can't %s instance \"%s\" while an exec session runs in it (host pid %d): "
-				      "CRIU saves the processes below init only, and that session's would be lost. "
-				      "End the session (or let it finish) and try again",
-				      action, name, (int)outsider);
-	return 0;
+	return error_conflict(err,
+			      "Can't %s instance \"%s\" while an exec session runs in it (%s, host pid %d): "
+			      "CRIU saves the processes below init only, and that session's would be lost. "
+			      "End the session (or let it finish) and try again",
+			      action, name, o.command, (int)o.pid);
 }
 
 int instance_images_dir_make(const char *name, const char *path, struct ferry_error **err)

@@ -160,7 +160,7 @@ ferry exec c1 -- sleep 3 &
 EXEC=$!
 sleep 0.7
 out=$(ferry stop c1 --stateful 2>&1)
-expect_match "a stateful stop during an exec session is refused" "$out" 'exec session'
+expect_match "a stateful stop during an exec session is refused, naming the session's command" "$out" 'exec session runs in it \(sleep, host pid [0-9]+\)'
 expect_eq "and the instance runs on" "$(api GET /1.0/instances/c1 | jq -r .metadata.status)" Running
 wait "$EXEC"
 

@@ -72,7 +72,8 @@ for _ in $(seq 50); do fy h2 exec c1 -- test -s /root/exec.pid && break; sleep 0
 check "an exec session runs in c1" fy h2 exec c1 -- sh -c 'kill -0 "$(cat /root/exec.pid)"'
 out=$(fy h2 move c1 h1: 2>&1)
 expect_eq "a live move of c1 during the session fails" "$?" 1
-expect_match "... saying why, the source's reason first" "$out" '^Error: on local: migrate "c1": Can.t move instance "c1" while an exec session runs'
+expect_match "... saying why, the source's reason first, and naming the session's command" "$out" \
+	'^Error: on local: migrate "c1": Can.t move instance "c1" while an exec session runs in it \(sleep, host pid [0-9]+\)'
 expect_eq "... c1 runs on h2" "$(state h2 c1)" RUNNING
 expect_eq "... the same processes (sleep $pid1 is there)" "$(fy h2 exec c1 -- sh -c "kill -0 $pid1 && echo alive")" alive
 expect_eq "... h1 has nothing new" "$(names h1)" "c1copy"
