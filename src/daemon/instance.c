@@ -1257,15 +1257,6 @@ int instance_start(const char *name, struct ferry_error **err)
 	return instance_start_mode(name, INSTANCE_START_DEFAULT, NULL, NULL, err);
 }
 
-/* A process of the instance whose parent is outside it (not init, whose
- * parent is the monitor), as one reading of procs_path shows it, and the
- * command it runs: its child's, when it has one (an exec session's first
- * child is a copy of ferryd; the user's command is its child). */
-struct outsider {
-	pid_t pid;
-	char command[32];
-};
-
 struct proc_stat {
 	pid_t pid, ppid;
 	char comm[32];
@@ -1289,20 +1280,23 @@ static bool proc_stat_read(pid_t pid, struct proc_stat *ps)
 	return true;
 }
 
-static bool outsider_find(const char *procs_path, pid_t init_pid, struct outsider *o)
+/* A process of the instance whose parent is outside it (not init, whose
+ * parent is the monitor), as one reading of procs_path shows it; its comm
+ * is the command it runs: its child's, when it has one (an exec session's
+ * first child is a copy of ferryd; the user's command is its child). */
+static bool outsider_find(const char *procs_path, pid_t init_pid, struct proc_stat *o)
 {
 	cleanup_free char *procs = NULL;
 	if (file_read(procs_path, &procs, NULL, NULL) < 0)
 		return false; /* gone meanwhile: nothing to protect */
 	size_t n = 0;
-	pid_t *pids = pids_parse(procs, &n);
-	struct proc_stat *ps = xcalloc(n ? n : 1, sizeof(*ps));
+	cleanup_free pid_t *pids = pids_parse(procs, &n);
+	cleanup_free struct proc_stat *ps = xcalloc(n ? n : 1, sizeof(*ps));
 	size_t m = 0;
 	for (size_t i = 0; i < n; i++)
 		if (proc_stat_read(pids[i], &ps[m]))
 			m++;
-	bool found = false;
-	for (size_t i = 0; i < m && !found; i++) {
+	for (size_t i = 0; i < m; i++) {
 		if (ps[i].pid == init_pid)
 			continue;
 		bool inside = false;
@@ -1310,18 +1304,15 @@ static bool outsider_find(const char *procs_path, pid_t init_pid, struct outside
 			inside = pids[j] == ps[i].ppid;
 		if (inside)
 			continue;
-		found = true;
-		o->pid = ps[i].pid;
-		snprintf(o->command, sizeof(o->command), "%s", ps[i].comm);
+		*o = ps[i];
 		for (size_t j = 0; j < m; j++)
 			if (ps[j].ppid == ps[i].pid) {
-				snprintf(o->command, sizeof(o->command), "%s", ps[j].comm);
+				memcpy(o->comm, ps[j].comm, sizeof(o->comm));
 				break;
 			}
+		return true;
 	}
-	free(ps);
-	free(pids);
-	return found;
+	return false;
 }
 
 /* Processes of a running instance whose parent is outside it: the processes
@@ -1340,7 +1331,7 @@ int instance_exec_sessions_check(const char *name, const char *action, struct fe
 		return 0;
 	cleanup_free char *cgroup = instance_cgroup(name);
 	cleanup_free char *procs_path = xasprintf("/sys/fs/cgroup/freezer/%s/cgroup.procs", cgroup);
-	struct outsider o;
+	struct proc_stat o;
 	for (int reading = 0; reading < 3; reading++) {
 		if (reading > 0)
 			usleep(20 * 1000);
@@ -1351,7 +1342,7 @@ int instance_exec_sessions_check(const char *name, const char *action, struct fe
 			      "Can't %s instance \"%s\" while an exec session runs in it (%s, host pid %d): "
 			      "CRIU saves the processes below init only, and that session's would be lost. "
 			      "End the session (or let it finish) and try again",
-			      action, name, o.command, (int)o.pid);
+			      action, name, o.comm, (int)o.pid);
 }
 
 int instance_images_dir_make(const char *name, const char *path, struct ferry_error **err)
