@@ -137,7 +137,6 @@ on_timed() {
 	on "$h" bash -c 's=$(date +%s%N); echo $((s / 1000000)) >"$0.start_ms"; "$@"; rc=$?
 		echo $((($(date +%s%N) - s) / 1000000)) >"$0.ms"; exit $rc' "$WORK/timed" "$@"
 }
-median() { sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]}'; }
 has_c1() { fy "$1" list --format csv -c n 2>/dev/null | grep -qx c1; }
 
 # --- TCP throughput between the hosts --------------------------------------

@@ -27,7 +27,6 @@ mode=${MODE:-post-copy}
 runs=${RUNS:-6}
 out=${OUT:-${BENCH_OUT:-$top/bench/results}}
 mkdir -p "$out"
-median() { sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "-"}'; }
 
 bed_up 2 || { echo "test bed up failed" >&2; exit 1; }
 fy h1 image build busybox --alias busybox >/dev/null || exit 1

@@ -41,6 +41,9 @@ expect_match() {
 }
 
 ferry() { "$FERRY" "$@"; }
+# The median of the numbers on stdin, one a line (the lower of the middle
+# two); nothing for none.
+median() { sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]}'; }
 
 # A sleep in a running container (in its cgroups and namespaces, adopted
 # by its init) that nsenter put there from the host, on a pty of the

@@ -76,7 +76,6 @@ outside_cgroup() {
 # The time CRIU's own log took, from its last line's timestamp.
 criu_log_ms() { tail -1 "$1" | sed -n 's/^(\([0-9]*\)\.\([0-9]\{3\}\).*/\1\2/p' | sed 's/^0*//'; }
 latest_log() { ls -t "$TEST_DIR"/log/c1/*_"$1"_*.log 2>/dev/null | head -1; }
-median() { sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]}'; }
 no_cgroup() { [ -z "$(ls -d /sys/fs/cgroup/*/"$CG" 2>/dev/null)" ]; }
 no_veth() { [ -z "$(ip -o link show master "$BRIDGE" 2>/dev/null)" ]; }
 # checkpoint IMAGES [rtctl options]: a stateful stop (or snapshot), timed.

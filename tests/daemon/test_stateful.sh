@@ -26,7 +26,6 @@ api_wait() {
 	[ -n "$op" ] || { jq -c '{status: "Failure", err: .error}' <<<"$resp"; return; }
 	api GET "$op/wait?timeout=120" | jq -c '.metadata | {status, err}'
 }
-median() { sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]}'; }
 test_cleanup() {
 	[ -z "${TCP_PID:-}" ] || kill "$TCP_PID" 2>/dev/null
 	[ -z "${HOLDER_PID:-}" ] || kill "$HOLDER_PID" 2>/dev/null
