@@ -114,7 +114,7 @@ static struct response *snapshots_post(struct request *req)
 	if (json_is_true(stateful)) {
 		if (!instance_is_running(name))
 			return response_error(400, "Unable to create a stateful snapshot: the instance isn't running");
-		if (instance_exec_sessions_check(name, "snapshot --stateful", &err) < 0)
+		if (instance_checkpoint_check(name, "snapshot --stateful", &err) < 0)
 			return response_from_error(err);
 	}
 	struct snapshot_job *job = xcalloc(1, sizeof(*job));

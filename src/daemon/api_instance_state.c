@@ -122,7 +122,7 @@ static struct response *state_put(struct request *req)
 	json_decref(obj);
 	/* Refused before an operation exists; checked again under the lock. */
 	if (job.action == ACTION_STOP && job.stateful == 1 &&
-	    instance_exec_sessions_check(name, "stop --stateful", &err) < 0)
+	    instance_checkpoint_check(name, "stop --stateful", &err) < 0)
 		return response_from_error(err);
 	if (job.action == ACTION_START && job.stateful == 1 && !has_state)
 		return response_error(400, "The instance has no saved state to restore");

@@ -1322,7 +1322,84 @@ static bool outsider_find(const char *procs_path, pid_t init_pid, struct proc_st
  * whose parent is exiting (the kernel takes a task out of its cgroup before
  * it hands the children to init), so only an outsider seen in three
  * readings 20 ms apart counts. */
-int instance_exec_sessions_check(const char *name, const char *action, struct ferry_error **err)
+static int exec_sessions_check(const char *name, const char *action, const char *procs_path, pid_t init_pid,
+			       struct ferry_error **err)
+{
+	struct proc_stat o;
+	for (int reading = 0; reading < 3; reading++) {
+		if (reading > 0)
+			usleep(20 * 1000);
+		if (!outsider_find(procs_path, init_pid, &o))
+			return 0;
+	}
+	return error_conflict(err,
+			      "Can't %s instance \"%s\" while an exec session runs in it (%s, host pid %d): "
+			      "CRIU saves the processes below init only, and that session's would be lost. "
+			      "End the session (or let it finish) and try again",
+			      action, name, o.comm, (int)o.pid);
+}
+
+/* The namespaces CRIU can save only as the container's own: a process
+ * with one of these of its own can't be checkpointed (mount and network
+ * namespaces nested in the container's it can save). `unit` is the systemd
+ * setting that gives a service one. */
+static const struct {
+	const char *ns, *what, *unit;
+} unnestable_ns[] = {
+	{ "uts", "UTS", "ProtectHostname=no" }, { "ipc", "IPC", "PrivateIPC=no" },
+	{ "pid", "PID", "PrivatePIDs=no" },	{ "user", "user", "PrivateUsers=no" },
+	{ "time", "time", NULL },
+};
+
+static bool ns_inode(pid_t pid, const char *ns, char *buf, size_t size)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)pid, ns);
+	ssize_t n = readlink(path, buf, size - 1);
+	if (n < 0)
+		return false;
+	buf[n] = '\0';
+	return true;
+}
+
+/* A process of the instance in a UTS, IPC, PID, user or time namespace
+ * nested in the container's: CRIU would refuse it once the instance is
+ * frozen, in its own words ("Can't dump nested uts namespace for PID").
+ * Said here before anything stops, with the process's name and the way out. */
+static int nested_ns_check(const char *name, const char *action, const char *procs_path, pid_t init_pid,
+			   struct ferry_error **err)
+{
+	cleanup_free char *procs = NULL;
+	if (file_read(procs_path, &procs, NULL, NULL) < 0)
+		return 0;
+	size_t n = 0;
+	cleanup_free pid_t *pids = pids_parse(procs, &n);
+	for (size_t k = 0; k < sizeof(unnestable_ns) / sizeof(unnestable_ns[0]); k++) {
+		char own[64], other[64];
+		if (!ns_inode(init_pid, unnestable_ns[k].ns, own, sizeof(own)))
+			continue;
+		for (size_t i = 0; i < n; i++) {
+			struct proc_stat ps;
+			if (pids[i] == init_pid || !ns_inode(pids[i], unnestable_ns[k].ns, other, sizeof(other)) ||
+			    strcmp(own, other) == 0 || !proc_stat_read(pids[i], &ps))
+				continue;
+			cleanup_free char *hint =
+				unnestable_ns[k].unit == NULL
+					? xstrdup("")
+					: xasprintf(" (for a systemd service, %s in its unit avoids it)", unnestable_ns[k].unit);
+			return error_conflict(err,
+					      "Can't %s instance \"%s\": its process %s (host pid %d) runs in a %s "
+					      "namespace of its own, and CRIU can save UTS, IPC, PID, user and time "
+					      "namespaces only as the container's%s",
+					      action, name, ps.comm, (int)ps.pid, unnestable_ns[k].what, hint);
+		}
+	}
+	return 0;
+}
+
+/* What would keep a running instance from being checkpointed, said before
+ * anything stops it. */
+int instance_checkpoint_check(const char *name, const char *action, struct ferry_error **err)
 {
 	struct runtime_state st;
 	if (instance_runtime_state(name, &st, err) < 0)
@@ -1331,18 +1408,9 @@ int instance_exec_sessions_check(const char *name, const char *action, struct fe
 		return 0;
 	cleanup_free char *cgroup = instance_cgroup(name);
 	cleanup_free char *procs_path = xasprintf("/sys/fs/cgroup/freezer/%s/cgroup.procs", cgroup);
-	struct proc_stat o;
-	for (int reading = 0; reading < 3; reading++) {
-		if (reading > 0)
-			usleep(20 * 1000);
-		if (!outsider_find(procs_path, st.init_pid, &o))
-			return 0;
-	}
-	return error_conflict(err,
-			      "Can't %s instance \"%s\" while an exec session runs in it (%s, host pid %d): "
-			      "CRIU saves the processes below init only, and that session's would be lost. "
-			      "End the session (or let it finish) and try again",
-			      action, name, o.comm, (int)o.pid);
+	if (exec_sessions_check(name, action, procs_path, st.init_pid, err) < 0)
+		return -1;
+	return nested_ns_check(name, action, procs_path, st.init_pid, err);
 }
 
 int instance_images_dir_make(const char *name, const char *path, struct ferry_error **err)
@@ -1398,7 +1466,7 @@ int instance_stop_stateful_as(const char *name, const char *what, const struct r
 		error_bad_request(err, "The instance is already stopped");
 		goto out;
 	}
-	if (instance_exec_sessions_check(name, "stop --stateful", err) < 0)
+	if (instance_checkpoint_check(name, "stop --stateful", err) < 0)
 		goto out;
 	/* The images of an earlier stop can't be here (a start removes them),
 	 * unless a crash left them: this dump replaces them. */

@@ -142,10 +142,12 @@ int instance_images_dir_make(const char *name, const char *path, struct ferry_er
 int instance_discard_state(const char *name, struct ferry_error **err);
 /* Kill a running instance at once (no ephemeral deletion): before a restore. */
 int instance_stop_forced(const char *name, struct ferry_error **err);
-/* 409 when an exec session runs in the instance: its processes hang below
- * ferryd, not below init, and a CRIU dump of init's tree would lose them.
- * action names what is refused ("stop --stateful"). */
-int instance_exec_sessions_check(const char *name, const char *action, struct ferry_error **err);
+/* 409 when CRIU couldn't checkpoint the running instance: an exec session
+ * runs in it (its processes hang below ferryd, not below init, and a dump
+ * of init's tree would lose them), or a process has a UTS, IPC, PID, user
+ * or time namespace of its own. action names what is refused ("stop
+ * --stateful"). */
+int instance_checkpoint_check(const char *name, const char *action, struct ferry_error **err);
 /* GET /1.0 environment.criu: checkpoint_check's answer, cached. The check
  * starts in the background at start-up (instances_startup); the first
  * callers wait for it. NULL if it could not run. */

@@ -341,7 +341,7 @@ int snapshot_create(const char *instance, const char *snap, bool stateful, const
 			error_bad_request(err, "Unable to create a stateful snapshot: the instance isn't running");
 			goto out;
 		}
-		if (instance_exec_sessions_check(instance, "snapshot --stateful", err) < 0)
+		if (instance_checkpoint_check(instance, "snapshot --stateful", err) < 0)
 			goto out;
 	}
 	if (instance_images_dir_make(instance, parent, err) < 0)

@@ -1068,7 +1068,7 @@ static int source_run(struct operation *op, void *data, struct ferry_error **err
 	if (await_plan(job, running, live, &plan, err) < 0)
 		goto out;
 	/* Only a live move dumps the tasks (a copy reads the rootfs alone). */
-	if (strcmp(plan, MIGRATE_PLAN_LIVE) == 0 && instance_exec_sessions_check(job->name, "move", err) < 0)
+	if (strcmp(plan, MIGRATE_PLAN_LIVE) == 0 && instance_checkpoint_check(job->name, "move", err) < 0)
 		goto out;
 	if (strcmp(plan, MIGRATE_PLAN_COPY) == 0) {
 		live = false;

@@ -11,6 +11,8 @@
 # job finishes and prints, httpd answers the LAN, syslogd logs, the private
 # namespace still has its tmpfs and sees the container's /dev (the target's
 # directory, not the source's), and the deleted file still reads back.
+# Last, a process with a UTS namespace of its own (which CRIU can't save)
+# makes a move refused before anything stops, and the session goes on.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/bed_lib.sh"
 bed_up 2 || { echo "Bail out! testbed up failed"; exit 1; }
@@ -136,6 +138,19 @@ if move h1 h2 post-copy; then
 		if move h1 h2 post-copy; then
 			session_answers "after a second post-copy move" 3
 			services_work h2 "after a second post-copy move" 3
+			# A namespace CRIU can't save nested (as systemd's
+			# ProtectHostname= gives a service): refused before
+			# anything stops, naming the process.
+			check "start a process with a UTS namespace of its own" fy h2 exec c1 -- sh -c \
+				"unshare -u sh -c 'hostname elsewhere && exec sleep 1000003' </dev/null >/dev/null 2>&1 &"
+			sleep 0.5
+			out=$(fy h2 move c1 h1: 2>&1)
+			expect_eq "a move is refused" "$?" 1
+			expect_match "... naming the process and its namespace" "$out" \
+				"its process sleep \(host pid [0-9]+\) runs in a UTS namespace of its own.*ProtectHostname=no"
+			expect_eq "c1 still runs on h2" "$(state h2 c1)" RUNNING
+			expect_eq "... and only there" "$(names h1)" ""
+			session_answers "after the refused move" 4
 		fi
 	fi
 fi
