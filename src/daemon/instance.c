@@ -1346,9 +1346,10 @@ static int exec_sessions_check(const char *name, const char *action, const char 
 static const struct {
 	const char *ns, *what, *unit;
 } unnestable_ns[] = {
-	{ "uts", "UTS", "ProtectHostname=no" }, { "ipc", "IPC", "PrivateIPC=no" },
-	{ "pid", "PID", "PrivatePIDs=no" },	{ "user", "user", "PrivateUsers=no" },
-	{ "time", "time", NULL },
+	{ "ipc", "an IPC", "PrivateIPC=no" },
+	{ "pid", "a PID", "PrivatePIDs=no" },
+	{ "user", "a user", "PrivateUsers=no" },
+	{ "time", "a time", NULL },
 };
 
 static bool ns_inode(pid_t pid, const char *ns, char *buf, size_t size)
@@ -1362,9 +1363,9 @@ static bool ns_inode(pid_t pid, const char *ns, char *buf, size_t size)
 	return true;
 }
 
-/* A process of the instance in a UTS, IPC, PID, user or time namespace
+/* A process of the instance in an IPC, PID, user or time namespace
  * nested in the container's: CRIU would refuse it once the instance is
- * frozen, in its own words ("Can't dump nested uts namespace for PID").
+ * frozen, in its own words ("Can't dump nested ipc namespace for PID").
  * Said here before anything stops, with the process's name and the way out. */
 static int nested_ns_check(const char *name, const char *action, const char *procs_path, pid_t init_pid,
 			   struct ferry_error **err)
@@ -1388,8 +1389,8 @@ static int nested_ns_check(const char *name, const char *action, const char *pro
 					? xstrdup("")
 					: xasprintf(" (for a systemd service, %s in its unit avoids it)", unnestable_ns[k].unit);
 			return error_conflict(err,
-					      "Can't %s instance \"%s\": its process %s (host pid %d) runs in a %s "
-					      "namespace of its own, and CRIU can save UTS, IPC, PID, user and time "
+					      "Can't %s instance \"%s\": its process %s (host pid %d) runs in %s "
+					      "namespace of its own, and CRIU can save IPC, PID, user and time "
 					      "namespaces only as the container's%s",
 					      action, name, ps.comm, (int)ps.pid, unnestable_ns[k].what, hint);
 		}

@@ -125,13 +125,12 @@ static int tidy_tree(const char *tree, struct ferry_error **err)
 		{"etc/hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"},
 		/* debootstrap copies the host's; ferryd configures the network from outside. */
 		{"etc/resolv.conf", ""},
-		/* For every service: CRIU can't checkpoint a nested user or UTS
-		 * namespace, and some units ask for them (redis-server, logind,
-		 * hostnamed); their other sandboxing (mount namespaces, seccomp,
-		 * capabilities) stays. */
+		/* For every service: CRIU can't checkpoint a nested user
+		 * namespace, and some units ask for one; their other sandboxing
+		 * (mount and UTS namespaces, seccomp, capabilities) stays. */
 		{"etc/systemd/system/service.d/ferry-checkpoint.conf",
-		 "# ferry: keep services checkpointable (CRIU can't dump nested user or UTS namespaces)\n"
-		 "[Service]\nPrivateUsers=no\nProtectHostname=no\n"},
+		 "# ferry: keep services checkpointable (CRIU can't dump nested user namespaces)\n"
+		 "[Service]\nPrivateUsers=no\n"},
 		{NULL, NULL},
 	};
 	/* As apt-get clean and Debian's container images do: the package

@@ -4,7 +4,8 @@
 # move systemd still runs, both services are active and answer, redis still
 # holds the key set before, nginx answers from the LAN, also on the
 # keep-alive connection opened before the first move, and systemd can
-# restart a service there (its mount namespaces came along whole). Moved
+# restart a service there (its mount namespaces came along whole), and
+# redis still has a UTS namespace of its own (ProtectHostname=). Moved
 # with both memory modes (stop-and-copy, then post-copy). Last, stopped with
 # its state, it moves cold and its start on the target resumes the services.
 # The image comes from tests/image/imgctl (debootstrap on first use, then
@@ -33,6 +34,10 @@ services_answer() { # HOST WHEN
 	if keepalive_get; then pass "the keep-alive connection still works ($2)"
 	else fail "the keep-alive connection still works ($2)"; fi
 	expect_eq "redis still holds its key ($2)" "$(fy "$1" exec d1 -- redis-cli get ferry-key)" "$KEY"
+	# ProtectHostname=: redis has a UTS namespace of its own (CRIU patch
+	# 0042), named as the container.
+	expect_eq "redis keeps a UTS namespace of its own, named as d1 ($2)" \
+		"$(fy "$1" exec d1 -- sh -c 'p=$(systemctl show -p MainPID --value redis-server); [ "$(readlink /proc/$p/ns/uts)" != "$(readlink /proc/1/ns/uts)" ] && nsenter -t $p -u hostname')" d1
 }
 
 # The device and root (in that filesystem) of the mount on MOUNTPOINT in

@@ -11,8 +11,10 @@
 # job finishes and prints, httpd answers the LAN, syslogd logs, the private
 # namespace still has its tmpfs and sees the container's /dev (the target's
 # directory, not the source's), and the deleted file still reads back.
-# Last, a process with a UTS namespace of its own (which CRIU can't save)
-# makes a move refused before anything stops, and the session goes on.
+# Also along: a process with a UTS namespace (a hostname) of its own, as
+# systemd's ProtectHostname= gives a service (CRIU patch 0042). Last, a
+# process with an IPC namespace of its own (which CRIU can't save) makes a
+# move refused before anything stops, and the session goes on.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/bed_lib.sh"
 bed_up 2 || { echo "Bail out! testbed up failed"; exit 1; }
@@ -72,6 +74,8 @@ services_work() {
 		in_private_ns "$host" test -e "/dev/ferry-seen-$n"
 	expect_eq "the deleted file still reads back ($when)" "$(fy "$host" exec c1 -- cat "/proc/$HOLDER/fd/3")" "still here"
 	expect_match "... and it is still deleted ($when)" "$(fy "$host" exec c1 -- ls -l "/proc/$HOLDER/fd/3")" '/tmp/gone \(deleted\)$'
+	expect_eq "the process with a UTS namespace of its own keeps its hostname ($when)" \
+		"$(fy "$host" exec c1 -- nsenter -t "$NAMED" -u hostname) $(fy "$host" exec c1 -- hostname)" "elsewhere c1"
 }
 
 show_logs() {
@@ -101,10 +105,13 @@ check "start a process in a mount namespace of its own, with a tmpfs" fy h1 exec
 	"unshare -m sh -c 'mount -t tmpfs private /mnt && echo \"only here\" >/mnt/private && exec sleep 1000001' </dev/null >/dev/null 2>&1 &"
 check "start a process that holds a file it deleted" fy h1 exec c1 -- sh -c \
 	"sh -c 'exec 3>/tmp/gone; echo \"still here\" >&3; rm /tmp/gone; exec sleep 1000002' </dev/null >/dev/null 2>&1 &"
+check "start a process with a UTS namespace of its own" fy h1 exec c1 -- sh -c \
+	"unshare -u sh -c 'hostname elsewhere && exec sleep 1000004' </dev/null >/dev/null 2>&1 &"
 for i in $(seq 50); do
 	PRIVATE=$(pid_of h1 "sleep 1000001")
 	HOLDER=$(pid_of h1 "sleep 1000002")
-	[ -n "$PRIVATE" ] && [ -n "$HOLDER" ] && break
+	NAMED=$(pid_of h1 "sleep 1000004")
+	[ -n "$PRIVATE" ] && [ -n "$HOLDER" ] && [ -n "$NAMED" ] && break
 	sleep 0.1
 done
 IP=$(ipv4 h1 c1)
@@ -139,15 +146,15 @@ if move h1 h2 post-copy; then
 			session_answers "after a second post-copy move" 3
 			services_work h2 "after a second post-copy move" 3
 			# A namespace CRIU can't save nested (as systemd's
-			# ProtectHostname= gives a service): refused before
+			# PrivateIPC= gives a service): refused before
 			# anything stops, naming the process.
-			check "start a process with a UTS namespace of its own" fy h2 exec c1 -- sh -c \
-				"unshare -u sh -c 'hostname elsewhere && exec sleep 1000003' </dev/null >/dev/null 2>&1 &"
+			check "start a process with an IPC namespace of its own" fy h2 exec c1 -- sh -c \
+				"unshare -i sh -c 'exec sleep 1000003' </dev/null >/dev/null 2>&1 &"
 			sleep 0.5
 			out=$(fy h2 move c1 h1: 2>&1)
 			expect_eq "a move is refused" "$?" 1
 			expect_match "... naming the process and its namespace" "$out" \
-				"its process sleep \(host pid [0-9]+\) runs in a UTS namespace of its own.*ProtectHostname=no"
+				"its process sleep \(host pid [0-9]+\) runs in an IPC namespace of its own.*PrivateIPC=no"
 			expect_eq "c1 still runs on h2" "$(state h2 c1)" RUNNING
 			expect_eq "... and only there" "$(names h1)" ""
 			session_answers "after the refused move" 4
