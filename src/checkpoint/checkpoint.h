@@ -13,6 +13,7 @@
 #pragma once
 
 #include <jansson.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -168,13 +169,33 @@ struct checkpoint_restore_opts {
 int checkpoint_restore(const struct checkpoint_restore_opts *o, pid_t *pid, int *console_master,
 		       struct ferry_error **err);
 
+/* A thread's CPUs, by its tid in the container's pid namespace
+ * (checkpoint/affinity.c: CRIU saves no affinity). */
+struct checkpoint_affinity {
+	pid_t vtid;
+	cpu_set_t cpus;
+};
+/* While the tree is frozen: the threads of the processes in cgroup_procs
+ * whose CPUs are not all of the caller's, written to path (kept with the
+ * images); no file when there are none. */
+int checkpoint_affinity_save(const char *cgroup_procs, const char *path, struct ferry_error **err);
+/* The threads' CPUs saved at path, in a new array (none without a file). */
+int checkpoint_affinity_load(const char *path, struct checkpoint_affinity **out, size_t *n, struct ferry_error **err);
+/* Every thread of restored process pid allowed the caller's CPUs, or, when
+ * a is given and has it, the ones it had among those. */
+void checkpoint_affinity_apply(pid_t pid, const struct checkpoint_affinity *a, size_t n);
+/* The file's lines, "TID CPU,CPU,...", and back (-1: malformed). */
+char *checkpoint_affinity_format(const struct checkpoint_affinity *a, size_t n);
+int checkpoint_affinity_parse(const char *text, struct checkpoint_affinity **out, size_t *n);
+
 /* Continue the tasks of a tree restored with leave_stopped: SIGCONT to each
  * process listed in cgroup_procs (a cgroup.procs file that holds them all),
- * each of its threads first allowed the caller's CPUs (CRIU restores no
- * affinity: its tasks get the restore's). The processes whose pid in their
- * own pid namespace is one of keep_stopped (checkpoint_images_stopped's)
- * stay stopped, as they were dumped. */
-int checkpoint_resume(const char *cgroup_procs, const pid_t *keep_stopped, size_t n_keep, struct ferry_error **err);
+ * each of its threads first given its CPUs back (checkpoint_affinity_apply
+ * with affinity: CRIU restores none, its tasks get the restore's). The
+ * processes whose pid in their own pid namespace is one of keep_stopped
+ * (checkpoint_images_stopped's) stay stopped, as they were dumped. */
+int checkpoint_resume(const char *cgroup_procs, const pid_t *keep_stopped, size_t n_keep,
+		      const struct checkpoint_affinity *affinity, size_t n_affinity, struct ferry_error **err);
 
 /* The processes that were stopped (SIGSTOP, ^Z) when CRIU dumped the
  * images in images_dir: their pids in the dumped pid namespace, in a new

@@ -443,25 +443,6 @@ static int restore_cpu(cpu_set_t *caller, cpu_set_t *one)
 	return 0;
 }
 
-/* Every thread of process pid allowed the CPUs in set. */
-static void allow_cpus(pid_t pid, const cpu_set_t *set)
-{
-	cleanup_free char *path = xasprintf("/proc/%d/task", (int)pid);
-	DIR *d = opendir(path);
-	if (d == NULL)
-		return; /* gone: nothing to allow */
-	struct dirent *e;
-	while ((e = readdir(d)) != NULL) {
-		char *end;
-		long tid = strtol(e->d_name, &end, 10);
-		if (end == e->d_name || *end != '\0')
-			continue;
-		if (sched_setaffinity((pid_t)tid, sizeof(*set), set) < 0 && errno != ESRCH)
-			log_warn("restored task %ld: allow it every CPU: %s (it runs on one)", tid, strerror(errno));
-	}
-	closedir(d);
-}
-
 int checkpoint_restore(const struct checkpoint_restore_opts *o, pid_t *pid, int *console_master,
 		       struct ferry_error **err)
 {
@@ -572,19 +553,17 @@ static pid_t inner_pid(pid_t pid)
 	return (pid_t)last;
 }
 
-int checkpoint_resume(const char *cgroup_procs, const pid_t *keep_stopped, size_t n_keep, struct ferry_error **err)
+int checkpoint_resume(const char *cgroup_procs, const pid_t *keep_stopped, size_t n_keep,
+		      const struct checkpoint_affinity *affinity, size_t n_affinity, struct ferry_error **err)
 {
 	cleanup_free char *procs = NULL;
 	if (file_read(cgroup_procs, &procs, NULL, err) < 0)
 		return error_wrap(err, "resume the restored tasks");
-	cpu_set_t cpus;
-	bool allow = sched_getaffinity(0, sizeof(cpus), &cpus) == 0;
 	size_t n = 0;
 	cleanup_free pid_t *pids = pids_parse(procs, &n);
 	for (size_t i = 0; i < n; i++) {
 		pid_t pid = pids[i];
-		if (allow)
-			allow_cpus(pid, &cpus);
+		checkpoint_affinity_apply(pid, affinity, n_affinity);
 		bool keep = false;
 		pid_t inner = n_keep > 0 ? inner_pid(pid) : 0;
 		for (size_t k = 0; k < n_keep && inner > 0 && !keep; k++)

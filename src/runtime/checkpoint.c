@@ -156,6 +156,13 @@ static int checkpoint_container(const struct runtime_spec *spec, const struct ru
 			cgroup_freeze(spec->cgroup, false, NULL);
 		return -1;
 	}
+	/* CRIU saves no CPU affinity: the threads with their own go beside. */
+	cleanup_free char *procs = xasprintf("%s/cgroup.procs", freezer);
+	cleanup_free char *affinity = xasprintf("%s/" RUNTIME_AFFINITY_IMAGE, o->images_dir);
+	cleanup_error struct ferry_error *affinity_err = NULL;
+	if (checkpoint_affinity_save(procs, affinity, &affinity_err) < 0)
+		log_warn("container %s: its threads' CPUs are not saved (they will run on any): %s", spec->name,
+			 affinity_err->msg);
 	cleanup_free char *mark = state_path(spec->dir, RUNTIME_CHECKPOINT_STOP);
 	if (!o->leave_running && file_write_volatile(mark, "", 0, 0644, err) < 0) {
 		if (!was_frozen)
@@ -257,8 +264,16 @@ int runtime_resume(const char *name, const char *dir, struct ferry_error **err)
 	size_t n = 0;
 	file_read(stopped_path, &stopped, NULL, NULL); /* none: every process runs */
 	cleanup_free pid_t *keep = pids_parse(stopped, &n);
-	int r = checkpoint_resume(procs, keep, n, err);
+	/* And the threads with CPUs of their own get them back. */
+	cleanup_free char *affinity_path = state_path(dir, RUNTIME_RESTORED_AFFINITY);
+	cleanup_free struct checkpoint_affinity *affinity = NULL;
+	size_t n_affinity = 0;
+	cleanup_error struct ferry_error *affinity_err = NULL;
+	if (checkpoint_affinity_load(affinity_path, &affinity, &n_affinity, &affinity_err) < 0)
+		log_warn("container %s: %s: its threads may run on any CPU", name, affinity_err->msg);
+	int r = checkpoint_resume(procs, keep, n, affinity, n_affinity, err);
 	unlink(stopped_path);
+	unlink(affinity_path);
 	if (r < 0)
 		return error_wrap(err, "resume %s", name);
 	return 0;

@@ -27,6 +27,11 @@
 #define RUNTIME_DEV_MOUNT_KEY "ferry-dev"
 /* Kept with CRIU's images: the container's own cgroups (cgroup_save_tree). */
 #define RUNTIME_CGROUPS_IMAGE "ferry-cgroups.txt"
+/* Kept with CRIU's images: the threads with CPUs of their own
+ * (checkpoint_affinity_save); absent when none has. */
+#define RUNTIME_AFFINITY_IMAGE "ferry-affinity.txt"
+/* A restore left paused: that file, for runtime_resume to apply. */
+#define RUNTIME_RESTORED_AFFINITY "restored.affinity"
 
 /* Environment variable through which runtime_start hands the monitor the
  * write end of its status pipe. */

@@ -166,6 +166,37 @@ static void note_stopped(const char *images_dir, const char *path, const char *n
 	free(vpids);
 }
 
+/* The threads' CPUs saved with the images (CRIU restores none): given back
+ * now to a tree that runs; for a paused one, copied to keep_path, for
+ * runtime_resume. */
+static void affinity_restore(const struct runtime_spec *spec, const char *images_dir, const char *keep_path)
+{
+	cleanup_free char *path = xasprintf("%s/" RUNTIME_AFFINITY_IMAGE, images_dir);
+	cleanup_free char *text = NULL;
+	if (file_read(path, &text, NULL, NULL) < 0)
+		return; /* none had CPUs of its own */
+	cleanup_error struct ferry_error *e = NULL;
+	if (keep_path != NULL) {
+		if (file_write_volatile(keep_path, text, strlen(text), 0600, &e) < 0)
+			log_warn("container %s: %s: its threads may run on any CPU", spec->name, e->msg);
+		return;
+	}
+	cleanup_free struct checkpoint_affinity *a = NULL;
+	size_t n = 0;
+	if (checkpoint_affinity_load(path, &a, &n, &e) < 0) {
+		log_warn("container %s: %s: its threads may run on any CPU", spec->name, e->msg);
+		return;
+	}
+	cleanup_free char *procs_path = xasprintf("/sys/fs/cgroup/freezer/%s/cgroup.procs", spec->cgroup);
+	cleanup_free char *procs = NULL;
+	if (file_read(procs_path, &procs, NULL, NULL) < 0)
+		return;
+	size_t n_pids = 0;
+	cleanup_free pid_t *pids = pids_parse(procs, &n_pids);
+	for (size_t i = 0; i < n_pids; i++)
+		checkpoint_affinity_apply(pids[i], a, n);
+}
+
 /* checkpoint_restore_opts.network_unlock: the host ends, made off their
  * bridges, go on, before the tasks run. */
 static int restore_network_unlock(void *arg)
@@ -220,9 +251,13 @@ int restore_init(struct runtime_spec *spec, const char *images_dir, const char *
 	};
 	cleanup_free char *stopped_path = state_path(spec->dir, RUNTIME_RESTORED_STOPPED);
 	unlink(stopped_path);
+	cleanup_free char *affinity_path = state_path(spec->dir, RUNTIME_RESTORED_AFFINITY);
+	unlink(affinity_path);
 	int r = checkpoint_restore(&o, init_pid, console, err);
 	if (r == 0 && o.leave_stopped)
 		note_stopped(images_dir, stopped_path, spec->name);
+	if (r == 0)
+		affinity_restore(spec, images_dir, o.leave_stopped ? affinity_path : NULL);
 	if (o.lazy_pages) {
 		/* The daemon has every task's userfaultfd now (or never will). */
 		cleanup_free char *sock = xstrdup(log_path);

@@ -72,6 +72,17 @@ tcp_echo() {
 check "the host's TCP connection echoes" tcp_echo hello-0
 counter_alive() { ferry exec c1 -- kill -0 "$COUNTER_PID"; }
 check "the counter runs (pid $COUNTER_PID in the container)" counter_alive
+# A process pinned to the last CPU (CRIU saves no affinity; ferry does):
+# busybox taskset -p prints "pid N's current affinity mask: HEX".
+mask_of() { ferry exec c1 -- taskset -p "$1" | awk '{print $NF}'; }
+LAST_CPU=$(($(nproc) - 1))
+check "start a process pinned to CPU $LAST_CPU" ferry exec c1 -- sh -c \
+	"sh -c 'echo \$\$ >/tmp/pinned.pid; exec taskset -c $LAST_CPU sleep 1000007' </dev/null >/dev/null 2>&1 &"
+for i in $(seq 50); do [ -s "$ROOTFS/tmp/pinned.pid" ] && break; sleep 0.1; done
+PINNED_PID=$(cat "$ROOTFS/tmp/pinned.pid")
+PINNED_MASK=$(printf '%x' $((1 << LAST_CPU)))
+ALL_MASK=$(mask_of "$COUNTER_PID")
+expect_eq "it runs on CPU $LAST_CPU alone" "$(mask_of "$PINNED_PID")" "$PINNED_MASK"
 
 # --- stateful stop and start -------------------------------------------------------
 check "ferry stop --stateful" ferry stop c1 --stateful
@@ -89,6 +100,8 @@ sleep 0.5
 check "the counter continues (more than $at_stop)" test "$(counter)" -gt "$at_stop"
 check "the counter is the same process, pid $COUNTER_PID" counter_alive
 check "the counter did not start over" test "$(counter)" -lt $((at_stop + 20))
+expect_eq "the pinned process still runs on CPU $LAST_CPU alone" "$(mask_of "$PINNED_PID")" "$PINNED_MASK"
+expect_eq "... and the counter on every CPU, as before ($ALL_MASK)" "$(mask_of "$COUNTER_PID")" "$ALL_MASK"
 check "TCP still echoes after stop/start" tcp_echo hello-1
 expect_eq "no state left after the restore" "$(api GET /1.0/instances/c1 | jq -r .metadata.stateful)" false
 check_fails "the state directory is gone" test -e "$FERRY_DIR/containers/c1/state"

@@ -8,7 +8,8 @@
 # moved again). After each move every workload must say OK, be the same
 # process, and have counted on; after the first, the checks of the state
 # held in flight across the move (queued socket data, a pending signal, an
-# inotify event, a FIFO's bytes) run and must pass.
+# inotify event, a FIFO's bytes) run and must pass. Beside them, a process
+# pinned to one CPU stays pinned (CRIU saves no affinity; ferry does).
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/bed_lib.sh"
 
@@ -61,7 +62,13 @@ expect_all_ok() {
 			test "$(awk '{print $2}' <<<"$st")" -gt "${BEFORE[$w]:-0}"
 		expect_eq "$w is the same process $when" "$(wl_pid "$host" "$w")" "${PIDS[$w]}"
 	done
+	expect_eq "the pinned process runs on CPU $LAST_CPU alone $when" "$(mask_of "$host" "$PINNED")" "$PINNED_MASK"
+	expect_eq "... and the workloads' threads on every CPU $when" \
+		"$(fy "$host" exec c1 -- sh -c 'cat /proc/'"${PIDS[threads]}"'/task/*/status' | awk '/^Cpus_allowed:/ {print $2}' | sort -u)" \
+		"$ALL_CPUS"
 }
+# busybox taskset -p prints "pid N's current affinity mask: HEX".
+mask_of() { fy "$1" exec c1 -- taskset -p "$2" | awk '{print $NF}'; }
 
 # The ends of the logs a failed move's error output names.
 show_logs() {
@@ -91,6 +98,16 @@ for w in "${WORKLOADS[@]}"; do
 done
 start="for w in ${WORKLOADS[*]}; do /usr/bin/\$w </dev/null >/dev/null 2>&1 & done"
 check "start the workloads in c1" fy h1 exec c1 -- sh -c "$start"
+LAST_CPU=$(($(nproc) - 1))
+PINNED_MASK=$(printf '%x' $((1 << LAST_CPU)))
+check "start a process pinned to CPU $LAST_CPU" fy h1 exec c1 -- sh -c \
+	"sh -c 'echo \$\$ >/tmp/pinned.pid; exec taskset -c $LAST_CPU sleep 1000007' </dev/null >/dev/null 2>&1 &"
+for i in $(seq 50); do
+	PINNED=$(fy h1 exec c1 -- cat /tmp/pinned.pid 2>/dev/null)
+	[ -n "$PINNED" ] && break
+	sleep 0.1
+done
+ALL_CPUS=$(awk '/^Cpus_allowed:/ {print $2}' /proc/self/status)
 wait_workloads h1
 for w in "${WORKLOADS[@]}"; do
 	PIDS[$w]=$(wl_pid h1 "$w")
