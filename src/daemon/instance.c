@@ -2,6 +2,7 @@
 #include "daemon/instance.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
@@ -1398,6 +1399,72 @@ static int nested_ns_check(const char *name, const char *action, const char *pro
 	return 0;
 }
 
+/* The magic of the mqueue filesystem (the kernel's ipc/mqueue.c; not in
+ * linux/magic.h). */
+#define FERRY_MQUEUE_MAGIC 0x19800202
+
+/* A POSIX message queue open in a process of the instance, or in its
+ * /dev/mqueue: CRIU can't save one, and would refuse it once the instance
+ * is frozen, in words that don't say so ("Can't lookup mount=N for fd=M
+ * path=/NAME"). */
+static int mqueue_check(const char *name, const char *action, const char *procs_path, pid_t init_pid,
+			struct ferry_error **err)
+{
+	cleanup_free char *procs = NULL;
+	if (file_read(procs_path, &procs, NULL, NULL) < 0)
+		return 0;
+	size_t n = 0;
+	cleanup_free pid_t *pids = pids_parse(procs, &n);
+	for (size_t i = 0; i < n; i++) {
+		char dir[64];
+		snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pids[i]);
+		DIR *d = opendir(dir);
+		if (d == NULL)
+			continue; /* gone meanwhile */
+		struct dirent *e;
+		char queue[256] = "";
+		while (queue[0] == '\0' && (e = readdir(d)) != NULL) {
+			char path[64 + sizeof(e->d_name)];
+			struct statfs st;
+			if (e->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+			if (statfs(path, &st) < 0 || st.f_type != FERRY_MQUEUE_MAGIC)
+				continue;
+			ssize_t len = readlink(path, queue, sizeof(queue) - 1);
+			if (len > 0)
+				queue[len] = '\0';
+			else
+				strcpy(queue, "?");
+		}
+		closedir(d);
+		struct proc_stat ps;
+		if (queue[0] != '\0' && proc_stat_read(pids[i], &ps))
+			return error_conflict(err,
+					      "Can't %s instance \"%s\": its process %s (host pid %d) has the POSIX message "
+					      "queue %s open, and CRIU can't save message queues",
+					      action, name, ps.comm, (int)ps.pid, queue);
+	}
+	/* Nor one that no process holds: CRIU refuses a /dev/mqueue that is
+	 * not empty ("mqueue isn't empty"). */
+	cleanup_free char *mqueues = xasprintf("/proc/%d/root/dev/mqueue", (int)init_pid);
+	DIR *d = opendir(mqueues);
+	if (d == NULL)
+		return 0;
+	struct dirent *e;
+	char queue[sizeof(e->d_name)] = "";
+	while (queue[0] == '\0' && (e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			snprintf(queue, sizeof(queue), "%s", e->d_name);
+	closedir(d);
+	if (queue[0] != '\0')
+		return error_conflict(err,
+				      "Can't %s instance \"%s\": it has the POSIX message queue /%s (/dev/mqueue/%s), "
+				      "and CRIU can't save message queues. Remove it once no process needs it",
+				      action, name, queue, queue);
+	return 0;
+}
+
 /* What would keep a running instance from being checkpointed, said before
  * anything stops it. */
 int instance_checkpoint_check(const char *name, const char *action, struct ferry_error **err)
@@ -1411,7 +1478,9 @@ int instance_checkpoint_check(const char *name, const char *action, struct ferry
 	cleanup_free char *procs_path = xasprintf("/sys/fs/cgroup/freezer/%s/cgroup.procs", cgroup);
 	if (exec_sessions_check(name, action, procs_path, st.init_pid, err) < 0)
 		return -1;
-	return nested_ns_check(name, action, procs_path, st.init_pid, err);
+	if (nested_ns_check(name, action, procs_path, st.init_pid, err) < 0)
+		return -1;
+	return mqueue_check(name, action, procs_path, st.init_pid, err);
 }
 
 int instance_images_dir_make(const char *name, const char *path, struct ferry_error **err)

@@ -145,8 +145,8 @@ int instance_stop_forced(const char *name, struct ferry_error **err);
 /* 409 when CRIU couldn't checkpoint the running instance: an exec session
  * runs in it (its processes hang below ferryd, not below init, and a dump
  * of init's tree would lose them), or a process has an IPC, PID, user or
- * time namespace of its own. action names what is refused ("stop
- * --stateful"). */
+ * time namespace of its own, or a POSIX message queue open. action names
+ * what is refused ("stop --stateful"). */
 int instance_checkpoint_check(const char *name, const char *action, struct ferry_error **err);
 /* GET /1.0 environment.criu: checkpoint_check's answer, cached. The check
  * starts in the background at start-up (instances_startup); the first

@@ -13,8 +13,10 @@
 # directory, not the source's), and the deleted file still reads back.
 # Also along: a process with a UTS namespace (a hostname) of its own, as
 # systemd's ProtectHostname= gives a service (CRIU patch 0042). Last, a
-# process with an IPC namespace of its own (which CRIU can't save) makes a
-# move refused before anything stops, and the session goes on.
+# process with an IPC namespace of its own, then one with a POSIX message
+# queue open (neither of which CRIU can save), make a move refused before
+# anything stops, as does the queue left behind; the session goes on, and
+# once they are gone c1 moves again.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/bed_lib.sh"
 bed_up 2 || { echo "Bail out! testbed up failed"; exit 1; }
@@ -158,6 +160,27 @@ if move h1 h2 post-copy; then
 			expect_eq "c1 still runs on h2" "$(state h2 c1)" RUNNING
 			expect_eq "... and only there" "$(names h1)" ""
 			session_answers "after the refused move" 4
+			# A POSIX message queue, which CRIU can't save either.
+			check "end the process with an IPC namespace" fy h2 exec c1 -- kill "$(pid_of h2 "sleep 1000003")"
+			check "put mq_holder in c1" fy h2 file push --mode 0755 --uid 0 --gid 0 \
+				"$BUILD/tests/checkpoint/mq_holder" c1/usr/bin/mq_holder
+			check "start a process holding a POSIX message queue" fy h2 exec c1 -- sh -c \
+				"mq_holder </dev/null >/dev/null 2>&1 &"
+			sleep 0.5
+			out=$(fy h2 move c1 h1: 2>&1)
+			expect_eq "a move is refused" "$?" 1
+			expect_match "... naming the process and the queue" "$out" \
+				"its process mq_holder \(host pid [0-9]+\) has the POSIX message queue /ferry-mq open"
+			expect_eq "c1 still runs on h2, and only there" "$(state h2 c1) $(names h1)" "RUNNING "
+			check "end mq_holder" fy h2 exec c1 -- kill "$(pid_of h2 mq_holder)"
+			out=$(fy h2 move c1 h1: 2>&1)
+			expect_eq "a move is refused while the queue is left" "$?" 1
+			expect_match "... naming it" "$out" "it has the POSIX message queue /ferry-mq \(/dev/mqueue/ferry-mq\)"
+			check "remove the queue" fy h2 exec c1 -- rm /dev/mqueue/ferry-mq
+			if move h2 h1 stop-and-copy; then
+				session_answers "after the move that follows" 5
+				services_work h1 "after the move that follows" 5
+			fi
 		fi
 	fi
 fi
