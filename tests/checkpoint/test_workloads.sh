@@ -11,6 +11,8 @@
 #   fds        timerfd, an interval timer, eventfd, epoll, inotify,
 #              signalfd, a pending signal
 #   shm_locks  SysV and POSIX shared memory, flock and fcntl locks
+#   kobjs      a sealed memfd, SysV semaphores and a message queue, a POSIX
+#              timer, connected UDP sockets, a pidfd
 # The same set runs in an unprivileged container (the default) and a
 # privileged one; each goes through stateful stops, a stateful snapshot and
 # restores, and after each the workloads must still say OK and count on.
@@ -18,7 +20,7 @@ source "$(dirname "$0")/../lib.sh"
 TEST_DIR_PREFIX=ferry-wl
 source "$(dirname "$0")/../runtime/container.sh"
 
-WORKLOADS=(tree threads ipc fds shm_locks)
+WORKLOADS=(tree threads ipc fds shm_locks kobjs)
 WL_BIN=$BUILD/tests/checkpoint
 for w in "${WORKLOADS[@]}"; do
 	[ -x "$WL_BIN/$w" ] || { echo "Bail out! $WL_BIN/$w not built"; exit 1; }
@@ -119,7 +121,7 @@ run_workloads() {
 	rexec "$name" -- sh -c 'touch /tmp/wl/watched/after-restore; kill -USR1 $(cat /tmp/wl/fds.pid); touch /tmp/wl/go'
 	wait_workloads "$name" - go
 	expect_all_ok "$name" "after a stateful stop and restore"
-	for w in ipc fds; do
+	for w in ipc fds kobjs; do
 		expect_match "$name: $w's in-flight checks ran after the restore" "$(status_of "$name" $w)" 'go=done'
 	done
 

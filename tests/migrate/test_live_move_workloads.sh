@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The kernel objects a real service holds, moved live between two hosts:
-# the workloads of tests/checkpoint (tree, threads, ipc, fds, shm_locks;
+# the workloads of tests/checkpoint (tree, threads, ipc, fds, shm_locks, kobjs;
 # see test_workloads.sh) run in a busybox container on h1, started from an
 # exec session that ends at once so that they live on below init. The
 # container then moves h1 -> h2 (stop-and-copy), h2 -> h1 (post-copy) and
@@ -8,12 +8,13 @@
 # moved again). After each move every workload must say OK, be the same
 # process, and have counted on; after the first, the checks of the state
 # held in flight across the move (queued socket data, a pending signal, an
-# inotify event, a FIFO's bytes) run and must pass. Beside them, a process
+# inotify event, a FIFO's bytes, a SysV message, a pidfd's child) run and
+# must pass. Beside them, a process
 # pinned to one CPU stays pinned (CRIU saves no affinity; ferry does).
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/bed_lib.sh"
 
-WORKLOADS=(tree threads ipc fds shm_locks)
+WORKLOADS=(tree threads ipc fds shm_locks kobjs)
 WL_BIN=$BUILD/tests/checkpoint
 for w in "${WORKLOADS[@]}"; do
 	[ -x "$WL_BIN/$w" ] || { echo "Bail out! $WL_BIN/$w not built"; exit 1; }
@@ -70,12 +71,12 @@ expect_all_ok() {
 # busybox taskset -p prints "pid N's current affinity mask: HEX".
 mask_of() { fy "$1" exec c1 -- taskset -p "$2" | awk '{print $NF}'; }
 
-# The ends of the logs a failed move's error output names.
+# The errors in the logs a failed move's error output names.
 show_logs() {
 	local log
 	for log in $(printf '%s\n' "$1" | grep -o 'log: [^ );]*' | cut -c6- | sort -u); do
-		echo "# --- the end of $log"
-		tail -n 30 "$log" 2>/dev/null | sed 's/^/#   /'
+		echo "# --- the errors in $log"
+		grep -B3 'Error' "$log" 2>/dev/null | tail -n 30 | sed 's/^/#   /'
 	done
 }
 # move FROM TO MODE
@@ -84,7 +85,7 @@ move() {
 	out=$(fy "$1" move c1 "$2:" --memory "$3" 2>&1)
 	rc=$?
 	expect_eq "move c1 $1 -> $2 ($3)" "$rc" 0
-	if [ "$rc" -ne 0 ]; then show_logs "$out"; return 1; fi
+	if [ "$rc" -ne 0 ]; then printf '#   %s\n' "$out"; show_logs "$out"; return 1; fi
 	echo "# $out" | tr '\n' ' '
 	echo
 	expect_eq "c1 runs on $2" "$(state "$2" c1)" RUNNING
@@ -123,7 +124,7 @@ if move h1 h2 stop-and-copy; then
 		'touch /tmp/wl/watched/after-restore; kill -USR1 $(cat /tmp/wl/fds.pid); touch /tmp/wl/go'
 	wait_workloads h2 go
 	expect_all_ok h2 "after a stop-and-copy move"
-	for w in ipc fds; do
+	for w in ipc fds kobjs; do
 		expect_match "$w's in-flight checks passed after the move" "$(status_of h2 $w)" '^OK .*go=done'
 	done
 	record h2
