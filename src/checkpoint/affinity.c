@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/internal.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -94,9 +95,7 @@ bad:
 	return -1;
 }
 
-/* A thread's tid in its own (innermost) pid namespace: NSpid's last in
- * /proc/PID/task/TID/status; 0 if unknown. */
-static pid_t inner_tid(pid_t pid, pid_t tid)
+pid_t checkpoint_inner_tid(pid_t pid, pid_t tid)
 {
 	cleanup_free char *path = xasprintf("/proc/%d/task/%d/status", (int)pid, (int)tid);
 	cleanup_free char *status = NULL;
@@ -146,7 +145,7 @@ static void thread_save(pid_t pid, pid_t tid, void *arg)
 	cpu_set_t cpus;
 	if (sched_getaffinity(tid, sizeof(cpus), &cpus) < 0 || CPU_EQUAL(&cpus, &s->own))
 		return;
-	pid_t vtid = inner_tid(pid, tid);
+	pid_t vtid = checkpoint_inner_tid(pid, tid);
 	if (vtid <= 0)
 		return;
 	if (s->n == s->cap) {
@@ -202,7 +201,7 @@ static void thread_set(pid_t pid, pid_t tid, void *arg)
 {
 	const struct affinity_setting *s = arg;
 	cpu_set_t cpus = s->own;
-	pid_t vtid = s->n > 0 ? inner_tid(pid, tid) : 0;
+	pid_t vtid = s->n > 0 ? checkpoint_inner_tid(pid, tid) : 0;
 	for (size_t i = 0; i < s->n && vtid > 0; i++) {
 		if (s->a[i].vtid != vtid)
 			continue;

@@ -531,28 +531,6 @@ int checkpoint_restore(const struct checkpoint_restore_opts *o, pid_t *pid, int 
 	return 0;
 }
 
-/* pid's number in its own (innermost) pid namespace: NSpid's last; 0 if
- * unknown. */
-static pid_t inner_pid(pid_t pid)
-{
-	cleanup_free char *path = xasprintf("/proc/%d/status", (int)pid);
-	cleanup_free char *status = NULL;
-	if (file_read(path, &status, NULL, NULL) < 0)
-		return 0;
-	const char *line = strstr(status, "\nNSpid:");
-	if (line == NULL)
-		return 0;
-	line += strlen("\nNSpid:");
-	long last = 0;
-	for (char *end; *line != '\n' && *line != '\0'; line = end) {
-		long v = strtol(line, &end, 10);
-		if (end == line)
-			break;
-		last = v;
-	}
-	return (pid_t)last;
-}
-
 int checkpoint_resume(const char *cgroup_procs, const pid_t *keep_stopped, size_t n_keep,
 		      const struct checkpoint_affinity *affinity, size_t n_affinity, struct ferry_error **err)
 {
@@ -565,7 +543,7 @@ int checkpoint_resume(const char *cgroup_procs, const pid_t *keep_stopped, size_
 		pid_t pid = pids[i];
 		checkpoint_affinity_apply(pid, affinity, n_affinity);
 		bool keep = false;
-		pid_t inner = n_keep > 0 ? inner_pid(pid) : 0;
+		pid_t inner = n_keep > 0 ? checkpoint_inner_tid(pid, pid) : 0;
 		for (size_t k = 0; k < n_keep && inner > 0 && !keep; k++)
 			keep = keep_stopped[k] == inner;
 		if (keep) {

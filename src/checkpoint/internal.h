@@ -28,3 +28,8 @@ int checkpoint_criu_error(struct ferry_error **err, const char *what, int r, con
  * (>= 0) its fd 5, named by CRIU_LAZY_LATE_FD (0028; fd 3 is then
  * /dev/null until the late configuration puts the socket there). */
 int checkpoint_spawn_criu(char **argv, int socket, int drain_fd, int late_fd, pid_t *pid, struct ferry_error **err);
+
+/* Thread tid of process pid (host numbers): its number in its own
+ * (innermost) pid namespace, NSpid's last in /proc/PID/task/TID/status; 0
+ * if unknown. A process's own: tid = pid. */
+pid_t checkpoint_inner_tid(pid_t pid, pid_t tid);

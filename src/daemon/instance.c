@@ -1368,14 +1368,9 @@ static bool ns_inode(pid_t pid, const char *ns, char *buf, size_t size)
  * nested in the container's: CRIU would refuse it once the instance is
  * frozen, in its own words ("Can't dump nested ipc namespace for PID").
  * Said here before anything stops, with the process's name and the way out. */
-static int nested_ns_check(const char *name, const char *action, const char *procs_path, pid_t init_pid,
+static int nested_ns_check(const char *name, const char *action, const pid_t *pids, size_t n, pid_t init_pid,
 			   struct ferry_error **err)
 {
-	cleanup_free char *procs = NULL;
-	if (file_read(procs_path, &procs, NULL, NULL) < 0)
-		return 0;
-	size_t n = 0;
-	cleanup_free pid_t *pids = pids_parse(procs, &n);
 	for (size_t k = 0; k < sizeof(unnestable_ns) / sizeof(unnestable_ns[0]); k++) {
 		char own[64], other[64];
 		if (!ns_inode(init_pid, unnestable_ns[k].ns, own, sizeof(own)))
@@ -1407,14 +1402,9 @@ static int nested_ns_check(const char *name, const char *action, const char *pro
  * /dev/mqueue: CRIU can't save one, and would refuse it once the instance
  * is frozen, in words that don't say so ("Can't lookup mount=N for fd=M
  * path=/NAME"). */
-static int mqueue_check(const char *name, const char *action, const char *procs_path, pid_t init_pid,
+static int mqueue_check(const char *name, const char *action, const pid_t *pids, size_t n, pid_t init_pid,
 			struct ferry_error **err)
 {
-	cleanup_free char *procs = NULL;
-	if (file_read(procs_path, &procs, NULL, NULL) < 0)
-		return 0;
-	size_t n = 0;
-	cleanup_free pid_t *pids = pids_parse(procs, &n);
 	for (size_t i = 0; i < n; i++) {
 		char dir[64];
 		snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pids[i]);
@@ -1478,9 +1468,14 @@ int instance_checkpoint_check(const char *name, const char *action, struct ferry
 	cleanup_free char *procs_path = xasprintf("/sys/fs/cgroup/freezer/%s/cgroup.procs", cgroup);
 	if (exec_sessions_check(name, action, procs_path, st.init_pid, err) < 0)
 		return -1;
-	if (nested_ns_check(name, action, procs_path, st.init_pid, err) < 0)
+	cleanup_free char *procs = NULL;
+	if (file_read(procs_path, &procs, NULL, NULL) < 0)
+		return 0; /* gone meanwhile: nothing to check */
+	size_t n = 0;
+	cleanup_free pid_t *pids = pids_parse(procs, &n);
+	if (nested_ns_check(name, action, pids, n, st.init_pid, err) < 0)
 		return -1;
-	return mqueue_check(name, action, procs_path, st.init_pid, err);
+	return mqueue_check(name, action, pids, n, st.init_pid, err);
 }
 
 int instance_images_dir_make(const char *name, const char *path, struct ferry_error **err)

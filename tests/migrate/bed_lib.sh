@@ -77,3 +77,25 @@ tcp_echo() {
 expect_echo() {
 	if tcp_echo "$2"; then pass "$1"; else fail "$1" "no echo of $2 on the connection"; fi
 }
+
+# The errors in the CRIU logs a failed move's error output $1 names.
+show_move_errors() {
+	local log
+	for log in $(printf '%s\n' "$1" | grep -o 'log: [^ );]*' | cut -c6- | sort -u); do
+		echo "# --- the errors in $log"
+		grep -B3 'Error' "$log" 2>/dev/null | tail -n 30 | sed 's/^/#   /'
+	done
+}
+# move_c1 FROM TO MODE: a live move of c1, checked (it runs on TO and is
+# gone from FROM); a failure prints its output and its logs' errors.
+move_c1() {
+	local out rc
+	out=$(fy "$1" move c1 "$2:" --memory "$3" 2>&1)
+	rc=$?
+	expect_eq "move c1 $1 -> $2 ($3)" "$rc" 0
+	if [ "$rc" -ne 0 ]; then printf '#   %s\n' "$out"; show_move_errors "$out"; return 1; fi
+	echo "# $out" | tr '\n' ' '
+	echo
+	expect_eq "c1 runs on $2" "$(state "$2" c1)" RUNNING
+	expect_eq "c1 is gone from $1" "$(names "$1")" ""
+}

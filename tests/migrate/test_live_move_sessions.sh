@@ -80,24 +80,6 @@ services_work() {
 		"$(fy "$host" exec c1 -- nsenter -t "$NAMED" -u hostname) $(fy "$host" exec c1 -- hostname)" "elsewhere c1"
 }
 
-show_logs() {
-	local log
-	for log in $(printf '%s\n' "$1" | grep -o 'log: [^ );]*' | cut -c6- | sort -u); do
-		echo "# --- the end of $log"
-		grep -B3 'Error' "$log" 2>/dev/null | tail -n 30 | sed 's/^/#   /'
-	done
-}
-# move FROM TO MODE
-move() {
-	local out rc
-	out=$(fy "$1" move c1 "$2:" --memory "$3" 2>&1)
-	rc=$?
-	expect_eq "move c1 $1 -> $2 ($3)" "$rc" 0
-	if [ "$rc" -ne 0 ]; then printf '#   %s\n' "$out"; show_logs "$out"; return 1; fi
-	echo "# $out" | tr '\n' ' '
-	echo
-	expect_eq "c1 runs on $2" "$(state "$2" c1)" RUNNING
-}
 
 fy h1 image build busybox --alias busybox >/dev/null
 check "launch c1 on h1" fy h1 launch busybox c1
@@ -129,7 +111,7 @@ expect_match "the login shell keeps /dev/tty open" \
 	"$(fy h1 exec c1 -- ls -l "/proc/${SESSION%% *}/fd")" '-> /dev/tty$'
 services_work h1 "before the moves" 0
 
-if move h1 h2 post-copy; then
+if move_c1 h1 h2 post-copy; then
 	session_answers "after a post-copy move" 1
 	services_work h2 "after a post-copy move" 1
 	# A job in the foreground of the session while it moves.
@@ -139,12 +121,12 @@ if move h1 h2 post-copy; then
 		sleep 0.1
 	done
 	check "a job runs in the session's foreground" test -n "$(pid_of h2 "sleep 3")"
-	if move h2 h1 stop-and-copy; then
+	if move_c1 h2 h1 stop-and-copy; then
 		if tel '' '^job-done-42$'; then pass "the foreground job finished after the move and printed"
 		else fail "the foreground job finished after the move and printed" "no job-done-42"; fi
 		session_answers "after a stop-and-copy move with a foreground job" 2
 		services_work h1 "after a stop-and-copy move" 2
-		if move h1 h2 post-copy; then
+		if move_c1 h1 h2 post-copy; then
 			session_answers "after a second post-copy move" 3
 			services_work h2 "after a second post-copy move" 3
 			# A namespace CRIU can't save nested (as systemd's
@@ -177,7 +159,7 @@ if move h1 h2 post-copy; then
 			expect_eq "a move is refused while the queue is left" "$?" 1
 			expect_match "... naming it" "$out" "it has the POSIX message queue /ferry-mq \(/dev/mqueue/ferry-mq\)"
 			check "remove the queue" fy h2 exec c1 -- rm /dev/mqueue/ferry-mq
-			if move h2 h1 stop-and-copy; then
+			if move_c1 h2 h1 stop-and-copy; then
 				session_answers "after the move that follows" 5
 				services_work h1 "after the move that follows" 5
 			fi

@@ -71,26 +71,6 @@ expect_all_ok() {
 # busybox taskset -p prints "pid N's current affinity mask: HEX".
 mask_of() { fy "$1" exec c1 -- taskset -p "$2" | awk '{print $NF}'; }
 
-# The errors in the logs a failed move's error output names.
-show_logs() {
-	local log
-	for log in $(printf '%s\n' "$1" | grep -o 'log: [^ );]*' | cut -c6- | sort -u); do
-		echo "# --- the errors in $log"
-		grep -B3 'Error' "$log" 2>/dev/null | tail -n 30 | sed 's/^/#   /'
-	done
-}
-# move FROM TO MODE
-move() {
-	local out rc
-	out=$(fy "$1" move c1 "$2:" --memory "$3" 2>&1)
-	rc=$?
-	expect_eq "move c1 $1 -> $2 ($3)" "$rc" 0
-	if [ "$rc" -ne 0 ]; then printf '#   %s\n' "$out"; show_logs "$out"; return 1; fi
-	echo "# $out" | tr '\n' ' '
-	echo
-	expect_eq "c1 runs on $2" "$(state "$2" c1)" RUNNING
-	expect_eq "c1 is gone from $1" "$(names "$1")" ""
-}
 
 fy h1 image build busybox --alias busybox >/dev/null
 check "launch c1 on h1" fy h1 launch busybox c1
@@ -117,7 +97,7 @@ done
 expect_all_ok h1 "before the moves"
 record h1
 
-if move h1 h2 stop-and-copy; then
+if move_c1 h1 h2 stop-and-copy; then
 	# What the workloads wait for: a file in the inotify-watched directory,
 	# SIGUSR1 for the signalfd, then the go for the in-flight checks.
 	check "trigger the in-flight checks" fy h2 exec c1 -- sh -c \
@@ -128,11 +108,11 @@ if move h1 h2 stop-and-copy; then
 		expect_match "$w's in-flight checks passed after the move" "$(status_of h2 $w)" '^OK .*go=done'
 	done
 	record h2
-	if move h2 h1 post-copy; then
+	if move_c1 h2 h1 post-copy; then
 		wait_workloads h1
 		expect_all_ok h1 "after a post-copy move"
 		record h1
-		if move h1 h2 post-copy; then
+		if move_c1 h1 h2 post-copy; then
 			wait_workloads h2
 			expect_all_ok h2 "after a second post-copy move"
 		fi
