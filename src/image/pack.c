@@ -118,11 +118,20 @@ static unsigned long unshift_id(unsigned long id, unsigned long shift)
 	return id - shift;
 }
 
-static int copy_file_data(struct archive *disk, struct archive *tar, const char *path, struct ferry_error **err)
+/* vanish_ok: a file removed since its header was written (a running
+ * container's, on a live move's first pass) is not an error; the entry is
+ * left to the tar writer, which fills it with zeros, and the pass while the
+ * container is frozen, which lists its directory, has the target remove it. */
+static int copy_file_data(struct archive *disk, struct archive *tar, const char *path, bool vanish_ok,
+			  struct ferry_error **err)
 {
 	char buf[64 * 1024];
 	for (;;) {
 		la_ssize_t n = archive_read_data(disk, buf, sizeof(buf));
+		if (n < 0 && vanish_ok && archive_errno(disk) == ENOENT) {
+			log_debug("packing %s: gone meanwhile", path);
+			return 0;
+		}
 		if (n < 0)
 			return error_set(err, 500, archive_errno(disk), "read %s: %s", path,
 					 archive_error_string(disk));
@@ -135,7 +144,7 @@ static int copy_file_data(struct archive *disk, struct archive *tar, const char 
 
 static int add_tree_entry(struct archive *disk, struct archive *tar, struct archive_entry_linkresolver *links,
 			  struct archive_entry *entry, size_t prefix_len, uid_t uid_shift, gid_t gid_shift,
-			  struct ferry_error **err)
+			  bool vanish_ok, struct ferry_error **err)
 {
 	const char *source = archive_entry_sourcepath(entry);
 	if (source == NULL)
@@ -163,7 +172,7 @@ static int add_tree_entry(struct archive *disk, struct archive *tar, struct arch
 		return error_wrap(err, "pack %s", source);
 	if (archive_entry_filetype(entry) == AE_IFREG && archive_entry_hardlink(entry) == NULL &&
 	    archive_entry_size(entry) > 0)
-		return copy_file_data(disk, tar, source, err);
+		return copy_file_data(disk, tar, source, vanish_ok, err);
 	return 0;
 }
 
@@ -211,7 +220,7 @@ static int add_tree(struct archive *tar, const char *rootfs_dir, uid_t uid_shift
 			goto out;
 		}
 		archive_read_disk_descend(disk);
-		ret = add_tree_entry(disk, tar, links, entry, strlen(top), uid_shift, gid_shift, err);
+		ret = add_tree_entry(disk, tar, links, entry, strlen(top), uid_shift, gid_shift, false, err);
 		if (ret < 0)
 			goto out;
 	}
@@ -287,12 +296,13 @@ int image_tree_writer_add(struct image_tree_writer *w, const char *path, struct 
 	int ret = 0;
 	if (r == ARCHIVE_WARN)
 		log_warn("packing %s: %s", path, archive_error_string(w->full));
-	if (r == ARCHIVE_EOF)
+	if (r == ARCHIVE_EOF || (r < ARCHIVE_WARN && archive_errno(w->full) == ENOENT))
 		ret = 0; /* gone meanwhile */
 	else if (r < ARCHIVE_WARN)
 		ret = error_set(err, 500, archive_errno(w->full), "read %s: %s", path, archive_error_string(w->full));
 	else
-		ret = add_tree_entry(w->full, w->tar, w->links, w->entry, w->top_len, w->uid_shift, w->gid_shift, err);
+		ret = add_tree_entry(w->full, w->tar, w->links, w->entry, w->top_len, w->uid_shift, w->gid_shift, true,
+				     err);
 	archive_read_close(w->full);
 	return ret;
 }
