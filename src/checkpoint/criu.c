@@ -227,9 +227,25 @@ static const char *criu_failure(int r)
 	}
 }
 
+/* CRIU's errors that need saying in a container's terms: a substring of
+ * its line, and what it means. */
+static const struct {
+	const char *line, *meaning;
+} criu_meanings[] = {
+	{ "In-flight connection",
+	  "A listening TCP socket in the container holds connections its process has not accepted yet, which CRIU "
+	  "can't save: try again once they are accepted" },
+};
+
 int checkpoint_criu_error(struct ferry_error **err, const char *what, int r, const char *log_path)
 {
 	cleanup_free char *errors = checkpoint_log_errors(log_path, 3);
+	const char *meaning = NULL;
+	for (size_t i = 0; errors != NULL && i < sizeof(criu_meanings) / sizeof(criu_meanings[0]); i++)
+		if (strstr(errors, criu_meanings[i].line) != NULL)
+			meaning = criu_meanings[i].meaning;
+	if (errors != NULL && meaning != NULL)
+		return error_set(err, 500, EIO, "CRIU %s failed: %s. %s (log: %s)", what, errors, meaning, log_path);
 	if (errors != NULL)
 		return error_set(err, 500, EIO, "CRIU %s failed: %s (log: %s)", what, errors, log_path);
 	return error_set(err, 500, -r, "CRIU %s failed: %s (%d) (log: %s)", what, criu_failure(r), r, log_path);

@@ -15,8 +15,9 @@
 # systemd's ProtectHostname= gives a service (CRIU patch 0042). Last, a
 # process with an IPC namespace of its own, then one with a POSIX message
 # queue open (neither of which CRIU can save), make a move refused before
-# anything stops, as does the queue left behind; the session goes on, and
-# once they are gone c1 moves again.
+# anything stops, as does the queue left behind; a connection left in a
+# listener's queue fails the dump, which says why, and c1 runs on; the
+# session goes on, and once they are gone c1 moves again.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/bed_lib.sh"
 bed_up 2 || { echo "Bail out! testbed up failed"; exit 1; }
@@ -159,6 +160,20 @@ if move_c1 h1 h2 post-copy; then
 			expect_eq "a move is refused while the queue is left" "$?" 1
 			expect_match "... naming it" "$out" "it has the POSIX message queue /ferry-mq \(/dev/mqueue/ferry-mq\)"
 			check "remove the queue" fy h2 exec c1 -- rm /dev/mqueue/ferry-mq
+			# A connection left in a listener's queue: CRIU's dump fails
+			# on it, the container runs on, and the error says why.
+			check "put backlog_holder in c1" fy h2 file push --mode 0755 --uid 0 --gid 0 \
+				"$BUILD/tests/checkpoint/backlog_holder" c1/usr/bin/backlog_holder
+			check "start a listener that never accepts its queued connection" fy h2 exec c1 -- sh -c \
+				"backlog_holder </dev/null >/dev/null 2>&1 &"
+			sleep 0.5
+			out=$(fy h2 move c1 h1: 2>&1)
+			expect_eq "a move fails" "$?" 1
+			expect_match "... saying why in the container's terms" "$out" \
+				"In-flight connection.*A listening TCP socket in the container holds connections its process has not accepted yet"
+			expect_eq "c1 still runs on h2, and only there" "$(state h2 c1) $(names h1)" "RUNNING "
+			session_answers "after the failed move" 6
+			check "end backlog_holder" fy h2 exec c1 -- kill "$(pid_of h2 backlog_holder)"
 			if move_c1 h2 h1 stop-and-copy; then
 				session_answers "after the move that follows" 5
 				services_work h1 "after the move that follows" 5
