@@ -217,10 +217,11 @@ static void thread_set(pid_t pid, pid_t tid, void *arg)
 		log_warn("restored thread %d: set its CPUs: %s", (int)tid, strerror(errno));
 }
 
-void checkpoint_affinity_apply(pid_t pid, const struct checkpoint_affinity *a, size_t n)
+void checkpoint_affinity_apply(const pid_t *pids, size_t n_pids, const struct checkpoint_affinity *a, size_t n)
 {
 	struct affinity_setting s = { .a = a, .n = n };
 	if (sched_getaffinity(0, sizeof(s.own), &s.own) < 0)
 		return;
-	for_each_thread(pid, thread_set, &s);
+	for (size_t i = 0; i < n_pids; i++)
+		for_each_thread(pids[i], thread_set, &s);
 }

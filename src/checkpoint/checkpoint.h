@@ -181,9 +181,9 @@ struct checkpoint_affinity {
 int checkpoint_affinity_save(const char *cgroup_procs, const char *path, struct ferry_error **err);
 /* The threads' CPUs saved at path, in a new array (none without a file). */
 int checkpoint_affinity_load(const char *path, struct checkpoint_affinity **out, size_t *n, struct ferry_error **err);
-/* Every thread of restored process pid allowed the caller's CPUs, or, when
- * a is given and has it, the ones it had among those. */
-void checkpoint_affinity_apply(pid_t pid, const struct checkpoint_affinity *a, size_t n);
+/* Every thread of the restored processes pids allowed the caller's CPUs,
+ * or, when a has it, the ones it had among those. */
+void checkpoint_affinity_apply(const pid_t *pids, size_t n_pids, const struct checkpoint_affinity *a, size_t n);
 /* The file's lines, "TID CPU,CPU,...", and back (-1: malformed). */
 char *checkpoint_affinity_format(const struct checkpoint_affinity *a, size_t n);
 int checkpoint_affinity_parse(const char *text, struct checkpoint_affinity **out, size_t *n);

@@ -555,9 +555,9 @@ int checkpoint_resume(const char *cgroup_procs, const pid_t *keep_stopped, size_
 		return error_wrap(err, "resume the restored tasks");
 	size_t n = 0;
 	cleanup_free pid_t *pids = pids_parse(procs, &n);
+	checkpoint_affinity_apply(pids, n, affinity, n_affinity);
 	for (size_t i = 0; i < n; i++) {
 		pid_t pid = pids[i];
-		checkpoint_affinity_apply(pid, affinity, n_affinity);
 		bool keep = false;
 		pid_t inner = n_keep > 0 ? checkpoint_inner_tid(pid, pid) : 0;
 		for (size_t k = 0; k < n_keep && inner > 0 && !keep; k++)

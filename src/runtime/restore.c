@@ -183,18 +183,19 @@ static void affinity_restore(const struct runtime_spec *spec, const char *images
 	}
 	cleanup_free struct checkpoint_affinity *a = NULL;
 	size_t n = 0;
-	if (checkpoint_affinity_load(path, &a, &n, &e) < 0) {
-		log_warn("container %s: %s: its threads may run on any CPU", spec->name, e->msg);
+	if (checkpoint_affinity_parse(text, &a, &n) < 0) {
+		log_warn("container %s: %s: not a list of threads' CPUs: its threads may run on any CPU", spec->name,
+			 path);
 		return;
 	}
-	cleanup_free char *procs_path = xasprintf("/sys/fs/cgroup/freezer/%s/cgroup.procs", spec->cgroup);
+	cleanup_free char *freezer = cgroup_freezer_dir(spec->cgroup);
+	cleanup_free char *procs_path = xasprintf("%s/cgroup.procs", freezer);
 	cleanup_free char *procs = NULL;
 	if (file_read(procs_path, &procs, NULL, NULL) < 0)
 		return;
 	size_t n_pids = 0;
 	cleanup_free pid_t *pids = pids_parse(procs, &n_pids);
-	for (size_t i = 0; i < n_pids; i++)
-		checkpoint_affinity_apply(pids[i], a, n);
+	checkpoint_affinity_apply(pids, n_pids, a, n);
 }
 
 /* checkpoint_restore_opts.network_unlock: the host ends, made off their
