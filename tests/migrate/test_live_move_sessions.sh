@@ -82,6 +82,24 @@ services_work() {
 }
 
 
+# move_held WHAT WHY PATTERN: a move of c1 from h2 is refused (or fails),
+# its output matches PATTERN, and c1 runs on h2 alone.
+move_held() {
+	local out rc
+	out=$(fy h2 move c1 h1: 2>&1)
+	rc=$?
+	expect_eq "a move $1" "$rc" 1
+	expect_match "... $2" "$out" "$3"
+	expect_eq "c1 still runs on h2, and only there" "$(state h2 c1) $(names h1)" "RUNNING "
+}
+# start_holder NAME WHAT: build/tests/checkpoint/NAME put in c1 on h2 and
+# started there, below init.
+start_holder() {
+	check "put $1 in c1" fy h2 file push --mode 0755 --uid 0 --gid 0 "$BUILD/tests/checkpoint/$1" "c1/usr/bin/$1"
+	check "start $1 ($2)" fy h2 exec c1 -- sh -c "$1 </dev/null >/dev/null 2>&1 &"
+	sleep 0.5
+}
+
 fy h1 image build busybox --alias busybox >/dev/null
 check "launch c1 on h1" fy h1 launch busybox c1
 check "start telnetd, httpd and syslogd in c1" fy h1 exec c1 -- sh -c \
@@ -136,42 +154,23 @@ if move_c1 h1 h2 post-copy; then
 			check "start a process with an IPC namespace of its own" fy h2 exec c1 -- sh -c \
 				"unshare -i sh -c 'exec sleep 1000003' </dev/null >/dev/null 2>&1 &"
 			sleep 0.5
-			out=$(fy h2 move c1 h1: 2>&1)
-			expect_eq "a move is refused" "$?" 1
-			expect_match "... naming the process and its namespace" "$out" \
+			move_held "is refused" "naming the process and its namespace" \
 				"its process sleep \(host pid [0-9]+\) runs in an IPC namespace of its own.*PrivateIPC=no"
-			expect_eq "c1 still runs on h2" "$(state h2 c1)" RUNNING
-			expect_eq "... and only there" "$(names h1)" ""
 			session_answers "after the refused move" 4
 			# A POSIX message queue, which CRIU can't save either.
 			check "end the process with an IPC namespace" fy h2 exec c1 -- kill "$(pid_of h2 "sleep 1000003")"
-			check "put mq_holder in c1" fy h2 file push --mode 0755 --uid 0 --gid 0 \
-				"$BUILD/tests/checkpoint/mq_holder" c1/usr/bin/mq_holder
-			check "start a process holding a POSIX message queue" fy h2 exec c1 -- sh -c \
-				"mq_holder </dev/null >/dev/null 2>&1 &"
-			sleep 0.5
-			out=$(fy h2 move c1 h1: 2>&1)
-			expect_eq "a move is refused" "$?" 1
-			expect_match "... naming the process and the queue" "$out" \
+			start_holder mq_holder "it holds a POSIX message queue"
+			move_held "is refused" "naming the process and the queue" \
 				"its process mq_holder \(host pid [0-9]+\) has the POSIX message queue /ferry-mq open"
-			expect_eq "c1 still runs on h2, and only there" "$(state h2 c1) $(names h1)" "RUNNING "
 			check "end mq_holder" fy h2 exec c1 -- kill "$(pid_of h2 mq_holder)"
-			out=$(fy h2 move c1 h1: 2>&1)
-			expect_eq "a move is refused while the queue is left" "$?" 1
-			expect_match "... naming it" "$out" "it has the POSIX message queue /ferry-mq \(/dev/mqueue/ferry-mq\)"
+			move_held "is refused while the queue is left" "naming it" \
+				"it has the POSIX message queue /ferry-mq \(/dev/mqueue/ferry-mq\)"
 			check "remove the queue" fy h2 exec c1 -- rm /dev/mqueue/ferry-mq
 			# A connection left in a listener's queue: CRIU's dump fails
 			# on it, the container runs on, and the error says why.
-			check "put backlog_holder in c1" fy h2 file push --mode 0755 --uid 0 --gid 0 \
-				"$BUILD/tests/checkpoint/backlog_holder" c1/usr/bin/backlog_holder
-			check "start a listener that never accepts its queued connection" fy h2 exec c1 -- sh -c \
-				"backlog_holder </dev/null >/dev/null 2>&1 &"
-			sleep 0.5
-			out=$(fy h2 move c1 h1: 2>&1)
-			expect_eq "a move fails" "$?" 1
-			expect_match "... saying why in the container's terms" "$out" \
+			start_holder backlog_holder "a listener that never accepts its queued connection"
+			move_held "fails" "saying why in the container's terms" \
 				"In-flight connection.*A listening TCP socket in the container holds connections its process has not accepted yet"
-			expect_eq "c1 still runs on h2, and only there" "$(state h2 c1) $(names h1)" "RUNNING "
 			session_answers "after the failed move" 6
 			check "end backlog_holder" fy h2 exec c1 -- kill "$(pid_of h2 backlog_holder)"
 			if move_c1 h2 h1 stop-and-copy; then
