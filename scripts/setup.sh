@@ -45,6 +45,8 @@ packages=(
 	iptables iproute2 busybox-static debootstrap
 	# tests: the stock clients, and tools the tests drive
 	lxd-client python3-pylxd socat curl jq gnuplot-nox openssl procps
+	# ... and the clients of the Debian image's services (ssh, psql)
+	openssh-client postgresql-client
 	# the test bed: a filesystem of its own for each host
 	e2fsprogs mount
 )

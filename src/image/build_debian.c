@@ -17,12 +17,16 @@
 #include "image/image_internal.h"
 
 #define DEBIAN_SUITE "bookworm"
-/* A real init, the tools to look at a running system, and two small real
- * services (a web server and a key-value store), enabled by their packages:
- * containers have no internet to install them later, and issue 3 wants a
- * Debian container whose services answer after a checkpoint/restore.
- * Changing this list invalidates the cached tree (its .packages stamp). */
-#define DEBIAN_PACKAGES "systemd-sysv,iproute2,procps,netbase,nginx-light,redis-server"
+/* A real init, the tools to look at a running system, and real services
+ * (a web server, a key-value store, a database, an SSH server), enabled by
+ * their packages: containers have no internet to install them later, and
+ * issues 3 and 5 want a Debian container whose services, and the sessions
+ * users hold open to them, go on after a checkpoint/restore or a move.
+ * postgresql's own postinst makes its cluster (15/main); openssh-server's
+ * makes the host keys. Changing this list invalidates the cached tree (its
+ * .packages stamp). */
+#define DEBIAN_PACKAGES \
+	"systemd-sysv,iproute2,procps,netbase,nginx-light,redis-server,openssh-server,postgresql"
 
 /* First URI of a deb822 stanza whose Suites has the bare suite ("bookworm",
  * not "bookworm-security"). */

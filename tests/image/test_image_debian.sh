@@ -2,8 +2,8 @@
 # The Debian image: debootstrap bookworm once (minutes; the tree is cached in
 # /var/cache/ferry/debian so later runs take seconds), then check what a
 # container would boot: systemd as /sbin/init, bookworm, no machine-id of
-# the build host, owners shifted, setuid bits kept; nginx and redis installed
-# and enabled, kept checkpointable.
+# the build host, owners shifted, setuid bits kept; nginx, redis, sshd and
+# postgres installed and enabled, kept checkpointable.
 . "$(dirname "$0")/../lib.sh"
 
 IMGCTL=$BUILD/tests/image/imgctl
@@ -52,10 +52,14 @@ check "the image unpacks without a shift" "$IMGCTL" unpack "$tarball" "$plain" 0
 check "device nodes are kept without a shift" test -c "$plain/dev/null"
 expect_eq "systemd-sysv, iproute2 and procps are installed" \
 	"$(chroot "$plain" /usr/bin/dpkg-query -W -f '${Status}\n' systemd-sysv iproute2 procps | grep -c 'ok installed')" 3
-expect_eq "nginx-light and redis-server are installed" \
-	"$(chroot "$plain" /usr/bin/dpkg-query -W -f '${Status}\n' nginx-light redis-server | grep -c 'ok installed')" 2
-check "their services are enabled" test -L "$rootfs/etc/systemd/system/multi-user.target.wants/nginx.service" \
-	-a -L "$rootfs/etc/systemd/system/multi-user.target.wants/redis-server.service"
+expect_eq "nginx-light, redis-server, openssh-server and postgresql are installed" \
+	"$(chroot "$plain" /usr/bin/dpkg-query -W -f '${Status}\n' nginx-light redis-server openssh-server postgresql |
+		grep -c 'ok installed')" 4
+wants=$rootfs/etc/systemd/system/multi-user.target.wants
+check "their services are enabled" test -L "$wants/nginx.service" -a -L "$wants/redis-server.service" \
+	-a -L "$wants/ssh.service" -a -L "$wants/postgresql.service"
+check "postgres has its cluster, sshd its host keys" test -s "$plain/var/lib/postgresql/15/main/PG_VERSION" \
+	-a -s "$plain/etc/ssh/ssh_host_ed25519_key"
 dropin=$rootfs/etc/systemd/system/service.d/ferry-checkpoint.conf
 check "services keep no nested user namespace (CRIU can't dump one)" \
 	sh -c "grep -qx PrivateUsers=no '$dropin' && ! grep -q ProtectHostname '$dropin'"

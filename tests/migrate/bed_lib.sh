@@ -78,6 +78,40 @@ expect_echo() {
 	if tcp_echo "$2"; then pass "$1"; else fail "$1" "no echo of $2 on the connection"; fi
 }
 
+# Long-lived clients on the LAN that a user keeps open (ssh, psql):
+# lan_session_open NAME CMD... runs CMD there, its input a fifo this shell
+# holds open, its output (and errors) in $BED_DIR/NAME.out. lan_ask NAME
+# LINE TOKEN sends LINE and prints the last line of output holding TOKEN,
+# waiting for it up to 20 s (a client in TCP's back-off after a long stop
+# retransmits every few seconds); fails if none came. lan_sessions_end ends
+# them (on EXIT, before bed_down: they run in the bed's LAN namespace).
+LAN_SESSION_PIDS=()
+lan_session_open() {
+	local name=$1 fd
+	shift
+	mkfifo "$BED_DIR/$name.in" || return 1
+	"$TESTBED" lan-exec "$BED_DIR" "$@" <"$BED_DIR/$name.in" >"$BED_DIR/$name.out" 2>&1 &
+	LAN_SESSION_PIDS+=("$!")
+	exec {fd}>"$BED_DIR/$name.in"
+	printf -v "LAN_FD_$name" %s "$fd"
+}
+lan_ask() {
+	local fd_var="LAN_FD_$1" i line
+	printf '%s\n' "$2" >&"${!fd_var}" || return 1
+	for i in $(seq 200); do
+		line=$(tr -d '\r' <"$BED_DIR/$1.out" | grep -F -- "$3" | tail -n 1)
+		[ -n "$line" ] && { printf '%s\n' "$line"; return 0; }
+		sleep 0.1
+	done
+	return 1
+}
+lan_sessions_end() {
+	local pid
+	for pid in "${LAN_SESSION_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+	for pid in "${LAN_SESSION_PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+	LAN_SESSION_PIDS=()
+}
+
 # The errors in the CRIU logs a failed move's error output $1 names.
 show_move_errors() {
 	local log
