@@ -233,8 +233,8 @@ static const struct {
 	const char *line, *meaning;
 } criu_meanings[] = {
 	{ "In-flight connection",
-	  "A listening TCP socket in the container holds connections its process has not accepted yet, which CRIU "
-	  "can't save: try again once they are accepted" },
+	  "A listening TCP socket in the container holds connections its process has not accepted yet, even after "
+	  "a wait before the freeze, which CRIU can't save: try again once they are accepted" },
 };
 
 int checkpoint_criu_error(struct ferry_error **err, const char *what, int r, const char *log_path)

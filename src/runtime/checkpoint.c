@@ -13,6 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <netlink/netlink.h>
+
 #include "checkpoint/checkpoint.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -117,6 +119,37 @@ static int dump_network_lock(void *arg, bool lock)
 	return nics_lock(l->spec, lock);
 }
 
+/* A connection still in a listener's accept queue can't be saved (CRIU's
+ * "In-flight connection": the dump fails, the container runs on). Before
+ * the freeze its servers get up to ACCEPT_WAIT_MS to take theirs: with a
+ * live move's frames held, none comes from outside meanwhile; a stateful
+ * stop's may, and a server that never accepts still fails the dump, after
+ * the wait. sk: network_accept_queues_open's (NULL: no wait). */
+#define ACCEPT_WAIT_MS 250
+
+static void accept_queues_wait(const char *name, struct nl_sock *sk)
+{
+	if (sk == NULL)
+		return;
+	long long start = now_ms();
+	unsigned long queued = 0, first = 0;
+	for (int polls = 0;; polls++) {
+		cleanup_error struct ferry_error *e = NULL;
+		if (network_accept_queued(sk, &queued, &e) < 0) {
+			log_warn("container %s: its servers' accept queues are unknown: %s", name, e->msg);
+			return;
+		}
+		if (polls == 0)
+			first = queued;
+		if (queued == 0 || now_ms() - start >= ACCEPT_WAIT_MS)
+			break;
+		usleep(1000);
+	}
+	if (first > 0)
+		log_info("container %s: %lu connection(s) waited in its servers' accept queues; %lu after %lld ms", name,
+			 first, queued, now_ms() - start);
+}
+
 static int checkpoint_container(const struct runtime_spec *spec, const struct runtime_checkpoint_opts *o,
 				struct ferry_error **err)
 {
@@ -138,6 +171,11 @@ static int checkpoint_container(const struct runtime_spec *spec, const struct ru
 			return -1;
 		swrk = &own;
 	}
+	/* Opened before the hold: only the asking counts in it. */
+	struct nl_sock *accept_sk = NULL;
+	cleanup_error struct ferry_error *accept_err = NULL;
+	if (network_accept_queues_open(init, &accept_sk, &accept_err) < 0)
+		log_warn("container %s: %s", spec->name, accept_err->msg);
 	/* A live move's frames are held from before the freeze: a datagram
 	 * that reached a frozen task's socket would be lost with the dump (CRIU
 	 * keeps no UDP queue), ~5 ms of them before CRIU's network lock. */
@@ -146,6 +184,9 @@ static int checkpoint_container(const struct runtime_spec *spec, const struct ru
 		if (runtime_frame_hold_take(o->hold, &e) < 0)
 			log_warn("container %s: frames are not held while it moves: %s", spec->name, e->msg);
 	}
+	accept_queues_wait(spec->name, accept_sk);
+	if (accept_sk != NULL)
+		nl_socket_free(accept_sk);
 	bool was_frozen = cgroup_is_frozen(spec->cgroup);
 	cleanup_free char *freezer = cgroup_freezer_dir(spec->cgroup);
 	if (!o->ptrace_seize && !was_frozen && cgroup_freeze(spec->cgroup, true, err) < 0)

@@ -10,9 +10,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_packet.h>
+#include <linux/inet_diag.h>
+#include <linux/sock_diag.h>
 #include <linux/virtio_net.h>
 #include <net/if.h>
 #include <netinet/if_ether.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -252,29 +256,79 @@ static int netns_run(pid_t pid, void (*fn)(void *), void *arg, struct ferry_erro
 	return 0;
 }
 
-struct route_connect {
+struct netlink_connect {
 	struct nl_sock *sk;
+	int protocol;
 	int rc;
 };
 
-static void route_connect_fn(void *p)
+static void netlink_connect_fn(void *p)
 {
-	struct route_connect *c = p;
-	c->rc = nl_connect(c->sk, NETLINK_ROUTE);
+	struct netlink_connect *c = p;
+	c->rc = nl_connect(c->sk, c->protocol);
 }
 
-/* A NETLINK_ROUTE socket in the network namespace of pid (0: ours). */
-static int route_socket_open(pid_t pid, struct nl_sock **out, struct ferry_error **err)
+/* A netlink socket of protocol in the network namespace of pid (0: ours). */
+static int netlink_socket_open(pid_t pid, int protocol, struct nl_sock **out, struct ferry_error **err)
 {
 	cleanup_nl_sock struct nl_sock *sk = nl_socket_alloc();
 	if (sk == NULL)
 		return error_sys(err, ENOMEM, "netlink socket");
-	struct route_connect c = { .sk = sk };
-	if (netns_run(pid, route_connect_fn, &c, err) < 0)
+	struct netlink_connect c = { .sk = sk, .protocol = protocol };
+	if (netns_run(pid, netlink_connect_fn, &c, err) < 0)
 		return -1;
 	if (c.rc < 0)
 		return nl_error(err, c.rc, "netlink socket");
 	*out = steal_pointer(&sk);
+	return 0;
+}
+
+static int route_socket_open(pid_t pid, struct nl_sock **out, struct ferry_error **err)
+{
+	return netlink_socket_open(pid, NETLINK_ROUTE, out, err);
+}
+
+/* ---- TCP listeners' accept queues (sock_diag) ---- */
+
+int network_accept_queues_open(pid_t netns_pid, struct nl_sock **out, struct ferry_error **err)
+{
+	if (netlink_socket_open(netns_pid, NETLINK_SOCK_DIAG, out, err) < 0)
+		return error_wrap(err, "the TCP listeners of pid %d's network namespace", (int)netns_pid);
+	/* A dump ends with NLMSG_DONE; no ack follows it. */
+	nl_socket_disable_auto_ack(*out);
+	return 0;
+}
+
+/* A listener's idiag_rqueue is its accept queue's length. */
+static int accept_queue_msg(struct nl_msg *msg, void *arg)
+{
+	struct nlmsghdr *h = nlmsg_hdr(msg);
+	if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY || nlmsg_datalen(h) < (int)sizeof(struct inet_diag_msg))
+		return NL_SKIP;
+	const struct inet_diag_msg *m = nlmsg_data(h);
+	*(unsigned long *)arg += m->idiag_rqueue;
+	return NL_OK;
+}
+
+int network_accept_queued(struct nl_sock *sk, unsigned long *queued, struct ferry_error **err)
+{
+	static const int families[] = { AF_INET, AF_INET6 };
+	*queued = 0;
+	if (nl_socket_modify_cb(sk, NL_CB_VALID, NL_CB_CUSTOM, accept_queue_msg, queued) < 0)
+		return error_sys(err, ENOMEM, "netlink callback");
+	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
+		struct inet_diag_req_v2 req = {
+			.sdiag_family = families[i],
+			.sdiag_protocol = IPPROTO_TCP,
+			.idiag_states = 1U << TCP_LISTEN,
+		};
+		int rc = nl_send_simple(sk, SOCK_DIAG_BY_FAMILY, NLM_F_DUMP, &req, sizeof(req));
+		if (rc >= 0)
+			rc = nl_recvmsgs_default(sk);
+		/* A namespace without IPv6 has no such listener to count. */
+		if (rc < 0 && !(families[i] == AF_INET6 && rc == -NLE_OBJ_NOTFOUND))
+			return nl_error(err, rc, "the TCP listeners' accept queues");
+	}
 	return 0;
 }
 

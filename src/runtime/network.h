@@ -94,6 +94,15 @@ int network_state_json(pid_t netns_pid, json_t **state, struct ferry_error **err
  * where the address lives now (after a migration's restore). */
 int network_announce(pid_t netns_pid, const char *ifname, struct ferry_error **err);
 
+/* The connections waiting in the accept queues of the TCP listeners (IPv4
+ * and IPv6) in the network namespace of netns_pid, which a checkpoint can't
+ * save (CRIU's "In-flight connection"): network_accept_queues_open makes
+ * the socket that asks (nl_socket_free() it), network_accept_queued asks,
+ * ~0.1 ms. */
+struct nl_sock;
+int network_accept_queues_open(pid_t netns_pid, struct nl_sock **out, struct ferry_error **err);
+int network_accept_queued(struct nl_sock *sk, unsigned long *queued, struct ferry_error **err);
+
 /* "10.166.0.1/24" -> *addr (host byte order) and *prefix. A bare address
  * is rejected: the prefix is required. */
 int network_cidr_parse(const char *cidr, uint32_t *addr, int *prefix, struct ferry_error **err);
