@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A server slow to accept, under load from the LAN, moved live: c1 runs
-# workloads/slow_acceptor (one connection taken every 20 ms) while four
-# clients on the LAN connect to it in loops, so that its accept queue is
-# seldom empty. CRIU can't save a connection still in that queue ("In-flight
+# workloads/slow_acceptor (one connection taken every 30 ms) while six
+# clients on the LAN connect to it in loops, more than it takes, so that
+# its accept queue is seldom empty. CRIU can't save a connection still in that queue ("In-flight
 # connection": the dump fails), and a move caught it so nearly every time;
 # ferry now gives the container's servers up to 250 ms to take what waits
 # before the freeze (the move's frames are held, so nothing new comes). Six
@@ -40,12 +40,16 @@ done
 SERVER=$(fy h1 exec c1 -- pidof slow_acceptor)
 expect_match "slow_acceptor answers the LAN (pid ${SERVER:-none})" "$SERVER" '^[0-9]+$'
 
-# Four clients on the LAN, each connecting again as soon as it has its
+# Six clients on the LAN, each connecting again as soon as it has its
 # answer: a line in clientN.out per answer, in clientN.err per failure.
-for n in 1 2 3 4; do
-	"$TESTBED" lan-exec "$BED_DIR" sh -c \
-		'while :; do socat -T 3 -u "TCP:$1:7301,connect-timeout=3" - >>"$2.out" 2>/dev/null || echo failed >>"$2.err"; done' \
-		sh "$IP" "$BED_DIR/client$n" &
+# Ended, a client ends its socat too.
+for n in 1 2 3 4 5 6; do
+	"$TESTBED" lan-exec "$BED_DIR" sh -c 'trap "kill \$c 2>/dev/null; exit 0" TERM
+		while :; do
+			socat -T 3 -u "TCP:$1:7301,connect-timeout=3" - >>"$2.out" 2>/dev/null &
+			c=$!
+			wait $c || echo failed >>"$2.err"
+		done' sh "$IP" "$BED_DIR/client$n" &
 	CLIENT_PIDS+=("$!")
 done
 sleep 1
@@ -64,8 +68,11 @@ for mode in post-copy stop-and-copy post-copy stop-and-copy post-copy stop-and-c
 	echo "# $out" | tr '\n' ' '
 	echo
 	expect_eq "c1 runs on $to" "$(state "$to" c1)" RUNNING
-	sleep 0.5
-	after=$(last_answer 1)
+	for i in $(seq 50); do
+		after=$(last_answer 1)
+		[ "${after%% *}" -gt "${before%% *}" ] 2>/dev/null && break
+		sleep 0.1
+	done
 	expect_eq "the same slow_acceptor answers there ($mode)" "${after#* }" "$SERVER"
 	if [ "${after%% *}" -gt "${before%% *}" ] 2>/dev/null; then
 		pass "its count went on (${before%% *} -> ${after%% *})"

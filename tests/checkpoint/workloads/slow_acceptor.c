@@ -1,5 +1,5 @@
 /* A server slow to accept: listens on port 7301 (all addresses) and takes
- * one connection every 20 ms, answering "N PID" (N counts the answers) and
+ * one connection every 30 ms, answering "N PID" (N counts the answers) and
  * closing it. With clients connecting all the time its accept queue is
  * seldom empty: test_live_move_busy_server.sh checks that such a container
  * moves (ferry lets it accept what waits before the freeze, which CRIU
@@ -20,7 +20,7 @@ int main(void)
 		perror("slow_acceptor");
 		return 1;
 	}
-	const struct timespec pause = { .tv_nsec = 20 * 1000 * 1000 };
+	const struct timespec pause = { .tv_nsec = 30 * 1000 * 1000 };
 	for (unsigned long n = 1;; n++) {
 		int c = accept(l, NULL, NULL);
 		if (c < 0)
