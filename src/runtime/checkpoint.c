@@ -171,10 +171,12 @@ static int checkpoint_container(const struct runtime_spec *spec, const struct ru
 			return -1;
 		swrk = &own;
 	}
-	/* Opened before the hold: only the asking counts in it. */
+	/* Opened before the hold: only the asking counts in it. A container
+	 * frozen already (paused) accepts nothing: no wait. */
+	bool was_frozen = cgroup_is_frozen(spec->cgroup);
 	struct nl_sock *accept_sk = NULL;
 	cleanup_error struct ferry_error *accept_err = NULL;
-	if (network_accept_queues_open(init, &accept_sk, &accept_err) < 0)
+	if (!was_frozen && network_accept_queues_open(init, &accept_sk, &accept_err) < 0)
 		log_warn("container %s: %s", spec->name, accept_err->msg);
 	/* A live move's frames are held from before the freeze: a datagram
 	 * that reached a frozen task's socket would be lost with the dump (CRIU
@@ -187,7 +189,6 @@ static int checkpoint_container(const struct runtime_spec *spec, const struct ru
 	accept_queues_wait(spec->name, accept_sk);
 	if (accept_sk != NULL)
 		nl_socket_free(accept_sk);
-	bool was_frozen = cgroup_is_frozen(spec->cgroup);
 	cleanup_free char *freezer = cgroup_freezer_dir(spec->cgroup);
 	if (!o->ptrace_seize && !was_frozen && cgroup_freeze(spec->cgroup, true, err) < 0)
 		return -1;
