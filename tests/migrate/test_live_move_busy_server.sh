@@ -13,14 +13,7 @@
 . "$(dirname "$0")/bed_lib.sh"
 bed_up 2 || { echo "Bail out! testbed up failed"; exit 1; }
 
-CLIENT_PIDS=()
-clients_end() {
-	local pid
-	for pid in "${CLIENT_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-	for pid in "${CLIENT_PIDS[@]}"; do wait "$pid" 2>/dev/null; done
-	CLIENT_PIDS=()
-}
-trap 'clients_end; bed_down' EXIT
+trap 'lan_sessions_end; bed_down' EXIT
 
 # The last answer client N got ("COUNT PID"), and how many of its
 # connections failed.
@@ -42,7 +35,7 @@ expect_match "slow_acceptor answers the LAN (pid ${SERVER:-none})" "$SERVER" '^[
 
 # Six clients on the LAN, each connecting again as soon as it has its
 # answer: a line in clientN.out per answer, in clientN.err per failure.
-# Ended, a client ends its socat too.
+# Ended (lan_sessions_end: they run on the LAN), a client ends its socat too.
 for n in 1 2 3 4 5 6; do
 	"$TESTBED" lan-exec "$BED_DIR" sh -c 'trap "kill \$c 2>/dev/null; exit 0" TERM
 		while :; do
@@ -50,7 +43,7 @@ for n in 1 2 3 4 5 6; do
 			c=$!
 			wait $c || echo failed >>"$2.err"
 		done' sh "$IP" "$BED_DIR/client$n" &
-	CLIENT_PIDS+=("$!")
+	LAN_SESSION_PIDS+=("$!")
 done
 sleep 1
 # Its listener's accept queue (/proc/net/tcp: port 7301 is 1C85, LISTEN is
@@ -81,7 +74,7 @@ for mode in post-copy stop-and-copy post-copy stop-and-copy post-copy stop-and-c
 	fi
 	t=$from from=$to to=$t
 done
-clients_end
+lan_sessions_end
 echo "# client connections that failed during the moves: $(failures) (answers: $(cat "$BED_DIR"/client*.out | wc -l))"
 expect_match "ferryd let slow_acceptor take what waited before a freeze" \
 	"$(grep -h "waited in its servers' accept queues" "$BED_DIR"/h*/logs/*.log | tail -n 1)" \
