@@ -62,8 +62,9 @@ int image_tar_add_tree(struct archive *tar, const char *rootfs_dir, uid_t uid_sh
 /* A directory (rel: below rootfs_dir, "" for itself, "etc", "usr/lib")
  * and every name in it. */
 typedef void image_dir_listed_fn(const char *rel, const char *const *names, size_t n, void *arg);
-/* The same, but only entries changed (ctime or mtime) at or after since
- * (NULL: all, and listed is not called); listed (may be NULL) gets each
+/* The same, of a tree that may be in use, but only entries changed (ctime
+ * or mtime) at or after since (NULL: all, and listed is not called; an
+ * entry removed during the walk is no error); listed (may be NULL) gets each
  * directory that changed so (an entry added, removed or renamed changes
  * it), with all its names: what the tree lost since is what such a
  * directory no longer names. */

@@ -119,9 +119,8 @@ static unsigned long unshift_id(unsigned long id, unsigned long shift)
 }
 
 /* vanish_ok: a file removed since its header was written (a running
- * container's, on a live move's first pass) is not an error; the entry is
- * left to the tar writer, which fills it with zeros, and the pass while the
- * container is frozen, which lists its directory, has the target remove it. */
+ * container's) is not an error; the entry is left to the tar writer, which
+ * fills it with zeros (add_tree says what happens to it then). */
 static int copy_file_data(struct archive *disk, struct archive *tar, const char *path, bool vanish_ok,
 			  struct ferry_error **err)
 {
@@ -185,8 +184,37 @@ static char *tree_top(const char *dir)
 	return top;
 }
 
-/* Everything, through libarchive's walker. */
-static int add_tree(struct archive *tar, const char *rootfs_dir, uid_t uid_shift, gid_t gid_shift,
+/* libarchive's message for a directory it listed but could not open to
+ * read; it keeps no errno for it. */
+#define VISIT_FAILED ": Couldn't visit directory"
+
+/* Whether the walker's failure (ARCHIVE_FAILED) was over an entry removed
+ * meanwhile: one gone between its listing and its reading (entry names
+ * it), or a directory gone before the walker went in (the message names
+ * it). The path is then gone indeed: anything else stays an error. */
+static bool failed_on_vanished(struct archive *disk, struct archive_entry *entry)
+{
+	const char *path = archive_entry_pathname(entry);
+	cleanup_free char *dir = NULL;
+	if (path == NULL) {
+		const char *msg = archive_error_string(disk);
+		size_t n = msg ? strlen(msg) : 0, suffix = strlen(VISIT_FAILED);
+		if (n <= suffix || strcmp(msg + n - suffix, VISIT_FAILED) != 0)
+			return false;
+		dir = xstrdup(msg);
+		dir[n - suffix] = '\0';
+		path = dir;
+	}
+	struct stat st;
+	return lstat(path, &st) < 0 && errno == ENOENT;
+}
+
+/* Everything, through libarchive's walker. vanish_ok: the tree is a
+ * running container's (a live move's first pass): an entry removed while
+ * the walk goes on is left out, or, if its header went already, filled with
+ * zeros; the pass while the container is frozen lists its directory, and
+ * the target removes it then. */
+static int add_tree(struct archive *tar, const char *rootfs_dir, uid_t uid_shift, gid_t gid_shift, bool vanish_ok,
 		    struct ferry_error **err)
 {
 	cleanup_free char *top = tree_top(rootfs_dir);
@@ -213,14 +241,20 @@ static int add_tree(struct archive *tar, const char *rootfs_dir, uid_t uid_shift
 		int r = archive_read_next_header2(disk, entry);
 		if (r == ARCHIVE_EOF)
 			break;
-		if (r == ARCHIVE_WARN)
+		if (r == ARCHIVE_WARN && vanish_ok)
+			log_debug("packing %s: %s", top, archive_error_string(disk));
+		else if (r == ARCHIVE_WARN)
 			log_warn("packing %s: %s", top, archive_error_string(disk));
+		if (r == ARCHIVE_FAILED && vanish_ok && failed_on_vanished(disk, entry)) {
+			log_debug("packing %s: %s: gone meanwhile", top, archive_error_string(disk));
+			continue;
+		}
 		if (r < ARCHIVE_WARN) {
 			ret = error_set(err, 500, archive_errno(disk), "read %s: %s", top, archive_error_string(disk));
 			goto out;
 		}
 		archive_read_disk_descend(disk);
-		ret = add_tree_entry(disk, tar, links, entry, strlen(top), uid_shift, gid_shift, false, err);
+		ret = add_tree_entry(disk, tar, links, entry, strlen(top), uid_shift, gid_shift, vanish_ok, err);
 		if (ret < 0)
 			goto out;
 	}
@@ -235,7 +269,7 @@ out:
 int image_tar_add_tree(struct archive *tar, const char *rootfs_dir, uid_t uid_shift, gid_t gid_shift,
 		       struct ferry_error **err)
 {
-	return add_tree(tar, rootfs_dir, uid_shift, gid_shift, err);
+	return add_tree(tar, rootfs_dir, uid_shift, gid_shift, false, err);
 }
 
 /* ---- the changes pass ----
@@ -394,7 +428,7 @@ int image_tar_add_tree_changed(struct archive *tar, const char *rootfs_dir, uid_
 			       struct ferry_error **err)
 {
 	if (since == NULL)
-		return add_tree(tar, rootfs_dir, uid_shift, gid_shift, err);
+		return add_tree(tar, rootfs_dir, uid_shift, gid_shift, true, err);
 	struct changes_walk w = {
 		.w = image_tree_writer_new(tar, rootfs_dir, uid_shift, gid_shift), .since = since, .listed = listed,
 		.listed_arg = listed_arg,
