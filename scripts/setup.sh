@@ -36,7 +36,7 @@ packages=(
 	# ferry's libraries (README lists why each)
 	libmicrohttpd-dev libwslay-dev libcurl4-gnutls-dev libgnutls28-dev
 	libjansson-dev libyaml-dev libsqlite3-dev libarchive-dev
-	libnl-3-dev libnl-route-3-dev libcap-dev
+	libnl-3-dev libnl-route-3-dev libcap-dev libxxhash-dev
 	# CRIU's build dependencies
 	libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev protobuf-compiler
 	libnet1-dev libbsd-dev libnftables-dev libaio-dev uuid-dev

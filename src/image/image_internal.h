@@ -3,6 +3,7 @@
 #pragma once
 
 #include <archive.h>
+#include <archive_entry.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -59,6 +60,42 @@ int image_tar_add_host_file(struct archive *tar, const char *path, const char *h
 /* Everything under rootfs_dir as rootfs/..., owners less the shift. */
 int image_tar_add_tree(struct archive *tar, const char *rootfs_dir, uid_t uid_shift, gid_t gid_shift,
 		       struct ferry_error **err);
+/* An id as the container sees it (IMAGE_ID_NOBODY if it can't). */
+unsigned long image_id_unshift(unsigned long id, unsigned long shift);
+
+/* A live move's big files, sent again as their changed blocks (delta.c):
+ * the first pass keeps a checksum of each block it sent of every regular
+ * file of IMAGE_DELTA_MIN bytes or more; the pass while the instance is
+ * frozen sends such a file, changed since, as "delta/PATH" with the blocks
+ * that differ, which the target writes into the file it has. */
+#define IMAGE_DELTA_MIN (1024 * 1024)
+#define IMAGE_DELTA_BLOCK (64 * 1024)
+struct image_sent_sums;
+struct image_sent_sums *image_sent_sums_new(void);
+void image_sent_sums_free(struct image_sent_sums *sums);
+struct image_delta_stats {
+	size_t summed_files;	      /* files summed by the first pass */
+	unsigned long long summed_bytes;
+	size_t delta_files;	      /* of those, sent again as their changes */
+	unsigned long long delta_bytes;	  /* their size */
+	unsigned long long delta_changed; /* the bytes that went */
+};
+struct image_delta_stats image_sent_sums_stats(const struct image_sent_sums *sums);
+/* One file's sums, fed its bytes as they are sent, in order; ended, they
+ * join sums under rel. */
+struct image_file_sums;
+struct image_file_sums *image_sums_begin(const char *rel);
+void image_sums_feed(struct image_file_sums *f, const void *data, size_t len);
+void image_sums_end(struct image_sent_sums *sums, struct image_file_sums *f);
+/* path (rel below the tree's top), if sums has it and it is still a file
+ * of one link, as delta/REL: 1 sent so, 0 not (send it whole), -1 error. */
+int image_tar_add_delta(struct archive *tar, struct image_sent_sums *sums, const char *path, const char *rel,
+			uid_t uid_shift, gid_t gid_shift, struct ferry_error **err);
+/* The target's side: the data of entry (delta/REL, read from reader) into
+ * the file REL below the cwd, then uid, gid, mode and times. */
+int image_delta_apply(struct archive *reader, struct archive_entry *entry, const char *rel, uid_t uid, gid_t gid,
+		      struct ferry_error **err);
+
 /* A directory (rel: below rootfs_dir, "" for itself, "etc", "usr/lib")
  * and every name in it. */
 typedef void image_dir_listed_fn(const char *rel, const char *const *names, size_t n, void *arg);
@@ -67,10 +104,12 @@ typedef void image_dir_listed_fn(const char *rel, const char *const *names, size
  * entry removed during the walk is no error); listed (may be NULL) gets each
  * directory that changed so (an entry added, removed or renamed changes
  * it), with all its names: what the tree lost since is what such a
- * directory no longer names. */
+ * directory no longer names. sums (may be NULL): without since, the big
+ * files' sums go there; with since, a big file changed goes as its
+ * changes (image_tar_add_delta). */
 int image_tar_add_tree_changed(struct archive *tar, const char *rootfs_dir, uid_t uid_shift, gid_t gid_shift,
 			       const struct timespec *since, image_dir_listed_fn *listed, void *listed_arg,
-			       struct ferry_error **err);
+			       struct image_sent_sums *sums, struct ferry_error **err);
 
 /* Entries of a tree on disk (host paths under top), one at a time, into
  * tar as rootfs/...: whole (metadata, xattrs, data; hard links as links

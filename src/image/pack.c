@@ -109,7 +109,7 @@ int image_tar_add_host_file(struct archive *tar, const char *path, const char *h
 
 /* Owners as the container sees them. An id outside the container's range
  * shows up there as the overflow id (nobody), so that is what it becomes. */
-static unsigned long unshift_id(unsigned long id, unsigned long shift)
+unsigned long image_id_unshift(unsigned long id, unsigned long shift)
 {
 	if (shift == 0)
 		return id;
@@ -122,7 +122,7 @@ static unsigned long unshift_id(unsigned long id, unsigned long shift)
  * container's) is not an error; the entry is left to the tar writer, which
  * fills it with zeros (add_tree says what happens to it then). */
 static int copy_file_data(struct archive *disk, struct archive *tar, const char *path, bool vanish_ok,
-			  struct ferry_error **err)
+			  struct image_file_sums *sums, struct ferry_error **err)
 {
 	char buf[64 * 1024];
 	for (;;) {
@@ -138,12 +138,15 @@ static int copy_file_data(struct archive *disk, struct archive *tar, const char 
 			return 0;
 		if (archive_write_data(tar, buf, n) != n)
 			return error_set(err, 500, archive_errno(tar), "write %s: %s", path, archive_error_string(tar));
+		if (sums != NULL)
+			image_sums_feed(sums, buf, (size_t)n);
 	}
 }
 
+/* sums (may be NULL): where a big file's sums go (image_sums_begin). */
 static int add_tree_entry(struct archive *disk, struct archive *tar, struct archive_entry_linkresolver *links,
 			  struct archive_entry *entry, size_t prefix_len, uid_t uid_shift, gid_t gid_shift,
-			  bool vanish_ok, struct ferry_error **err)
+			  bool vanish_ok, struct image_sent_sums *sums, struct ferry_error **err)
 {
 	const char *source = archive_entry_sourcepath(entry);
 	if (source == NULL)
@@ -156,8 +159,8 @@ static int add_tree_entry(struct archive *disk, struct archive *tar, struct arch
 		rel++;
 	cleanup_free char *path = *rel ? xasprintf("rootfs/%s", rel) : xstrdup("rootfs");
 	archive_entry_set_pathname(entry, path);
-	archive_entry_set_uid(entry, unshift_id(archive_entry_uid(entry), uid_shift));
-	archive_entry_set_gid(entry, unshift_id(archive_entry_gid(entry), gid_shift));
+	archive_entry_set_uid(entry, image_id_unshift(archive_entry_uid(entry), uid_shift));
+	archive_entry_set_gid(entry, image_id_unshift(archive_entry_gid(entry), gid_shift));
 	archive_entry_set_uname(entry, NULL);
 	archive_entry_set_gname(entry, NULL);
 
@@ -169,10 +172,15 @@ static int add_tree_entry(struct archive *disk, struct archive *tar, struct arch
 		return 0;
 	if (write_header(tar, entry, err) < 0)
 		return error_wrap(err, "pack %s", source);
-	if (archive_entry_filetype(entry) == AE_IFREG && archive_entry_hardlink(entry) == NULL &&
-	    archive_entry_size(entry) > 0)
-		return copy_file_data(disk, tar, source, vanish_ok, err);
-	return 0;
+	if (archive_entry_filetype(entry) != AE_IFREG || archive_entry_hardlink(entry) != NULL ||
+	    archive_entry_size(entry) <= 0)
+		return 0;
+	if (sums == NULL || archive_entry_nlink(entry) != 1 || archive_entry_size(entry) < IMAGE_DELTA_MIN)
+		return copy_file_data(disk, tar, source, vanish_ok, NULL, err);
+	struct image_file_sums *f = image_sums_begin(rel);
+	int ret = copy_file_data(disk, tar, source, vanish_ok, f, err);
+	image_sums_end(sums, f);
+	return ret;
 }
 
 /* A tree's top as the walkers name it: no trailing slash (malloc'd). */
@@ -215,7 +223,7 @@ static bool failed_on_vanished(struct archive *disk, struct archive_entry *entry
  * zeros; the pass while the container is frozen lists its directory, and
  * the target removes it then. */
 static int add_tree(struct archive *tar, const char *rootfs_dir, uid_t uid_shift, gid_t gid_shift, bool vanish_ok,
-		    struct ferry_error **err)
+		    struct image_sent_sums *sums, struct ferry_error **err)
 {
 	cleanup_free char *top = tree_top(rootfs_dir);
 	struct stat st;
@@ -254,7 +262,7 @@ static int add_tree(struct archive *tar, const char *rootfs_dir, uid_t uid_shift
 			goto out;
 		}
 		archive_read_disk_descend(disk);
-		ret = add_tree_entry(disk, tar, links, entry, strlen(top), uid_shift, gid_shift, vanish_ok, err);
+		ret = add_tree_entry(disk, tar, links, entry, strlen(top), uid_shift, gid_shift, vanish_ok, sums, err);
 		if (ret < 0)
 			goto out;
 	}
@@ -269,7 +277,7 @@ out:
 int image_tar_add_tree(struct archive *tar, const char *rootfs_dir, uid_t uid_shift, gid_t gid_shift,
 		       struct ferry_error **err)
 {
-	return add_tree(tar, rootfs_dir, uid_shift, gid_shift, false, err);
+	return add_tree(tar, rootfs_dir, uid_shift, gid_shift, false, NULL, err);
 }
 
 /* ---- the changes pass ----
@@ -336,7 +344,7 @@ int image_tree_writer_add(struct image_tree_writer *w, const char *path, struct 
 		ret = error_set(err, 500, archive_errno(w->full), "read %s: %s", path, archive_error_string(w->full));
 	else
 		ret = add_tree_entry(w->full, w->tar, w->links, w->entry, w->top_len, w->uid_shift, w->gid_shift, true,
-				     err);
+				     NULL, err);
 	archive_read_close(w->full);
 	return ret;
 }
@@ -347,6 +355,7 @@ struct changes_walk {
 	const struct timespec *since;
 	image_dir_listed_fn *listed;
 	void *listed_arg;
+	struct image_sent_sums *sums;
 };
 
 static bool stat_changed_since(const struct stat *st, const struct timespec *since)
@@ -395,7 +404,13 @@ static int walk_changes(struct changes_walk *w, int dfd, const char *dir, bool c
 		}
 		/* Sockets belong to running processes; tar cannot hold them. */
 		bool entry_changed = stat_changed_since(&st, w->since);
-		if (!S_ISSOCK(st.st_mode) && entry_changed)
+		int delta = 0;
+		if (S_ISREG(st.st_mode) && entry_changed && w->sums != NULL)
+			delta = image_tar_add_delta(w->w->tar, w->sums, path, path + w->w->top_len + 1, w->w->uid_shift,
+						    w->w->gid_shift, err);
+		if (delta < 0)
+			ret = -1;
+		else if (delta == 0 && !S_ISSOCK(st.st_mode) && entry_changed)
 			ret = image_tree_writer_add(w->w, path, err);
 		/* Mounts inside the tree are not its content. */
 		if (ret == 0 && S_ISDIR(st.st_mode) && st.st_dev == w->dev) {
@@ -425,13 +440,13 @@ static int walk_changes(struct changes_walk *w, int dfd, const char *dir, bool c
 
 int image_tar_add_tree_changed(struct archive *tar, const char *rootfs_dir, uid_t uid_shift, gid_t gid_shift,
 			       const struct timespec *since, image_dir_listed_fn *listed, void *listed_arg,
-			       struct ferry_error **err)
+			       struct image_sent_sums *sums, struct ferry_error **err)
 {
 	if (since == NULL)
-		return add_tree(tar, rootfs_dir, uid_shift, gid_shift, true, err);
+		return add_tree(tar, rootfs_dir, uid_shift, gid_shift, true, sums, err);
 	struct changes_walk w = {
 		.w = image_tree_writer_new(tar, rootfs_dir, uid_shift, gid_shift), .since = since, .listed = listed,
-		.listed_arg = listed_arg,
+		.listed_arg = listed_arg, .sums = sums,
 	};
 	const char *top = w.w->top;
 	struct stat st;

@@ -116,6 +116,18 @@ static int extract_entries(struct archive *reader, struct archive *writer, const
 		if (r < ARCHIVE_WARN)
 			return error_bad_request(err, "%s is not a readable tarball: %s", job->tarball,
 						 archive_error_string(reader));
+		/* A live move's big file changed since its first pass: its changes. */
+		if (job->update) {
+			cleanup_free char *path = image_path_normalize(archive_entry_pathname(entry));
+			const char *rel = path ? image_path_under(path, "delta") : NULL;
+			if (rel != NULL) {
+				if (image_delta_apply(reader, entry, rel,
+						      shift_id(archive_entry_uid(entry), job->uid_shift),
+						      shift_id(archive_entry_gid(entry), job->gid_shift), err) < 0)
+					return -1;
+				continue;
+			}
+		}
 		int keep = prepare_entry(entry, job, err);
 		if (keep < 0)
 			return -1;

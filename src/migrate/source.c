@@ -49,6 +49,8 @@ struct source_job {
 	/* The streams come in here (channel.h), not through the API server. */
 	struct migrate_listener *listener;
 	struct ws *control, *fs, *state, *pages, *page_requests;
+	/* A live move's first pass: what it sent of the big files. */
+	struct image_sent_sums *sums;
 };
 
 static void source_job_free(void *data)
@@ -63,6 +65,7 @@ static void source_job_free(void *data)
 	free(job->secret_page_requests);
 	if (job->listener != NULL)
 		migrate_listener_close(job->listener);
+	image_sent_sums_free(job->sums);
 	free(job);
 }
 
@@ -192,13 +195,13 @@ static int tree_tar_close(struct archive *tar, struct fs_sink *sink, const char 
  * directory that changed, with its names (image_tar_add_tree_changed). */
 static int send_tree(struct operation *op, struct ws *ws, const char *rootfs, unsigned shift,
 		     const struct timespec *since, image_dir_listed_fn *listed, void *listed_arg,
-		     unsigned long long *sent, struct ferry_error **err)
+		     struct image_sent_sums *sums, unsigned long long *sent, struct ferry_error **err)
 {
 	struct fs_sink sink = { .ws = ws, .op = op };
 	struct archive *tar = tree_tar_open(&sink, err);
 	if (tar == NULL)
 		return -1;
-	int ret = image_tar_add_tree_changed(tar, rootfs, shift, shift, since, listed, listed_arg, err);
+	int ret = image_tar_add_tree_changed(tar, rootfs, shift, shift, since, listed, listed_arg, sums, err);
 	ret = tree_tar_close(tar, &sink, rootfs, ret, err);
 	*sent = sink.sent;
 	return ret;
@@ -206,9 +209,9 @@ static int send_tree(struct operation *op, struct ws *ws, const char *rootfs, un
 
 /* The snapshots' rows, oldest first, as the header carries them. */
 static int send_rootfs(struct operation *op, struct ws *ws, const char *rootfs, unsigned shift,
-		       unsigned long long *sent, struct ferry_error **err)
+		       struct image_sent_sums *sums, unsigned long long *sent, struct ferry_error **err)
 {
-	return send_tree(op, ws, rootfs, shift, NULL, NULL, NULL, sent, err);
+	return send_tree(op, ws, rootfs, shift, NULL, NULL, NULL, sums, sent, err);
 }
 
 static int snapshots_header(const char *name, json_t **out, struct ferry_error **err)
@@ -289,7 +292,7 @@ static int send_rootfs_changes(struct operation *op, struct source_job *job, con
 		since.tv_sec--;
 		since.tv_nsec += 1000000000L;
 	}
-	int r = send_tree(op, job->fs, rootfs, shift, &since, dir_listed, dirs, bytes, err);
+	int r = send_tree(op, job->fs, rootfs, shift, &since, dir_listed, dirs, job->sums, bytes, err);
 	if (r == 0)
 		r = migrate_send_paths(job->control, dirs, err);
 	json_decref(dirs);
@@ -304,7 +307,7 @@ static int send_dev(struct operation *op, struct source_job *job, unsigned shift
 	cleanup_free char *dir = instance_dir(job->name);
 	cleanup_free char *dev = xasprintf("%s/dev", dir);
 	unsigned long long n = 0;
-	int r = send_tree(op, job->state, dev, shift, NULL, NULL, NULL, &n, err);
+	int r = send_tree(op, job->state, dev, shift, NULL, NULL, NULL, NULL, &n, err);
 	*bytes += n;
 	return r;
 }
@@ -524,6 +527,13 @@ static int send_state(struct handover *h, struct ferry_error **err)
 	h->t_sent = now_ms();
 	if (r == 0)
 		log_info("instance %s: sent its state and rootfs changes (%llu bytes)", h->job->name, h->walk_bytes);
+	if (r == 0 && h->job->sums != NULL) {
+		struct image_delta_stats d = image_sent_sums_stats(h->job->sums);
+		if (d.delta_files > 0)
+			log_info("instance %s: %zu big file(s) changed since the first pass went as their changed "
+				 "blocks: %llu of %llu bytes",
+				 h->job->name, d.delta_files, d.delta_changed, d.delta_bytes);
+	}
 	return r;
 }
 
@@ -543,7 +553,7 @@ static bool send_scratch_tree(struct handover *h, const char *sub, void (*fill)(
 		return false;
 	}
 	fill(name, dir, arg);
-	bool went = send_tree(h->op, h->job->state, dir, 0, NULL, NULL, NULL, &sent, &e) == 0;
+	bool went = send_tree(h->op, h->job->state, dir, 0, NULL, NULL, NULL, NULL, &sent, &e) == 0;
 	if (!went)
 		log_warn("instance %s: %s: %s", name, lost, e->msg);
 	error_free(&e);
@@ -987,7 +997,7 @@ static int snapshot_source_run(struct operation *op, struct source_job *job, str
 	if (migrate_send_header(job->control, &h, err) < 0 || await_plan(job, false, false, &plan, err) < 0)
 		goto out;
 	unsigned long long sent = 0;
-	if (send_rootfs(op, job->fs, srootfs, map.base, &sent, err) < 0) {
+	if (send_rootfs(op, job->fs, srootfs, map.base, NULL, &sent, err) < 0) {
 		refused_reason(job, err);
 		goto out;
 	}
@@ -1095,12 +1105,12 @@ static int source_run(struct operation *op, void *data, struct ferry_error **err
 		cleanup_free char *sdir = snapshot_dir(job->name, json_string_value(json_object_get(snap, "name")));
 		cleanup_free char *srootfs = xasprintf("%s/rootfs", sdir);
 		unsigned long long n = 0;
-		sent_ok = send_rootfs(op, job->fs, srootfs, map.base, &n, err);
+		sent_ok = send_rootfs(op, job->fs, srootfs, map.base, NULL, &n, err);
 		sent += n;
 		/* A stateful snapshot's CRIU images follow its rootfs. */
 		if (sent_ok == 0 && json_is_true(json_object_get(snap, "stateful"))) {
 			cleanup_free char *sstate = xasprintf("%s/state", sdir);
-			sent_ok = send_tree(op, job->fs, sstate, 0, NULL, NULL, NULL, &n, err);
+			sent_ok = send_tree(op, job->fs, sstate, 0, NULL, NULL, NULL, NULL, &n, err);
 			sent += n;
 		}
 		if (sent_ok < 0)
@@ -1108,13 +1118,16 @@ static int source_run(struct operation *op, void *data, struct ferry_error **err
 	}
 	if (sent_ok == 0) {
 		unsigned long long n = 0;
-		sent_ok = send_rootfs(op, job->fs, rootfs, map.base, &n, err);
+		/* A live move sends the big files changed since as their changes. */
+		if (live)
+			job->sums = image_sent_sums_new();
+		sent_ok = send_rootfs(op, job->fs, rootfs, map.base, job->sums, &n, err);
 		sent += n;
 	}
 	/* The saved state's CRIU images, as they are (ids unshifted). */
 	if (sent_ok == 0 && stateful) {
 		unsigned long long n = 0;
-		sent_ok = send_tree(op, job->fs, state_dir, 0, NULL, NULL, NULL, &n, err);
+		sent_ok = send_tree(op, job->fs, state_dir, 0, NULL, NULL, NULL, NULL, &n, err);
 		sent += n;
 	}
 	if (sent_ok < 0) {

@@ -48,6 +48,20 @@ churn_state() { fy "$1" exec c1 -- sh -c 'ls /root/churn | grep -E "^[0-9]+$" | 
 # A file in /root/churn whose name is no UTF-8 (byte 0xff): the directory
 # changes all the time, so its names go in the frozen pass's listing.
 weird_file_there() { fy "$1" exec c1 -- sh -c 'test -e "$(printf "/root/churn/\377-not-utf8")"'; }
+# A database's file: 2048 blocks of 4 KiB (a line each, its number),
+# block i % 2048 rewritten in place with i every 5 ms. The frozen pass
+# sends it as its changed blocks only (ferryd says so); on the target the
+# blocks must still be the 2048 newest writes, each where it was written.
+db_writer=$(fy h1 exec c1 -- sh -c \
+	'i=0; while [ $i -lt 2048 ]; do printf "%-4095s\n" $i; i=$((i+1)); done >/root/db &&
+	sh -c '\''i=2048; while :; do printf "%-4095s\n" $i | dd of=/root/db bs=4096 seek=$((i % 2048)) conv=notrunc 2>/dev/null; i=$((i+1)); usleep 5000; done'\'' </dev/null >/dev/null 2>&1 & echo $!')
+expect_match "write into a database file in c1, block by block (pid $db_writer)" "$db_writer" '^[0-9]+$'
+# "BLOCKS NEWEST BAD": how many blocks, the newest write, and how many
+# blocks hold no write of the last 2048 or one made elsewhere; read with
+# the writer stopped (a write under way may end meanwhile: it is the newest).
+db_state() {
+	fy "$1" exec c1 -- sh -c "kill -STOP $db_writer; awk '{ v[NR - 1] = \$1 + 0; if (\$1 + 0 > m) m = \$1 + 0 } END { for (b = 0; b < NR; b++) if (v[b] % 2048 != b || v[b] <= m - 2048) bad++; print NR, m, bad + 0 }' /root/db; kill -CONT $db_writer"
+}
 check "snapshot c1 s1" fy h1 snapshot c1 s1
 ip_c1=$(ipv4 h1 c1)
 mac_c1=$(hwaddr h1 c1)
@@ -124,6 +138,10 @@ seq_after=$(seq_state h2)
 expect_match "/root/seq went on growing, every line there once and in order ($seq_after)" "$seq_after" '^[0-9]+ 0$'
 churn=$(churn_state h2)
 expect_match "... and /root/churn holds no directory removed on h1 ($churn)" "$churn" '^[1-4] 0$'
+db_after=$(db_state h2)
+expect_match "/root/db holds the newest write of each block, in its place ($db_after)" "$db_after" '^2048 [0-9]+ 0$'
+expect_match "... whose changes went as their blocks, not the whole file" \
+	"$(grep 'went as their changed blocks' "$BED_DIR/h1/logs/ferryd.log" | tail -1)" 'of 8388608 bytes'
 check "... and still the file whose name is no UTF-8" weird_file_there h2
 expect_match "h2 kept CRIU's restore log" "$(ls "$BED_DIR/h2/logs/c1")" "migration_restore_.*\.log"
 expect_match "... and the source's dump log" "$(ls "$BED_DIR/h2/logs/c1")" "migration_dump_.*\.log"
@@ -157,6 +175,10 @@ expect_match "... and /root/seq, after them all, still every line once and in or
 churn=$(churn_state "$here")
 expect_match "... and /root/churn no directory removed before a move ($churn)" "$churn" '^[1-4] 0$'
 check "... and the file whose name is no UTF-8" weird_file_there "$here"
+db_end=$(db_state "$here")
+expect_match "... and /root/db, each block the newest write ($db_end)" "$db_end" '^2048 [0-9]+ 0$'
+db_after_newest=${db_after#* } db_end_newest=${db_end#* }
+check "... which went on writing" test "${db_end_newest% *}" -gt "${db_after_newest% *}"
 check "... longer than after the first move" test "${seq_end% *}" -gt "${seq_after% *}"
 expect_eq "the process stopped before the first move is stopped after them all" "$(proc_state "$here")" T
 check "... and kill -CONT continues it" fy "$here" exec c1 -- kill -CONT "$stopped_pid"
