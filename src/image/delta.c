@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <pthread.h>
 #include <search.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,21 +180,30 @@ struct run {
 
 #define READ_CHUNK (16 * IMAGE_DELTA_BLOCK)
 
-/* The runs of blocks of fd (size bytes) whose checksum is not f's. */
-static int changed_runs(int fd, const char *path, unsigned long long size, const struct image_file_sums *f,
-			struct run **out, size_t *n_out, struct ferry_error **err)
+/* Blocks [first, end) of fd (size bytes): which differ from f's sums. */
+struct compare_job {
+	int fd;
+	unsigned long long size;
+	const struct image_file_sums *f;
+	size_t first, end;
+	bool *changed;
+	int err; /* errno of a failed read, or 0 */
+};
+
+static void compare_blocks(struct compare_job *j)
 {
 	cleanup_free char *buf = xcalloc(1, READ_CHUNK);
-	struct run *runs = NULL;
-	size_t n = 0, cap = 0;
-	size_t blocks = (size + IMAGE_DELTA_BLOCK - 1) / IMAGE_DELTA_BLOCK;
-	for (size_t i = 0; i < blocks;) {
+	const struct image_file_sums *f = j->f;
+	for (size_t i = j->first; i < j->end;) {
 		unsigned long long off = (unsigned long long)i * IMAGE_DELTA_BLOCK;
-		size_t want = size - off < READ_CHUNK ? size - off : READ_CHUNK;
-		ssize_t got = pread(fd, buf, want, (off_t)off);
+		unsigned long long stop = (unsigned long long)j->end * IMAGE_DELTA_BLOCK;
+		if (stop > j->size)
+			stop = j->size;
+		size_t want = stop - off < READ_CHUNK ? stop - off : READ_CHUNK;
+		ssize_t got = pread(j->fd, buf, want, (off_t)off);
 		if (got < 0) {
-			free(runs);
-			return error_sys(err, errno, "read %s", path);
+			j->err = errno;
+			return;
 		}
 		/* Frozen, the file can't shrink; if it did, what is missing
 		 * reads as zeros, as the tar writer pads. */
@@ -204,21 +214,63 @@ static int changed_runs(int fd, const char *path, unsigned long long size, const
 			unsigned long long sent_len =
 				i < f->n ? (i + 1 < f->n ? IMAGE_DELTA_BLOCK : f->len - (unsigned long long)i * IMAGE_DELTA_BLOCK)
 					 : 0;
-			bool same = i < f->n && sent_len == len && XXH128_isEqual(XXH3_128bits(buf + at, len), f->sums[i]);
-			if (same)
-				continue;
-			if (n > 0 && runs[n - 1].first + runs[n - 1].count == i) {
-				runs[n - 1].count++;
-				continue;
-			}
-			if (n == cap) {
-				cap = cap ? 2 * cap : 16;
-				runs = realloc(runs, cap * sizeof(*runs));
-				if (runs == NULL)
-					abort();
-			}
-			runs[n++] = (struct run){ .first = i, .count = 1 };
+			j->changed[i] = !(i < f->n && sent_len == len &&
+					  XXH128_isEqual(XXH3_128bits(buf + at, len), f->sums[i]));
 		}
+	}
+}
+
+static void *compare_thread(void *arg)
+{
+	compare_blocks(arg);
+	return NULL;
+}
+
+/* A file this big is compared by two threads, each half its blocks:
+ * the instance is frozen, the CPUs are the move's (1 GiB: ~95 -> ~50 ms). */
+#define TWO_THREADS_FROM (64ULL * 1024 * 1024)
+
+/* The runs of blocks of fd (size bytes) whose checksum is not f's. */
+static int changed_runs(int fd, const char *path, unsigned long long size, const struct image_file_sums *f,
+			struct run **out, size_t *n_out, struct ferry_error **err)
+{
+	size_t blocks = (size + IMAGE_DELTA_BLOCK - 1) / IMAGE_DELTA_BLOCK;
+	cleanup_free bool *changed = xcalloc(blocks ? blocks : 1, sizeof(bool));
+	struct compare_job jobs[2] = {
+		{ .fd = fd, .size = size, .f = f, .first = 0, .end = blocks, .changed = changed },
+		{ .fd = fd, .size = size, .f = f, .first = blocks, .end = blocks, .changed = changed },
+	};
+	pthread_t helper;
+	bool helped = false;
+	if (size >= TWO_THREADS_FROM) {
+		jobs[0].end = jobs[1].first = blocks / 2;
+		helped = pthread_create(&helper, NULL, compare_thread, &jobs[1]) == 0;
+		if (!helped)
+			jobs[0].end = blocks;
+	}
+	compare_blocks(&jobs[0]);
+	if (helped)
+		pthread_join(helper, NULL);
+	int e = jobs[0].err ? jobs[0].err : jobs[1].err;
+	if (e != 0)
+		return error_sys(err, e, "read %s", path);
+
+	struct run *runs = NULL;
+	size_t n = 0, cap = 0;
+	for (size_t i = 0; i < blocks; i++) {
+		if (!changed[i])
+			continue;
+		if (n > 0 && runs[n - 1].first + runs[n - 1].count == i) {
+			runs[n - 1].count++;
+			continue;
+		}
+		if (n == cap) {
+			cap = cap ? 2 * cap : 16;
+			runs = realloc(runs, cap * sizeof(*runs));
+			if (runs == NULL)
+				abort();
+		}
+		runs[n++] = (struct run){ .first = i, .count = 1 };
 	}
 	*out = runs;
 	*n_out = n;

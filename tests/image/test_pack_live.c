@@ -10,7 +10,8 @@
  *
  * Then a live move's two passes over a tree with big files: the first
  * keeps their blocks' sums; after some blocks are rewritten, one file
- * grows and another is cut short, the frozen pass sends them as their
+ * grows and another is cut short (and an 80 MiB one, compared by two
+ * threads, changes at both ends and in the middle), the frozen pass sends them as their
  * changed blocks, and the target's copy, updated from it, is the source's
  * byte for byte, with its new mode and times. A delta through a symlink
  * is refused, and what the link points to is left alone. */
@@ -181,12 +182,19 @@ static void test_deltas(void)
 	fill(db, 3 * 1024 * 1024 + 1000, 1);
 	fill(big, 2 * 1024 * 1024, 2);
 	fill(small, 5000, 3);
+	/* Big enough for two threads to compare it, each half (sparse). */
+	char huge[200];
+	snprintf(huge, sizeof(huge), "%s/huge", src);
+	int hfd = open(huge, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (hfd < 0 || ftruncate(hfd, 80 * 1024 * 1024) < 0)
+		abort();
+	close(hfd);
 
 	struct image_sent_sums *sums = image_sent_sums_new();
 	ok(pack_to(first, src, NULL, sums) == 0, "the first pass packs the tree");
 	struct image_delta_stats st = image_sent_sums_stats(sums);
-	ok(st.summed_files == 2 && st.summed_bytes == 5 * 1024 * 1024 + 1000,
-	   "... summing its two big files (%zu files, %llu bytes)", st.summed_files, st.summed_bytes);
+	ok(st.summed_files == 3 && st.summed_bytes == 85 * 1024 * 1024 + 1000,
+	   "... summing its three big files (%zu files, %llu bytes)", st.summed_files, st.summed_bytes);
 	ok(unpack(first, dst, false, msg, sizeof(msg)) == 0, "the target unpacks it (%s)", msg);
 
 	/* Changes after the first pass: stamps at or after since (the kernel's
@@ -203,15 +211,20 @@ static void test_deltas(void)
 	if (truncate(big, 1536 * 1024 - 3) < 0 || chmod(db, 0600) < 0)
 		abort();
 	patch(small, 10, "x", 1);
+	/* huge: its first block, the first of its second half, its last. */
+	patch(huge, 0, "first", 5);
+	patch(huge, 40 * 1024 * 1024 + 7, "second half", 11);
+	patch(huge, 80 * 1024 * 1024 - 4, "last", 4);
 	struct timeval tv[2] = { { .tv_sec = 1000000000 }, { .tv_sec = 1000000000, .tv_usec = 5 } };
 	if (utimes(big, tv) < 0)
 		abort();
 	ok(pack_to(second, src, &since, sums) == 0, "the frozen pass packs what changed");
 	st = image_sent_sums_stats(sums);
-	ok(st.delta_files == 2, "... the two big files as their changes (%zu)", st.delta_files);
+	ok(st.delta_files == 3, "... the three big files as their changes (%zu)", st.delta_files);
 	/* db: blocks 1, 32 and 48 (its old end, now 4 KiB longer); big: its
-	 * new last block. */
-	ok(st.delta_changed == 2 * IMAGE_DELTA_BLOCK + (4096 + 1000) + (1536 * 1024 - 3) % IMAGE_DELTA_BLOCK,
+	 * new last block; huge: three blocks. */
+	ok(st.delta_changed ==
+		   5 * IMAGE_DELTA_BLOCK + (4096 + 1000) + (1536 * 1024 - 3) % IMAGE_DELTA_BLOCK,
 	   "... only the blocks that changed (%llu of %llu bytes)", st.delta_changed, st.delta_bytes);
 	ok(unpack(second, dst, true, msg, sizeof(msg)) == 0, "the target applies them (%s)", msg);
 	snprintf(path, sizeof(path), "%s/db", dst);
@@ -226,6 +239,8 @@ static void test_deltas(void)
 	ok(stat(path, &b) == 0 && b.st_mtim.tv_sec == 1000000000, "... with the mtime it was given");
 	snprintf(path, sizeof(path), "%s/small", dst);
 	ok(same_file(small, path), "a small file changed went whole");
+	snprintf(path, sizeof(path), "%s/huge", dst);
+	ok(same_file(huge, path), "huge, compared by two threads, is the source's too");
 
 	/* The target's d now a symlink to a directory outside: refused. */
 	char outside[200], link[200];
