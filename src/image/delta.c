@@ -173,9 +173,9 @@ static uint64_t get_u64(const unsigned char *p)
 	return le64toh(v);
 }
 
-/* A run of changed blocks: [first, first + count). */
+/* A run of changed blocks, in bytes (the last may end short of a block). */
 struct run {
-	size_t first, count;
+	unsigned long long off, len;
 };
 
 #define READ_CHUNK (16 * IMAGE_DELTA_BLOCK)
@@ -260,8 +260,10 @@ static int changed_runs(int fd, const char *path, unsigned long long size, const
 	for (size_t i = 0; i < blocks; i++) {
 		if (!changed[i])
 			continue;
-		if (n > 0 && runs[n - 1].first + runs[n - 1].count == i) {
-			runs[n - 1].count++;
+		unsigned long long off = (unsigned long long)i * IMAGE_DELTA_BLOCK;
+		unsigned long long len = size - off < IMAGE_DELTA_BLOCK ? size - off : IMAGE_DELTA_BLOCK;
+		if (n > 0 && runs[n - 1].off + runs[n - 1].len == off) {
+			runs[n - 1].len += len;
 			continue;
 		}
 		if (n == cap) {
@@ -270,7 +272,7 @@ static int changed_runs(int fd, const char *path, unsigned long long size, const
 			if (runs == NULL)
 				abort();
 		}
-		runs[n++] = (struct run){ .first = i, .count = 1 };
+		runs[n++] = (struct run){ .off = off, .len = len };
 	}
 	*out = runs;
 	*n_out = n;
@@ -305,11 +307,8 @@ int image_tar_add_delta(struct archive *tar, struct image_sent_sums *sums, const
 	if (changed_runs(fd, path, size, f, &runs, &n_runs, err) < 0)
 		return -1;
 	unsigned long long bytes = 0;
-	for (size_t i = 0; i < n_runs; i++) {
-		unsigned long long off = (unsigned long long)runs[i].first * IMAGE_DELTA_BLOCK;
-		unsigned long long len = (unsigned long long)runs[i].count * IMAGE_DELTA_BLOCK;
-		bytes += off + len > size ? size - off : len;
-	}
+	for (size_t i = 0; i < n_runs; i++)
+		bytes += runs[i].len;
 
 	/* Owners, mode and times as a whole entry would have them. */
 	cleanup_free char *name = xasprintf("delta/%s", rel);
@@ -319,9 +318,7 @@ int image_tar_add_delta(struct archive *tar, struct image_sent_sums *sums, const
 	archive_entry_set_size(entry, 8 + 16 * n_runs + bytes);
 	archive_entry_set_uid(entry, image_id_unshift(st.st_uid, uid_shift));
 	archive_entry_set_gid(entry, image_id_unshift(st.st_gid, gid_shift));
-	int ret = archive_write_header(tar, entry) < ARCHIVE_WARN
-			  ? error_set(err, 500, archive_errno(tar), "add %s: %s", name, archive_error_string(tar))
-			  : 0;
+	int ret = image_tar_write_header(tar, entry, err);
 	archive_entry_free(entry);
 	unsigned char head[16];
 	put_u64(head, size);
@@ -329,10 +326,7 @@ int image_tar_add_delta(struct archive *tar, struct image_sent_sums *sums, const
 		ret = write_all(tar, head, 8, path, err);
 	cleanup_free char *buf = xcalloc(1, READ_CHUNK);
 	for (size_t i = 0; ret == 0 && i < n_runs; i++) {
-		unsigned long long off = (unsigned long long)runs[i].first * IMAGE_DELTA_BLOCK;
-		unsigned long long len = (unsigned long long)runs[i].count * IMAGE_DELTA_BLOCK;
-		if (off + len > size)
-			len = size - off;
+		unsigned long long off = runs[i].off, len = runs[i].len;
 		put_u64(head, off);
 		put_u64(head + 8, len);
 		ret = write_all(tar, head, 16, path, err);

@@ -48,6 +48,8 @@ int image_tarball_check(int fd, const char *name, struct image_metadata *md, str
  * header without a timestamp so equal content gives an equal file. */
 int image_tar_open(struct archive **out, const char *path, struct ferry_error **err);
 int image_tar_close(struct archive *tar, const char *path, struct ferry_error **err);
+/* archive_write_header, its failure an error naming the entry. */
+int image_tar_write_header(struct archive *tar, struct archive_entry *entry, struct ferry_error **err);
 int image_tar_add_dir(struct archive *tar, const char *path, mode_t mode, uid_t uid, gid_t gid, time_t mtime,
 		      struct ferry_error **err);
 int image_tar_add_data(struct archive *tar, const char *path, mode_t mode, uid_t uid, gid_t gid, time_t mtime,

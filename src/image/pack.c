@@ -43,7 +43,7 @@ int image_tar_close(struct archive *tar, const char *path, struct ferry_error **
 	return ret;
 }
 
-static int write_header(struct archive *tar, struct archive_entry *entry, struct ferry_error **err)
+int image_tar_write_header(struct archive *tar, struct archive_entry *entry, struct ferry_error **err)
 {
 	int r = archive_write_header(tar, entry);
 	if (r < ARCHIVE_WARN)
@@ -69,7 +69,7 @@ int image_tar_add_dir(struct archive *tar, const char *path, mode_t mode, uid_t 
 		      struct ferry_error **err)
 {
 	struct archive_entry *entry = new_entry(path, AE_IFDIR, mode, uid, gid, mtime);
-	int ret = write_header(tar, entry, err);
+	int ret = image_tar_write_header(tar, entry, err);
 	archive_entry_free(entry);
 	return ret;
 }
@@ -79,7 +79,7 @@ int image_tar_add_data(struct archive *tar, const char *path, mode_t mode, uid_t
 {
 	struct archive_entry *entry = new_entry(path, AE_IFREG, mode, uid, gid, mtime);
 	archive_entry_set_size(entry, len);
-	int ret = write_header(tar, entry, err);
+	int ret = image_tar_write_header(tar, entry, err);
 	archive_entry_free(entry);
 	if (ret == 0 && len > 0 && archive_write_data(tar, data, len) != (la_ssize_t)len)
 		ret = error_set(err, 500, archive_errno(tar), "add %s to the tarball: %s", path,
@@ -92,7 +92,7 @@ int image_tar_add_symlink(struct archive *tar, const char *path, const char *tar
 {
 	struct archive_entry *entry = new_entry(path, AE_IFLNK, 0777, 0, 0, mtime);
 	archive_entry_set_symlink(entry, target);
-	int ret = write_header(tar, entry, err);
+	int ret = image_tar_write_header(tar, entry, err);
 	archive_entry_free(entry);
 	return ret;
 }
@@ -170,7 +170,7 @@ static int add_tree_entry(struct archive *disk, struct archive *tar, struct arch
 	 * first of a set of hard links with its data, the others as links. */
 	if (entry == NULL)
 		return 0;
-	if (write_header(tar, entry, err) < 0)
+	if (image_tar_write_header(tar, entry, err) < 0)
 		return error_wrap(err, "pack %s", source);
 	if (archive_entry_filetype(entry) != AE_IFREG || archive_entry_hardlink(entry) != NULL ||
 	    archive_entry_size(entry) <= 0)
