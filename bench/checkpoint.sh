@@ -87,7 +87,7 @@ ferry_run() {
 PLAIN_CG=$CGROUP_PREFIX/plain
 PLAIN_HIERARCHIES="cpu cpuacct cpuset memory pids freezer devices blkio systemd unified"
 plain_opts=(--tcp-established --file-locks --ext-mount-map auto --enable-external-sharing
-	--enable-external-masters --ghost-limit 134217728 --manage-cgroups=soft -v4)
+	--enable-external-masters --ghost-limit 134217728 --manage-cgroups=soft "-v${FERRY_CRIU_LOG_LEVEL:-3}")
 [ -n "${PLAIN_NETWORK_LOCK:-}" ] || PLAIN_NETWORK_LOCK=nftables
 
 # The plain tree's setup, run by unshare as the new namespaces' pid 1: the

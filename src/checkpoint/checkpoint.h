@@ -26,6 +26,10 @@
  * post-dump, the orphaned pty master. Each other notification is a round
  * trip (~0.3-0.7 ms here) while the container is stopped. */
 void checkpoint_process_init(void);
+/* CRIU's log level (1-4) for every run that names none, this process's and
+ * its children's (through the environment: call it before any thread):
+ * 3 (info) unless set; 4 adds CRIU's debug lines. */
+void checkpoint_set_log_level(int level);
 
 /* A mount CRIU does not save but leaves to ferry: at dump, the mount at
  * `where` inside the container is recorded under `key`; at restore, `key`
@@ -50,7 +54,7 @@ struct checkpoint_dump_opts {
 	 * ("../pre1"). Needs dirty-memory tracking, which this kernel lacks:
 	 * keep NULL until checkpoint_check reports mem_dirty_track. */
 	const char *parent_images;
-	int log_level;          /* CRIU's 0-4; 0: the default (4, the log is kept for failures) */
+	int log_level;          /* CRIU's 1-4; 0: the default (checkpoint_set_log_level) */
 	const struct checkpoint_ext_mount *ext_mounts;
 	size_t n_ext_mounts;
 	/* A live migration's two ways with the memory, both on page_socket (a

@@ -47,7 +47,7 @@ static void usage(FILE *out)
 		     "                   from then on (default: a free /24 picked once)\n"
 		     "  --address-range FIRST-LAST  give containers addresses from this range of\n"
 		     "                   the subnet only (hosts sharing one L2 segment)\n"
-		     "  --debug          log every request\n"
+		     "  --debug          log every request, and CRIU's debug lines\n"
 		     "  --purge          remove what this daemon made outside its root (the bridge,\n"
 		     "                   its NAT rule, empty cgroups), then exit\n");
 }
@@ -315,6 +315,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	cleanup_error struct ferry_error *err = NULL;
+	if (debug)
+		checkpoint_set_log_level(4);
 
 	if (purge)
 		return purge_host(root ? root : "/var/lib/ferry", bridge);

@@ -214,7 +214,8 @@ sleep 1
 check "stop the container" "$RTCTL" stop c1 "$C1" 0 --force
 kill "$TCP_PID" 2>/dev/null
 wait "$TCP_PID" 2>/dev/null
-restore "$TEST_DIR/snap1"
+# With CRIU's debug lines: one of them says who restored the routes.
+FERRY_CRIU_LOG_LEVEL=4 restore "$TEST_DIR/snap1"
 rc=$?
 expect_eq "restore the snapshot" "$rc" 0
 [ $rc -eq 0 ] || { printf '#   %s\n' "$RESTORE_OUT"; tail -n 30 "$(latest_log restore)" | sed 's/^/#   /'; }
