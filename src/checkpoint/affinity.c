@@ -225,3 +225,71 @@ void checkpoint_affinity_apply(const pid_t *pids, size_t n_pids, const struct ch
 	for (size_t i = 0; i < n_pids; i++)
 		for_each_thread(pids[i], thread_set, &s);
 }
+
+struct checkpoint_pinned {
+	pid_t tid;
+	cpu_set_t cpus;
+};
+
+struct pinning {
+	const cpu_set_t *one;
+	struct checkpoint_pin *pin;
+};
+
+static void thread_pin(pid_t pid, pid_t tid, void *arg)
+{
+	(void)pid;
+	struct pinning *p = arg;
+	cpu_set_t cpus;
+	if (sched_getaffinity(tid, sizeof(cpus), &cpus) < 0 || CPU_EQUAL(&cpus, p->one))
+		return;
+	if (sched_setaffinity(tid, sizeof(*p->one), p->one) < 0)
+		return;
+	struct checkpoint_pin *pin = p->pin;
+	if (pin->n == pin->cap) {
+		pin->cap = pin->cap ? pin->cap * 2 : 32;
+		pin->threads = realloc(pin->threads, pin->cap * sizeof(*pin->threads));
+		if (pin->threads == NULL)
+			abort();
+	}
+	pin->threads[pin->n++] = (struct checkpoint_pinned){ .tid = tid, .cpus = cpus };
+}
+
+/* The processes of the cgroup at dir and of every cgroup below it. */
+static void pin_cgroup(const char *dir, struct pinning *p)
+{
+	cleanup_free char *procs_path = xasprintf("%s/cgroup.procs", dir);
+	cleanup_free char *procs = NULL;
+	if (file_read(procs_path, &procs, NULL, NULL) == 0) {
+		size_t n = 0;
+		cleanup_free pid_t *pids = pids_parse(procs, &n);
+		for (size_t i = 0; i < n; i++)
+			for_each_thread(pids[i], thread_pin, p);
+	}
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL)
+		if (e->d_type == DT_DIR && strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+			cleanup_free char *sub = xasprintf("%s/%s", dir, e->d_name);
+			pin_cgroup(sub, p);
+		}
+	closedir(d);
+}
+
+void checkpoint_pin_tree(const char *dir, const cpu_set_t *one, struct checkpoint_pin *pin)
+{
+	struct pinning p = { .one = one, .pin = pin };
+	pin_cgroup(dir, &p);
+}
+
+void checkpoint_unpin(struct checkpoint_pin *pin)
+{
+	for (size_t i = 0; i < pin->n; i++)
+		if (sched_setaffinity(pin->threads[i].tid, sizeof(pin->threads[i].cpus), &pin->threads[i].cpus) < 0 &&
+		    errno != ESRCH)
+			log_warn("thread %d: its CPUs after the dump: %s", (int)pin->threads[i].tid, strerror(errno));
+	free(pin->threads);
+	*pin = (struct checkpoint_pin){ 0 };
+}

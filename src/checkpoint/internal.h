@@ -1,6 +1,8 @@
 /* Shared between the checkpoint files; not part of checkpoint.h. */
 #pragma once
 
+#include <sched.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 #include "common/error.h"
@@ -33,3 +35,18 @@ int checkpoint_spawn_criu(char **argv, int socket, int drain_fd, int late_fd, pi
  * (innermost) pid namespace, NSpid's last in /proc/PID/task/TID/status; 0
  * if unknown. A process's own: tid = pid. */
 pid_t checkpoint_inner_tid(pid_t pid, pid_t tid);
+
+/* The threads a dump pinned to its own CPU, with the CPUs each had. */
+struct checkpoint_pin {
+	struct checkpoint_pinned *threads;
+	size_t n, cap;
+};
+
+/* Every thread of every process in the cgroup tree at dir (frozen: none
+ * comes or goes) onto the CPUs one, each one's own kept in pin. Best
+ * effort: a thread that can't be moved stays where it was. */
+void checkpoint_pin_tree(const char *dir, const cpu_set_t *one, struct checkpoint_pin *pin);
+
+/* Each thread checkpoint_pin_tree moved gets its own CPUs back (one that
+ * is gone is skipped); pin is emptied. */
+void checkpoint_unpin(struct checkpoint_pin *pin);

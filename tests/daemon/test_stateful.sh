@@ -83,6 +83,12 @@ PINNED_PID=$(cat "$ROOTFS/tmp/pinned.pid")
 PINNED_MASK=$(printf '%x' $((1 << LAST_CPU)))
 ALL_MASK=$(mask_of "$COUNTER_PID")
 expect_eq "it runs on CPU $LAST_CPU alone" "$(mask_of "$PINNED_PID")" "$PINNED_MASK"
+# A dump runs with the container on one CPU (CRIU's round trips with each
+# task stay on it): a snapshot's container goes on with its own CPUs.
+check "a stateful snapshot" ferry snapshot c1 cpus --stateful
+expect_eq "... leaves the pinned process on CPU $LAST_CPU alone" "$(mask_of "$PINNED_PID")" "$PINNED_MASK"
+expect_eq "... and the counter on every CPU ($ALL_MASK)" "$(mask_of "$COUNTER_PID")" "$ALL_MASK"
+check "delete the snapshot" ferry delete c1/cpus
 
 # --- stateful stop and start -------------------------------------------------------
 check "ferry stop --stateful" ferry stop c1 --stateful
