@@ -157,16 +157,51 @@ static void thread_save(pid_t pid, pid_t tid, void *arg)
 	s->a[s->n++] = (struct checkpoint_affinity){ .vtid = vtid, .cpus = cpus };
 }
 
-int checkpoint_affinity_save(const char *cgroup_procs, const char *path, struct ferry_error **err)
+/* Appends the processes of the cgroup at dir and of those below it. */
+static void tree_pids(const char *dir, pid_t **pids, size_t *n, size_t *cap)
+{
+	cleanup_free char *procs_path = xasprintf("%s/cgroup.procs", dir);
+	cleanup_free char *procs = NULL;
+	if (file_read(procs_path, &procs, NULL, NULL) == 0) {
+		size_t k = 0;
+		cleanup_free pid_t *here = pids_parse(procs, &k);
+		if (*n + k > *cap) {
+			*cap = (*n + k) * 2;
+			*pids = realloc(*pids, *cap * sizeof(**pids));
+			if (*pids == NULL)
+				abort();
+		}
+		for (size_t i = 0; i < k; i++)
+			(*pids)[(*n)++] = here[i];
+	}
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL)
+		if (e->d_type == DT_DIR && strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+			cleanup_free char *sub = xasprintf("%s/%s", dir, e->d_name);
+			tree_pids(sub, pids, n, cap);
+		}
+	closedir(d);
+}
+
+pid_t *checkpoint_cgroup_tree_pids(const char *dir, size_t *n)
+{
+	pid_t *pids = NULL;
+	size_t cap = 0;
+	*n = 0;
+	tree_pids(dir, &pids, n, &cap);
+	return pids;
+}
+
+int checkpoint_affinity_save(const char *cgroup_dir, const char *path, struct ferry_error **err)
 {
 	struct affinity_saving s = { 0 };
 	if (sched_getaffinity(0, sizeof(s.own), &s.own) < 0)
 		return error_sys(err, errno, "sched_getaffinity");
-	cleanup_free char *procs = NULL;
-	if (file_read(cgroup_procs, &procs, NULL, err) < 0)
-		return -1;
 	size_t n = 0;
-	cleanup_free pid_t *pids = pids_parse(procs, &n);
+	cleanup_free pid_t *pids = checkpoint_cgroup_tree_pids(cgroup_dir, &n);
 	for (size_t i = 0; i < n; i++)
 		for_each_thread(pids[i], thread_save, &s);
 	unlink(path);
@@ -255,33 +290,13 @@ static void thread_pin(pid_t pid, pid_t tid, void *arg)
 	pin->threads[pin->n++] = (struct checkpoint_pinned){ .tid = tid, .cpus = cpus };
 }
 
-/* The processes of the cgroup at dir and of every cgroup below it. */
-static void pin_cgroup(const char *dir, struct pinning *p)
-{
-	cleanup_free char *procs_path = xasprintf("%s/cgroup.procs", dir);
-	cleanup_free char *procs = NULL;
-	if (file_read(procs_path, &procs, NULL, NULL) == 0) {
-		size_t n = 0;
-		cleanup_free pid_t *pids = pids_parse(procs, &n);
-		for (size_t i = 0; i < n; i++)
-			for_each_thread(pids[i], thread_pin, p);
-	}
-	DIR *d = opendir(dir);
-	if (d == NULL)
-		return;
-	struct dirent *e;
-	while ((e = readdir(d)) != NULL)
-		if (e->d_type == DT_DIR && strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
-			cleanup_free char *sub = xasprintf("%s/%s", dir, e->d_name);
-			pin_cgroup(sub, p);
-		}
-	closedir(d);
-}
-
 void checkpoint_pin_tree(const char *dir, const cpu_set_t *one, struct checkpoint_pin *pin)
 {
 	struct pinning p = { .one = one, .pin = pin };
-	pin_cgroup(dir, &p);
+	size_t n = 0;
+	cleanup_free pid_t *pids = checkpoint_cgroup_tree_pids(dir, &n);
+	for (size_t i = 0; i < n; i++)
+		for_each_thread(pids[i], thread_pin, &p);
 }
 
 void checkpoint_unpin(struct checkpoint_pin *pin)

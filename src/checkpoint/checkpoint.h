@@ -179,10 +179,14 @@ struct checkpoint_affinity {
 	pid_t vtid;
 	cpu_set_t cpus;
 };
-/* While the tree is frozen: the threads of the processes in cgroup_procs
- * whose CPUs are not all of the caller's, written to path (kept with the
- * images); no file when there are none. */
-int checkpoint_affinity_save(const char *cgroup_procs, const char *path, struct ferry_error **err);
+/* The processes of the cgroup at dir and of every cgroup below it (a
+ * systemd container keeps none in its top cgroup of the cgroup2 tree), in a
+ * new array; NULL with *n 0 when there are none. */
+pid_t *checkpoint_cgroup_tree_pids(const char *dir, size_t *n);
+/* While the tree is frozen: the threads of the processes in the cgroup tree
+ * at cgroup_dir whose CPUs are not all of the caller's, written to path
+ * (kept with the images); no file when there are none. */
+int checkpoint_affinity_save(const char *cgroup_dir, const char *path, struct ferry_error **err);
 /* The threads' CPUs saved at path, in a new array (none without a file). */
 int checkpoint_affinity_load(const char *path, struct checkpoint_affinity **out, size_t *n, struct ferry_error **err);
 /* Every thread of the restored processes pids allowed the caller's CPUs,

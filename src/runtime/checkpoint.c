@@ -199,10 +199,9 @@ static int checkpoint_container(const struct runtime_spec *spec, const struct ru
 		return -1;
 	}
 	/* CRIU saves no CPU affinity: the threads with their own go beside. */
-	cleanup_free char *procs = xasprintf("%s/cgroup.procs", freezer);
 	cleanup_free char *affinity = xasprintf("%s/" RUNTIME_AFFINITY_IMAGE, o->images_dir);
 	cleanup_error struct ferry_error *affinity_err = NULL;
-	if (checkpoint_affinity_save(procs, affinity, &affinity_err) < 0)
+	if (checkpoint_affinity_save(freezer, affinity, &affinity_err) < 0)
 		log_warn("container %s: its threads' CPUs are not saved (they will run on any): %s", spec->name,
 			 affinity_err->msg);
 	cleanup_free char *mark = state_path(spec->dir, RUNTIME_CHECKPOINT_STOP);

@@ -189,12 +189,8 @@ static void affinity_restore(const struct runtime_spec *spec, const char *images
 		return;
 	}
 	cleanup_free char *freezer = cgroup_freezer_dir(spec->cgroup);
-	cleanup_free char *procs_path = xasprintf("%s/cgroup.procs", freezer);
-	cleanup_free char *procs = NULL;
-	if (file_read(procs_path, &procs, NULL, NULL) < 0)
-		return;
 	size_t n_pids = 0;
-	cleanup_free pid_t *pids = pids_parse(procs, &n_pids);
+	cleanup_free pid_t *pids = checkpoint_cgroup_tree_pids(freezer, &n_pids);
 	checkpoint_affinity_apply(pids, n_pids, a, n);
 }
 

@@ -54,6 +54,12 @@ expect_match "redis runs ($PID1)" "$PID1" '^[1-9][0-9]*$'
 coproc HTTP { exec socat - "TCP:$IP:80,connect-timeout=5"; }
 HTTP_PID=$HTTP_PID
 check "a keep-alive HTTP connection from the host" keepalive_get
+# redis on the first CPU alone (as CPUAffinity= would put it): its cgroup
+# is systemd's, below the container's own (CRIU saves no affinity; ferry
+# does, from the whole cgroup tree).
+redis_cpus() { ferry exec d1 -- taskset -p "$(redis_pid d1)" | awk '{print $NF}'; }
+check "pin redis to CPU 0" ferry exec d1 -- taskset -p 1 "$PID1"
+expect_eq "redis runs on CPU 0 alone" "$(redis_cpus)" 1
 
 # --- stateful stop and start
 out=$(ferry stop d1 --stateful 2>&1)
@@ -63,6 +69,7 @@ expect_eq "d1 is stopped" "$(state d1)" STOPPED
 expect_match "ferry info says its state is saved" "$(ferry info d1)" 'Stateful: *true'
 check "ferry start d1" ferry start d1
 came_back d1 "after a stateful stop and start" "$PID1" "$KEY1"
+expect_eq "... redis still on CPU 0 alone" "$(redis_cpus)" 1
 check "the keep-alive connection still works" keepalive_get
 
 # --- a stateful snapshot, then restored in place (running)
