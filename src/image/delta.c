@@ -279,13 +279,6 @@ static int changed_runs(int fd, const char *path, unsigned long long size, const
 	return 0;
 }
 
-static int write_all(struct archive *tar, const void *data, size_t len, const char *path, struct ferry_error **err)
-{
-	if (archive_write_data(tar, data, len) != (la_ssize_t)len)
-		return error_set(err, 500, archive_errno(tar), "write %s: %s", path, archive_error_string(tar));
-	return 0;
-}
-
 int image_tar_add_delta(struct archive *tar, struct image_sent_sums *sums, const char *path, const char *rel,
 			uid_t uid_shift, gid_t gid_shift, struct ferry_error **err)
 {
@@ -323,13 +316,13 @@ int image_tar_add_delta(struct archive *tar, struct image_sent_sums *sums, const
 	unsigned char head[16];
 	put_u64(head, size);
 	if (ret == 0)
-		ret = write_all(tar, head, 8, path, err);
+		ret = image_tar_write_data(tar, head, 8, path, err);
 	cleanup_free char *buf = xcalloc(1, READ_CHUNK);
 	for (size_t i = 0; ret == 0 && i < n_runs; i++) {
 		unsigned long long off = runs[i].off, len = runs[i].len;
 		put_u64(head, off);
 		put_u64(head + 8, len);
-		ret = write_all(tar, head, 16, path, err);
+		ret = image_tar_write_data(tar, head, 16, path, err);
 		while (ret == 0 && len > 0) {
 			size_t want = len < READ_CHUNK ? len : READ_CHUNK;
 			ssize_t got = pread(fd, buf, want, (off_t)off);
@@ -339,7 +332,7 @@ int image_tar_add_delta(struct archive *tar, struct image_sent_sums *sums, const
 			}
 			if ((size_t)got < want)
 				memset(buf + got, 0, want - got);
-			ret = write_all(tar, buf, want, path, err);
+			ret = image_tar_write_data(tar, buf, want, path, err);
 			off += want;
 			len -= want;
 		}

@@ -50,6 +50,9 @@ int image_tar_open(struct archive **out, const char *path, struct ferry_error **
 int image_tar_close(struct archive *tar, const char *path, struct ferry_error **err);
 /* archive_write_header, its failure an error naming the entry. */
 int image_tar_write_header(struct archive *tar, struct archive_entry *entry, struct ferry_error **err);
+/* archive_write_data of all len bytes, a short write an error naming path. */
+int image_tar_write_data(struct archive *tar, const void *data, size_t len, const char *path,
+			 struct ferry_error **err);
 int image_tar_add_dir(struct archive *tar, const char *path, mode_t mode, uid_t uid, gid_t gid, time_t mtime,
 		      struct ferry_error **err);
 int image_tar_add_data(struct archive *tar, const char *path, mode_t mode, uid_t uid, gid_t gid, time_t mtime,

@@ -52,6 +52,14 @@ int image_tar_write_header(struct archive *tar, struct archive_entry *entry, str
 	return 0;
 }
 
+int image_tar_write_data(struct archive *tar, const void *data, size_t len, const char *path,
+			 struct ferry_error **err)
+{
+	if (archive_write_data(tar, data, len) != (la_ssize_t)len)
+		return error_set(err, 500, archive_errno(tar), "write %s: %s", path, archive_error_string(tar));
+	return 0;
+}
+
 static struct archive_entry *new_entry(const char *path, mode_t type, mode_t mode, uid_t uid, gid_t gid,
 				       time_t mtime)
 {
@@ -136,8 +144,8 @@ static int copy_file_data(struct archive *disk, struct archive *tar, const char 
 					 archive_error_string(disk));
 		if (n == 0)
 			return 0;
-		if (archive_write_data(tar, buf, n) != n)
-			return error_set(err, 500, archive_errno(tar), "write %s: %s", path, archive_error_string(tar));
+		if (image_tar_write_data(tar, buf, (size_t)n, path, err) < 0)
+			return -1;
 		if (sums != NULL)
 			image_sums_feed(sums, buf, (size_t)n);
 	}

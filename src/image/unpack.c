@@ -45,13 +45,12 @@ static unsigned long shift_id(unsigned long id, unsigned long shift)
 	return id + shift;
 }
 
-/* Rewrite one entry for extraction: 1 to write it, 0 to skip it, < 0 to refuse. */
-static int prepare_entry(struct archive_entry *entry, const struct unpack_job *job, struct ferry_error **err)
+/* Rewrite one entry for extraction (path: its name, normalized): 1 to write
+ * it, 0 to skip it, < 0 to refuse. */
+static int prepare_entry(struct archive_entry *entry, const char *path, const struct unpack_job *job,
+			 struct ferry_error **err)
 {
 	const char *raw = archive_entry_pathname(entry);
-	cleanup_free char *path = image_path_normalize(raw);
-	if (path == NULL)
-		return error_bad_request(err, "refused entry %s: unsafe path", raw ? raw : "(unreadable name)");
 	const char *rel = image_path_under(path, "rootfs");
 	/* metadata.yaml, templates/, and rootfs/ itself (dest stands for it). */
 	if (rel == NULL || rel[0] == '\0')
@@ -116,19 +115,19 @@ static int extract_entries(struct archive *reader, struct archive *writer, const
 		if (r < ARCHIVE_WARN)
 			return error_bad_request(err, "%s is not a readable tarball: %s", job->tarball,
 						 archive_error_string(reader));
+		const char *raw = archive_entry_pathname(entry);
+		cleanup_free char *path = image_path_normalize(raw);
+		if (path == NULL)
+			return error_bad_request(err, "refused entry %s: unsafe path", raw ? raw : "(unreadable name)");
 		/* A live move's big file changed since its first pass: its changes. */
-		if (job->update) {
-			cleanup_free char *path = image_path_normalize(archive_entry_pathname(entry));
-			const char *rel = path ? image_path_under(path, "delta") : NULL;
-			if (rel != NULL) {
-				if (image_delta_apply(reader, entry, rel,
-						      shift_id(archive_entry_uid(entry), job->uid_shift),
-						      shift_id(archive_entry_gid(entry), job->gid_shift), err) < 0)
-					return -1;
-				continue;
-			}
+		const char *delta = job->update ? image_path_under(path, "delta") : NULL;
+		if (delta != NULL) {
+			if (image_delta_apply(reader, entry, delta, shift_id(archive_entry_uid(entry), job->uid_shift),
+					      shift_id(archive_entry_gid(entry), job->gid_shift), err) < 0)
+				return -1;
+			continue;
 		}
-		int keep = prepare_entry(entry, job, err);
+		int keep = prepare_entry(entry, path, job, err);
 		if (keep < 0)
 			return -1;
 		if (keep == 0)
