@@ -20,6 +20,7 @@
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 source "$top/tests/lib.sh"
+source "$top/bench/lib.sh"
 TEST_DIR_PREFIX=ferry-bench-ckpt
 source "$top/tests/runtime/container.sh"
 # BENCH_CRIU, MEMHOG: another CRIU for the plain runs, another memhog (to
@@ -255,10 +256,9 @@ for mib in "${sizes[@]}"; do
 		"$(awk -v a="$fr" -v b="$pr" 'BEGIN {printf "%.2f", a / b}')" "$fsm" "$psm")")
 done
 
-commit=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)
-dirty=$(git -C "$top" status --porcelain -- src scripts 2>/dev/null | grep -q . && echo "+changes" || true)
+commit=$(bench_commit)
 {
-	echo "checkpoint/restore vs dirtied memory: median of $runs, $(uname -r), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), commit $commit$dirty, $($CRIU --version | head -1)"
+	echo "checkpoint/restore vs dirtied memory: median of $runs, $(uname -r), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), commit $commit, $($CRIU --version | head -1)"
 	printf '%8s %10s %10s %7s %10s %10s %7s %10s %10s\n' "MiB" "ferry dump" "criu dump" "ratio" "ferry rst" "criu rst" "ratio" "ferry img" "criu img"
 	printf '%8s %10s %10s %7s %10s %10s %7s %10s %10s\n' "" "ms" "ms" "" "ms" "ms" "" "MiB" "MiB"
 	printf '%s\n' "${table[@]}"
@@ -269,7 +269,7 @@ dirty=$(git -C "$top" status --porcelain -- src scripts 2>/dev/null | grep -q . 
 gnuplot <<GP
 set terminal png size 900,500
 set output "$out/checkpoint.png"
-set title "checkpoint (stop) and restore vs dirtied memory: ferry and plain CRIU (median of $runs, commit $commit$dirty)"
+set title "checkpoint (stop) and restore vs dirtied memory: ferry and plain CRIU (median of $runs, commit $commit)"
 set xlabel "dirtied memory (MiB)"
 set ylabel "ms"
 set key top left

@@ -47,6 +47,7 @@
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 source "$top/tests/lib.sh"
+source "$top/bench/lib.sh"
 source "$top/tests/migrate/bed_lib.sh"
 
 usage() { sed -n '/^# Usage:/,/^# Writes/s/^# \{0,1\}//p' "$0"; }
@@ -248,7 +249,7 @@ move_times() {
 			| map(if . == null then "-" else tostring end) | @tsv')
 		echo "#   migration_times: $times" >&2
 	fi
-	line=$(printf '%s\n' "$printed" | sed -n 's/.*stopped for \([0-9]*\) ms (checkpoint \([0-9]*\), transfer \([0-9]*\), restore \([0-9]*\), resume \([0-9]*\)).*/\1 \2 \3 \4 \5/p' | head -1)
+	line=$(move_account "$printed")
 	if [ -z "$times" ] && [ -n "$line" ]; then
 		read -r R_STOP R_CKPT R_XFER R_RESTORE R_RESUME <<<"$line"
 		R_PAGES_MS=- R_PAGES_MIB=-
@@ -493,11 +494,10 @@ done
 } >"$data"
 [ -s "$errors" ] || rm -f "$errors"
 
-commit=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)
-dirty=$(git -C "$top" status --porcelain -- src scripts 2>/dev/null | grep -q . && echo "+changes" || true)
+commit=$(bench_commit)
 mem=$(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
 {
-	echo "live move h1 -> h2 vs dirtied memory: $(nproc) cores, $mem, $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg), commit $commit$dirty, binaries from $BUILD"
+	echo "live move h1 -> h2 vs dirtied memory: $(nproc) cores, $mem, $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg), commit $commit, binaries from $BUILD"
 	echo "TCP h1 -> h2: $tput MiB/s (median of $THROUGHPUT_RUNS x $THROUGHPUT_MIB MiB: ${tput_runs[*]}); bound = MiB / throughput, ratio = total / bound (stop-and-copy)"
 	echo "move: ferry move c1 h2: $move_args_template; downtime: largest gap in UDP echo replies, probed every $((PROBE_INTERVAL_US / 1000)) ms from the LAN (${PROBE_SCHED[*]}), gap beginning (at ms) after the move began, gaps: how many of 50 ms or more; total: wall time of ferry move"
 	echo "tcp rr: the longest a TCP client on the LAN waited for an answer from c1 (one request at a time, every $TCP_INTERVAL_MS ms: bench/tcp_rr_probe.py); broken: its connection failed"
@@ -534,7 +534,7 @@ gnuplot 2>"$WORK/gnuplot.err" <<GP || { cat "$WORK/gnuplot.err" >&2; echo "gnupl
 set terminal $terminal size 1400,600
 set output "$out/migrate_downtime.png"
 set datafile missing "?"
-set multiplot layout 1,2 title "live move h1 -> h2: ferry move c1 h2: ${move_args_template//\{mode\}/MODE} (commit $commit$dirty, TCP $tput MiB/s)"
+set multiplot layout 1,2 title "live move h1 -> h2: ferry move c1 h2: ${move_args_template//\{mode\}/MODE} (commit $commit, TCP $tput MiB/s)"
 set xlabel "dirtied memory (MiB)"
 set logscale x 2
 set xrange [$(printf '%s\n' "${sizes[@]}" | sort -n | head -1) / 1.5 : $(printf '%s\n' "${sizes[@]}" | sort -n | tail -1) * 1.5]

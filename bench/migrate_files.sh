@@ -20,6 +20,7 @@
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 source "$top/tests/lib.sh"
+source "$top/bench/lib.sh"
 source "$top/tests/migrate/bed_lib.sh"
 
 sizes=("$@")
@@ -53,9 +54,8 @@ seek=\$(( (RANDOM * 32768 + RANDOM) % $blocks )) 2>/dev/null; usleep 20000; done
 			echo "# $mib MiB, move $r ($from -> $to) failed: $line" >&2
 			break
 		fi
-		# "stopped for S ms (checkpoint C, transfer T, restore R, resume U)"
 		s= c= t= rs=
-		read -r s c t rs < <(echo "$line" | sed -n 's/.*stopped for \([0-9]*\) ms (checkpoint \([0-9]*\), transfer \([0-9]*\), restore \([0-9]*\),.*/\1 \2 \3 \4/p')
+		read -r s c t rs _ < <(move_account "$line")
 		[ -n "${s:-}" ] && stopped+=("$s") checkpoint+=("$c") transfer+=("$t") restore+=("$rs")
 		frozen+=("$(log_value "$from" 's/.*rootfs changes (\([0-9]*\) bytes).*/\1/p' 'sent its state and rootfs changes')")
 		d=0
@@ -71,11 +71,10 @@ seek=\$(( (RANDOM * 32768 + RANDOM) % $blocks )) 2>/dev/null; usleep 20000; done
 	echo "# $mib MiB: stopped ${stopped[*]}; sent while frozen ${frozen[*]}" >&2
 done
 
-commit=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)
-dirty=$(git -C "$top" status --porcelain -- src scripts 2>/dev/null | grep -q . && echo "+changes" || true)
+commit=$(bench_commit)
 {
 	echo "A live move's stop against a file written in place, 4 KiB every 20 ms ($mode, medians of $runs moves):" \
-		"$(uname -r), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), commit $commit$dirty," \
+		"$(uname -r), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), commit $commit," \
 		"binaries from ${FERRY_BUILD:-$top/build}"
 	echo
 	printf '%9s %9s %11s %9s %9s %13s %13s\n' "file MiB" stopped checkpoint transfer restore "frozen MB" "blocks MB"
@@ -85,7 +84,7 @@ dirty=$(git -C "$top" status --porcelain -- src scripts 2>/dev/null | grep -q . 
 gnuplot <<GP
 set terminal png size 800,450
 set output "$out/migrate_files.png"
-set title "live move ($mode): stop vs a file written in place, commit $commit$dirty"
+set title "live move ($mode): stop vs a file written in place, commit $commit"
 set xlabel "file written in place (MiB)"
 set ylabel "ms (median)"
 set key top left

@@ -19,6 +19,7 @@
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 source "$top/tests/lib.sh"
+source "$top/bench/lib.sh"
 source "$top/tests/migrate/bed_lib.sh"
 
 counts=("$@")
@@ -45,9 +46,8 @@ for n in "${counts[@]}"; do
 			echo "# $procs processes, move $r ($from -> $to) failed: $line" >&2
 			break
 		fi
-		# "stopped for S ms (checkpoint C, transfer T, restore R, resume U)"
 		s= c= rs=
-		read -r s c rs < <(echo "$line" | sed -n 's/.*stopped for \([0-9]*\) ms (checkpoint \([0-9]*\), transfer [0-9]*, restore \([0-9]*\),.*/\1 \2 \3/p')
+		read -r s c _ rs _ < <(move_account "$line")
 		[ -n "${s:-}" ] && stopped+=("$s") checkpoint+=("$c") restore+=("$rs")
 		tmp=$from from=$to to=$tmp
 	done
@@ -58,11 +58,10 @@ for n in "${counts[@]}"; do
 	echo "# $procs processes: stopped ${stopped[*]}" >&2
 done
 
-commit=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)
-dirty=$(git -C "$top" status --porcelain -- src scripts 2>/dev/null | grep -q . && echo "+changes" || true)
+commit=$(bench_commit)
 {
 	echo "A live move's stop against the container's processes ($mode, medians of $runs moves, ms):" \
-		"$(uname -r), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), commit $commit$dirty"
+		"$(uname -r), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), commit $commit"
 	echo
 	printf '%9s %9s %11s %9s\n' processes stopped checkpoint restore
 	awk '!/^#/ {printf "%9d %9d %11d %9d\n", $1, $2, $3, $4}' "$dat"
@@ -76,7 +75,7 @@ dirty=$(git -C "$top" status --porcelain -- src scripts 2>/dev/null | grep -q . 
 gnuplot <<GP
 set terminal png size 800,450
 set output "$out/migrate_tasks.png"
-set title "live move ($mode): stop vs processes, commit $commit$dirty"
+set title "live move ($mode): stop vs processes, commit $commit"
 set xlabel "processes in the container"
 set ylabel "ms (median)"
 set key top left

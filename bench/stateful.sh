@@ -19,6 +19,7 @@
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 source "$top/tests/lib.sh"
+source "$top/bench/lib.sh"
 MEMHOG=${MEMHOG:-$BUILD/tests/checkpoint/memhog}
 [ -x "$MEMHOG" ] || { echo "$MEMHOG not built" >&2; exit 1; }
 runs=${BENCH_RUNS:-5}
@@ -100,10 +101,9 @@ for mib in "${sizes[@]}"; do
 	table+=("$(printf '%6s %9s %9s %9s %9s %9s %9s %9s %7s' "$mib" "$as" "$ar" "$cs" "$cr" "$fstop" "$frestore" "$sm" "$target")")
 done
 
-commit=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)
-dirty=$(git -C "$top" status --porcelain -- src scripts 2>/dev/null | grep -q . && echo "+changes" || true)
+commit=$(bench_commit)
 {
-	echo "stateful stop and start through ferryd vs dirtied memory: median of $runs, $(uname -r), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), commit $commit$dirty"
+	echo "stateful stop and start through ferryd vs dirtied memory: median of $runs, $(uname -r), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), commit $commit"
 	echo "api: request to the operation's end (keep-alive unix socket); cli: ferry stop --stateful / ferry start as typed; ferryd: its log's account"
 	echo "targets: idle (0) stop < 60 ms, start < 80; 256 MiB stop < 250, start < 150 (api)"
 	printf '%6s %9s %9s %9s %9s %9s %9s %9s %7s\n' "MiB" "api stop" "api start" "cli stop" "cli start" "ferryd" "ferryd" "state" "target"
@@ -114,7 +114,7 @@ dirty=$(git -C "$top" status --porcelain -- src scripts 2>/dev/null | grep -q . 
 gnuplot <<GP
 set terminal png size 900,500
 set output "$out/stateful.png"
-set title "stateful stop and start through ferryd vs dirtied memory (median of $runs, commit $commit$dirty)"
+set title "stateful stop and start through ferryd vs dirtied memory (median of $runs, commit $commit)"
 set xlabel "dirtied memory (MiB; idle busybox at 8)"
 set ylabel "ms"
 set key top left
